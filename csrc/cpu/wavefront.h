@@ -1,0 +1,58 @@
+// The wavefront schedule of a stacked RNN and the split of one step's cells into work units.
+#ifndef DEEPRNN_CPU_WAVEFRONT_H_
+#define DEEPRNN_CPU_WAVEFRONT_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace deeprnn {
+
+// Step s of the wavefront holds the cells (l, t = s - l) for l in [first, last]: layer l is active once its
+// input (l - 1, t) exists and until its sequence ends. There are T + L - 1 steps.
+struct WavefrontStep {
+  int64_t first_layer;
+  int64_t last_layer;
+};
+
+inline int64_t NumWavefrontSteps(int64_t time, int64_t layers) { return time == 0 ? 0 : time + layers - 1; }
+
+inline WavefrontStep ActiveLayers(int64_t step, int64_t time, int64_t layers) {
+  return {std::max<int64_t>(0, step - time + 1), std::min<int64_t>(layers - 1, step)};
+}
+
+// A rectangle of one output matrix: rows [row_begin, row_end) and column panels [panel_begin, panel_end).
+struct Tile {
+  int64_t row_begin, row_end, panel_begin, panel_end;
+};
+
+// Splits an m x (panels) output into about `parts` tiles: across panels first (each tile then reads every row of
+// A against a few packed weight panels that stay in cache), then across rows in multiples of `row_quantum`.
+// Depends only on its arguments, so the same call always gives the same tiles.
+inline std::vector<Tile> SplitTiles(int64_t m, int64_t panels, int64_t parts, int64_t row_quantum) {
+  std::vector<Tile> tiles;
+  if (m <= 0 || panels <= 0) return tiles;
+  parts = std::max<int64_t>(1, parts);
+  const int64_t panel_parts = std::min(panels, parts);
+  const int64_t row_tiles = (m + row_quantum - 1) / row_quantum;
+  const int64_t row_parts = std::min(row_tiles, std::max<int64_t>(1, parts / panel_parts));
+  for (int64_t pr = 0; pr < panel_parts; ++pr) {
+    const int64_t p0 = panels * pr / panel_parts, p1 = panels * (pr + 1) / panel_parts;
+    for (int64_t rr = 0; rr < row_parts; ++rr) {
+      const int64_t r0 = std::min(m, row_tiles * rr / row_parts * row_quantum);
+      const int64_t r1 = std::min(m, row_tiles * (rr + 1) / row_parts * row_quantum);
+      if (r1 > r0 && p1 > p0) tiles.push_back({r0, r1, p0, p1});
+    }
+  }
+  return tiles;
+}
+
+// How many tiles a product of `flops` floating-point operations is worth splitting into: enough to feed a few
+// threads, few enough that each tile amortises its dispatch (about 0.25 MFLOP at least).
+inline int64_t PartsForWork(double flops, int64_t max_parts = 16) {
+  return std::max<int64_t>(1, std::min<int64_t>(max_parts, static_cast<int64_t>(flops / 2.5e5)));
+}
+
+}  // namespace deeprnn
+
+#endif  // DEEPRNN_CPU_WAVEFRONT_H_

@@ -1,0 +1,161 @@
+"""Builds deeprnn_fast from source against the installed TensorFlow.
+
+Two shared libraries come out of csrc/ (see csrc/README.md for the tree):
+- deeprnn_fast/_stacked_rnn_ops.so: the TensorFlow op library (kernel library + TF adapter);
+- deeprnn_fast/_kernels.<abi>.so: a pybind11 module over the same kernel library, with no TensorFlow in it.
+
+Where nvcc is found (CUDA_HOME, /usr/local/cuda, or PATH) the CUDA sources are compiled too and both libraries get
+GPU kernels; DEEPRNN_FAST_CUDA=0 forces a CPU-only build. DEEPRNN_FAST_CUDA_ARCHS (default "80;90") names the
+targets; PTX of the newest is embedded as well. Any failed compile or link fails the build: there is never an
+install without the library. Install with `pip install --no-build-isolation .` so that the op is built against
+the TensorFlow it will run with; deeprnn_fast refuses to load a library built for another TensorFlow.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from concurrent.futures import ThreadPoolExecutor
+from glob import glob
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+TF_REQUIREMENT = "tensorflow>=2.21,<2.22"
+
+
+def find_nvcc():
+    if os.environ.get("DEEPRNN_FAST_CUDA", "1") == "0":
+        return None
+    candidates = []
+    if os.environ.get("CUDA_HOME"):
+        candidates.append(os.path.join(os.environ["CUDA_HOME"], "bin", "nvcc"))
+    candidates.append("/usr/local/cuda/bin/nvcc")
+    candidates.append(shutil.which("nvcc") or "")
+    for path in candidates:
+        if path and os.access(path, os.X_OK):
+            return os.path.realpath(path)
+    return None
+
+
+def cuda_archs():
+    text = os.environ.get("DEEPRNN_FAST_CUDA_ARCHS", "80;90")
+    archs = [a.strip() for a in text.replace(",", ";").split(";") if a.strip()]
+    if not archs or not all(a.isdigit() for a in archs):
+        raise SystemExit(f"DEEPRNN_FAST_CUDA_ARCHS must list compute capabilities like '80;90'; got {text!r}")
+    return archs
+
+
+def run(cmd):
+    print(" ".join(cmd), flush=True)
+    result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout)
+        raise SystemExit(f"deeprnn_fast build failed: {cmd[0]} exited with {result.returncode}")
+    return result.stdout
+
+
+class BuildLibraries(build_ext):
+    """Compiles csrc/ with g++ and nvcc directly: TF's headers need its own flags, and .cu files must never see them."""
+
+    def run(self):
+        super().run()
+        if self.inplace:  # setuptools copies the libraries into the source tree; the build record goes with them
+            shutil.copy(self._build_info_path, os.path.join(ROOT, "deeprnn_fast", "_build_info.json"))
+
+    def build_extensions(self):
+        import pybind11
+        import tensorflow as tf
+
+        nvcc = find_nvcc()
+        archs = cuda_archs() if nvcc else []
+        cuda_home = os.path.dirname(os.path.dirname(nvcc)) if nvcc else None
+        build_dir = os.path.abspath(os.path.join(self.build_temp, "deeprnn_objs"))
+        os.makedirs(build_dir, exist_ok=True)
+        jobs = []
+
+        def obj(src, tag):
+            rel = os.path.relpath(src, ROOT).replace(os.sep, "_")
+            return os.path.join(build_dir, f"{tag}_{rel}.o")
+
+        defines = ["-DDEEPRNN_WITH_CUDA=1"] if nvcc else []
+        common = ["g++", "-O3", "-fPIC", "-Wall", "-Wno-psabi", f"-I{ROOT}/csrc"] + defines
+        library_objs = []
+        for src in sorted(glob(f"{ROOT}/csrc/cpu/*.cc") + glob(f"{ROOT}/csrc/cuda/*.cc")):
+            o = obj(src, "lib")
+            jobs.append(common + ["-std=gnu++17", "-c", src, "-o", o])
+            library_objs.append(o)
+        if nvcc:
+            gencode = []
+            for a in archs:
+                gencode += ["-gencode", f"arch=compute_{a},code=sm_{a}"]
+            gencode += ["-gencode", f"arch=compute_{archs[-1]},code=compute_{archs[-1]}"]
+            for src in sorted(glob(f"{ROOT}/csrc/cuda/*.cu")):
+                o = obj(src, "cu")
+                jobs.append([nvcc, "-O3", "-std=c++17", "-Xcompiler", "-fPIC", f"-I{ROOT}/csrc"] + gencode
+                            + ["-c", src, "-o", o])
+                library_objs.append(o)
+        tf_objs = []
+        tf_cuda = ["-DGOOGLE_CUDA=1"] if nvcc else []
+        for src in sorted(glob(f"{ROOT}/csrc/tf/*.cc")):
+            o = obj(src, "tf")
+            jobs.append(common + tf.sysconfig.get_compile_flags() + tf_cuda + ["-O2", "-c", src, "-o", o])
+            tf_objs.append(o)
+        py_objs = []
+        py_includes = [f"-I{pybind11.get_include()}", f"-I{sysconfig.get_paths()['include']}"]
+        for src in sorted(glob(f"{ROOT}/csrc/python/*.cc")):
+            o = obj(src, "py")
+            jobs.append(common + ["-std=gnu++17", "-fvisibility=hidden"] + py_includes + ["-c", src, "-o", o])
+            py_objs.append(o)
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            list(pool.map(run, jobs))
+
+        cuda_link = []
+        if nvcc:
+            # The CUDA runtime is linked statically and kept private: TF's own library exports a CUDA 12 runtime
+            # that the op's calls would otherwise bind to (../shared/notes/building-tf-ops.md).
+            cuda_link = [f"-L{cuda_home}/lib64", "-l:libcudart_static.a",
+                         "-Wl,--exclude-libs,libcudart_static.a", "-ldl", "-lrt", "-lpthread"]
+        ops_lib = self.get_ext_fullpath("deeprnn_fast._stacked_rnn_ops")
+        kernels_lib = self.get_ext_fullpath("deeprnn_fast._kernels")
+        package_dir = os.path.dirname(ops_lib)
+        os.makedirs(package_dir, exist_ok=True)
+        # Link to a temporary name and rename: a failed link never leaves a half-written library behind.
+        run(["g++", "-shared", "-o", ops_lib + ".tmp"] + library_objs + tf_objs + cuda_link
+            + tf.sysconfig.get_link_flags() + ["-Wl,--no-undefined", "-lpthread"])
+        os.replace(ops_lib + ".tmp", ops_lib)
+        if py_objs:
+            run(["g++", "-shared", "-o", kernels_lib + ".tmp"] + library_objs + py_objs + cuda_link + ["-lpthread"])
+            os.replace(kernels_lib + ".tmp", kernels_lib)
+
+        info = {
+            "tensorflow_version": tf.__version__,
+            "cuda": bool(nvcc),
+            "cuda_archs": [f"sm_{a}" for a in archs] + ([f"compute_{archs[-1]}"] if archs else []),
+            "nvcc": run([nvcc, "--version"]).strip().splitlines()[-1] if nvcc else None,
+        }
+        self._build_info_path = os.path.join(package_dir, "_build_info.json")
+        with open(self._build_info_path, "w") as f:
+            json.dump(info, f, indent=2)
+        print(f"deeprnn_fast: built {'with CUDA (' + ', '.join(info['cuda_archs']) + ')' if nvcc else 'CPU only (no nvcc found)'}"
+              f" against TensorFlow {tf.__version__}", flush=True)
+
+
+setup(
+    name="deeprnn_fast",
+    version="0.1.0",
+    description="A fused stacked (deep) RNN for TensorFlow: CPU and CUDA kernels, Keras layers, a language model",
+    packages=find_packages(include=["deeprnn_fast", "deeprnn_fast.*"]),
+    package_data={"deeprnn_fast": ["_build_info.json", "*.so"]},
+    # Placeholder extensions tell setuptools the two outputs; BuildLibraries builds them itself.
+    ext_modules=[Extension("deeprnn_fast._stacked_rnn_ops", sources=[])]
+    + ([Extension("deeprnn_fast._kernels", sources=[])] if glob(f"{ROOT}/csrc/python/*.cc") else []),
+    cmdclass={"build_ext": BuildLibraries},
+    python_requires=">=3.10",
+    install_requires=[TF_REQUIREMENT, "numpy", "numba", "pybind11", "tqdm", "matplotlib"],
+    entry_points={"console_scripts": ["deeprnn-fast=deeprnn_fast.cli:main"]},
+    zip_safe=False,
+)
