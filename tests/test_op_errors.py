@@ -1,0 +1,106 @@
+"""Bad input to the fused op: a clear error naming the argument and what was expected, never a crash."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import deeprnn_fast
+from deeprnn_fast import _library, reference
+from op_testing import random_args
+
+IMPLEMENTATIONS = [deeprnn_fast.stacked_rnn, reference.stacked_rnn]
+
+
+@pytest.fixture
+def args():
+    return random_args(np.random.default_rng(7), 3, 4, 5, 6, 2, dtype=tf.float32)
+
+
+def call(fn, args, **changes):
+    inputs, kernels, recurrent, biases, initial = args
+    values = dict(inputs=inputs, kernels=kernels, recurrent_kernels=recurrent, biases=biases, initial_states=initial)
+    values.update(changes)
+    return fn(**values)
+
+
+@pytest.mark.parametrize("fn", IMPLEMENTATIONS, ids=["fused", "reference"])
+@pytest.mark.parametrize("change, message", [
+    (lambda a: {"inputs": a[0][0]}, r"inputs must have shape \[batch, time, features\] \(rank 3\)"),
+    (lambda a: {"kernels": [a[1][0][:4]] + a[1][1:]}, r"kernels\[0\] must have shape \[5, 6\]"),
+    (lambda a: {"kernels": a[1][:1] + [a[1][1][:, :5]]}, r"kernels\[1\] must have shape \[6, 6\]"),
+    (lambda a: {"recurrent_kernels": a[2][:1] + [a[2][1][:5]]}, r"recurrent_kernels\[1\] must have shape \[6, 6\]"),
+    (lambda a: {"biases": [a[3][0][:5], a[3][1]]}, r"biases\[0\] must have shape \[6\]"),
+    (lambda a: {"biases": a[3][:1]}, r"biases must hold one tensor per layer \(2"),
+    (lambda a: {"recurrent_kernels": a[2] + a[2][:1]}, r"recurrent_kernels must hold one tensor per layer"),
+    (lambda a: {"initial_states": a[4][:1]}, r"initial_states must hold one \[batch, 6\] tensor per layer \(2\)"),
+    (lambda a: {"initial_states": [a[4][0][:2], a[4][1]]}, r"initial_states\[0\] must have shape \[3, 6\]"),
+    (lambda a: {"inputs": tf.cast(a[0], tf.int32)}, r"inputs must be float32 or float64; got int32"),
+    (lambda a: {"kernels": [tf.cast(a[1][0], tf.float64), a[1][1]]},
+     r"kernels\[0\] must have the dtype of inputs \(float32\); got float64"),
+    (lambda a: {"kernels": a[1][0]}, r"kernels must be a list of tensors"),
+    (lambda a: {"kernels": []}, r"kernels must hold at least one tensor"),
+    (lambda a: {"inputs": "text"}, r"inputs must be float32 or float64; got string"),
+    (lambda a: {"inputs": object()}, r"inputs must be a tensor"),
+])
+def test_bad_arguments_raise_value_error(fn, args, change, message):
+    with pytest.raises(ValueError, match=message):
+        call(fn, args, **change(args))
+
+
+@pytest.mark.parametrize("fn", IMPLEMENTATIONS, ids=["fused", "reference"])
+def test_unknown_activation(fn, args):
+    with pytest.raises(ValueError, match=r"activation must be one of \('tanh', 'relu'\); got 'sigmoid'"):
+        call(fn, args, activation="sigmoid")
+
+
+def test_batch_mismatch_at_run_time_is_caught_by_the_kernel(args):
+    # With the batch unknown while tracing, only the kernel can see that the initial states disagree.
+    inputs, kernels, recurrent, biases, initial = args
+    fn = tf.function(lambda x, h: deeprnn_fast.stacked_rnn(x, kernels, recurrent, biases, [h, h])[0],
+                     input_signature=[tf.TensorSpec([None, 4, 5]), tf.TensorSpec([None, 6])])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"initial_states must have shape \[2, 3, 6\]"):
+        fn(inputs, initial[0][:2])
+
+
+RAW_GARBAGE = [
+    # (description, inputs, kernels, recurrent, biases, initial, expected message)
+    ("inputs of rank 2", np.ones((3, 5)), [np.ones((5, 6))], [np.ones((6, 6))], [np.ones(6)], np.ones((1, 3, 6)),
+     r"rank"),
+    ("kernel rows != features", np.ones((3, 4, 5)), [np.ones((4, 6))], [np.ones((6, 6))], [np.ones(6)],
+     np.ones((1, 3, 6)), r"kernels\[0\]|Dimensions must be equal"),
+    ("recurrent kernel not square", np.ones((3, 4, 5)), [np.ones((5, 6))], [np.ones((6, 5))], [np.ones(6)],
+     np.ones((1, 3, 6)), r"recurrent_kernels\[0\]|Dimensions must be equal"),
+    ("bias too long", np.ones((3, 4, 5)), [np.ones((5, 6))], [np.ones((6, 6))], [np.ones(7)], np.ones((1, 3, 6)),
+     r"biases\[0\]|Dimensions must be equal"),
+    ("initial states for the wrong layer count", np.ones((3, 4, 5)), [np.ones((5, 6))], [np.ones((6, 6))],
+     [np.ones(6)], np.ones((2, 3, 6)), r"initial_states|must be 1"),
+    ("zero units", np.ones((3, 4, 5)), [np.ones((5, 0))], [np.ones((0, 0))], [np.ones(0)], np.ones((1, 3, 0)),
+     r"at least 1"),
+]
+
+
+@pytest.mark.parametrize("case", RAW_GARBAGE, ids=[c[0] for c in RAW_GARBAGE])
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+def test_raw_op_rejects_garbage(case, mode):
+    _, inputs, kernels, recurrent, biases, initial, message = case
+    op = _library.library().deeprnn_fast_stacked_rnn
+    as_f32 = lambda x: tf.constant(x, tf.float32)  # noqa: E731
+    run = lambda: op(as_f32(inputs), [as_f32(k) for k in kernels], [as_f32(r) for r in recurrent],  # noqa: E731
+                     [as_f32(b) for b in biases], as_f32(initial))
+    if mode == "graph":
+        run = tf.function(run)
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match=message):
+        run()
+
+
+def test_raw_gradient_op_rejects_mismatched_activations():
+    grad = _library.library().deeprnn_fast_stacked_rnn_grad
+    ones = lambda *s: tf.ones(s, tf.float32)  # noqa: E731
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"activations must have shape \[1, 4, 3, 6\]"):
+        grad(ones(3, 4, 5), [ones(5, 6)], [ones(6, 6)], ones(1, 3, 6), ones(1, 4, 3, 5), ones(3, 4, 6), ones(1, 3, 6))
+
+
+def test_raw_op_rejects_integer_dtype():
+    op = _library.library().deeprnn_fast_stacked_rnn
+    i = lambda *s: tf.ones(s, tf.int32)  # noqa: E731
+    with pytest.raises((TypeError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError)):
+        op(i(3, 4, 5), [i(5, 6)], [i(6, 6)], [i(6)], i(1, 3, 6))
