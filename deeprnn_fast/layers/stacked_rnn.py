@@ -1,0 +1,105 @@
+"""`StackedRNN`: a Keras 3 layer over the fused stacked-RNN op, a drop-in for
+`keras.layers.RNN([keras.layers.SimpleRNNCell(units, activation) for _ in range(num_layers)])`."""
+import keras
+import tensorflow as tf
+
+from deeprnn_fast.layers import _fused
+from deeprnn_fast.layers._base import StackedRecurrentBase, fresh_initializer
+
+__all__ = ["StackedRNN"]
+
+# Activations the fused op computes itself; any other Keras activation runs the step-by-step loop.
+_FUSED_ACTIVATIONS = (
+    ("tanh", (keras.activations.tanh, tf.tanh, tf.math.tanh, tf.nn.tanh)),
+    ("relu", (keras.activations.relu, tf.nn.relu)),
+)
+
+
+@keras.saving.register_keras_serializable(package="deeprnn_fast")
+class StackedRNN(StackedRecurrentBase):
+    """`num_layers` SimpleRNN cells of `units` units each, stacked, run by one fused op.
+
+    Computes what `keras.layers.RNN([keras.layers.SimpleRNNCell(units, activation) for _ in range(num_layers)],
+    return_sequences=..., return_state=..., go_backwards=..., stateful=...)` computes given the same weights, and
+    `get_weights()` / `set_weights()` use that layer's order: per layer `kernel [in, units]`,
+    `recurrent_kernel [units, units]`, `bias [units]` (no bias without `use_bias`).
+
+    Args (those of `keras.layers.SimpleRNN`, plus `num_layers`; all are honoured):
+      units: hidden units of every layer.
+      num_layers: number of stacked layers.
+      activation: "tanh" or "relu" run fused; any other Keras activation runs the step-by-step loop (warned once).
+      use_bias, kernel_initializer, recurrent_initializer, bias_initializer, kernel_regularizer,
+        recurrent_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, recurrent_constraint,
+        bias_constraint: as on `keras.layers.SimpleRNN`, applied to every layer.
+      dropout: fraction of each layer's outputs dropped before they enter the next layer, in training only, drawn
+        afresh for every time step (as `torch.nn.RNN(num_layers=L, dropout=p)`). Unlike SimpleRNN's `dropout`, the
+        input of the first layer is never dropped.
+      recurrent_dropout: as on SimpleRNN (one mask per layer and call on the state entering the recurrent product);
+        runs the step-by-step loop in training.
+      return_sequences, return_state, go_backwards, stateful, zero_output_for_mask: as on `keras.layers.RNN`.
+        With return_state the layer returns the output followed by one final state [batch, units] per layer.
+      unroll: accepted for compatibility; it never changes a result.
+      seed: seed of the dropout masks.
+
+    Call arguments: `sequences [batch, time, features]`, `initial_state` (a list of num_layers tensors
+    [batch, units]), `mask [batch, time]` (any mask; a masked step carries the previous output and states),
+    `training`.
+    """
+
+    def __init__(self, units, num_layers, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
+                 recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
+                 recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, zero_output_for_mask=False, seed=None, **kwargs):
+        super().__init__(units, num_layers, activation=activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                         recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+                         activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+                         recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
+                         dropout=dropout, recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
+                         return_state=return_state, go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+                         zero_output_for_mask=zero_output_for_mask, seed=seed, **kwargs)
+        self._fused_activation = next((name for name, functions in _FUSED_ACTIVATIONS
+                                       if any(self.activation is f for f in functions)), None)
+
+    def _build_cell_weights(self, layer, input_size):
+        kernel = self.add_weight(shape=(input_size, self.units), name=f"kernel_{layer}",
+                                 initializer=fresh_initializer(self.kernel_initializer), regularizer=self.kernel_regularizer,
+                                 constraint=self.kernel_constraint)
+        recurrent_kernel = self.add_weight(shape=(self.units, self.units), name=f"recurrent_kernel_{layer}",
+                                           initializer=fresh_initializer(self.recurrent_initializer),
+                                           regularizer=self.recurrent_regularizer,
+                                           constraint=self.recurrent_constraint)
+        bias = None
+        if self.use_bias:
+            bias = self.add_weight(shape=(self.units,), name=f"bias_{layer}", initializer=fresh_initializer(self.bias_initializer),
+                                   regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        return kernel, recurrent_kernel, bias
+
+    def _fused_unsupported_reason(self):
+        if self._fused_activation is None:
+            return f"the fused op computes tanh and relu only, not {keras.activations.serialize(self.activation)!r}"
+        return None
+
+    def _run_fused(self, inputs, cell_weights, initial_states):
+        biases = [b if b is not None else tf.zeros([self.units], inputs.dtype) for _, _, b in cell_weights]
+        return _fused.stacked_rnn(inputs, [k for k, _, _ in cell_weights], [r for _, r, _ in cell_weights], biases,
+                                  initial_states, self._fused_activation)
+
+    def _cell_step(self, weights, recurrent_mask):
+        kernel, recurrent_kernel, bias = weights
+        activation = self.activation
+
+        def step(x, h_prev):
+            # The operations, and their order, of keras.layers.SimpleRNNCell.call.
+            h = tf.matmul(x, kernel)
+            if bias is not None:
+                h = h + bias
+            if recurrent_mask is not None:
+                h_prev = h_prev * recurrent_mask
+            output = h + tf.matmul(h_prev, recurrent_kernel)
+            return activation(output) if activation is not None else output
+
+        return step
