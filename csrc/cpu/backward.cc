@@ -114,50 +114,31 @@ void StackedRnnBackwardCpu(const Shape& shape, Activation activation, const T* i
   for (int64_t l = 0; l < L; ++l)
     add_packed_product({dz(l, 0), H, 1}, B, &wh_t[l], grad_initial_states + l * B * H, H, H);
 
-  // C[tile] = sum over parts of A_i^T B_i: the weight gradients, reductions over all (t, b) in a fixed order.
-  struct Part {
-    const T* a;  // [k, m] row major with row stride a_rs: read transposed
-    int64_t a_rs;
-    const T* b;  // [k, n] row major with row stride n
-    int64_t k;
-  };
-  auto add_weight_grad = [&](std::vector<Part> parts, int64_t m, T* c) {
-    double flops = 0;
-    for (const Part& p : parts) flops += 2.0 * m * H * p.k;
-    // Split across column panels only: every tile then packs its own B panels and shares nothing, and A (all m
-    // rows, packed per block) is read once per tile rather than once per row tile.
-    for (const Tile& tile : SplitTiles(m, panels, std::min(panels, PartsForWork(flops, 8)), m))
-      tasks.push_back([=, &k] {
-        std::vector<T> scratch(cpu::GemmScratchSize<T>(tile.panel_end - tile.panel_begin));
-        for (const Part& p : parts) {
-          if (p.k == 0) continue;
-          k.gemm({p.a, 1, p.a_rs}, m, p.k, p.b, H, H, tile.panel_begin, tile.panel_end, c, H, scratch.data());
-        }
-      });
-  };
+  // Weight gradients, one task per layer (and column-panel group): dW_x(l) = sum_t in(l, t)^T dZ(l, t) and
+  // dW_h(l) = sum_t H(l, t-1)^T dZ(l, t) read the same dZ(l), so both are accumulated from each packed slab of it,
+  // and the bias gradient db(l) = sum over rows of dZ(l) comes out of the packing. Rows t = 0 pair dZ with the
+  // initial states, the others with the previous step's states. These products stream all T * B rows from memory:
+  // reading each operand once matters more than splitting them finely.
+  const int64_t groups = std::min<int64_t>(panels, (2 + L - 1) / L);
   for (int64_t l = 0; l < L; ++l) {
-    if (l == 0) {
-      add_weight_grad({{inputs_tb.data(), D, dz(0, 0), TT * B}}, D, grad_weights.kernels[0]);
-    } else {
-      add_weight_grad({{h(l - 1, 0), H, dz(l, 0), TT * B}}, H, grad_weights.kernels[l]);
+    const T* in = l == 0 ? inputs_tb.data() : h(l - 1, 0);
+    const int64_t in_rs = in_size(l);
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t p0 = panels * g / groups, p1 = panels * (g + 1) / groups;
+      tasks.push_back([=, &k] {
+        std::vector<T> scratch(cpu::GemmScratchSize<T>(p1 - p0));
+        std::vector<double> bias_sum(H, 0.0);
+        const cpu::GemmOutput<T> first[2] = {{{in, 1, in_rs}, in_size(l), grad_weights.kernels[l], H},
+                                             {{initial_states + l * B * H, 1, H}, H, grad_weights.recurrent_kernels[l], H}};
+        k.gemm_shared_b(first, 2, B, dz(l, 0), H, H, p0, p1, scratch.data(), bias_sum.data());
+        if (TT > 1) {
+          const cpu::GemmOutput<T> rest[2] = {{{in + B * in_rs, 1, in_rs}, in_size(l), grad_weights.kernels[l], H},
+                                              {{h(l, 0), 1, H}, H, grad_weights.recurrent_kernels[l], H}};
+          k.gemm_shared_b(rest, 2, (TT - 1) * B, dz(l, 1), H, H, p0, p1, scratch.data(), bias_sum.data());
+        }
+        for (int64_t j = p0 * nr; j < std::min(H, p1 * nr); ++j) grad_weights.biases[l][j] = static_cast<T>(bias_sum[j]);
+      });
     }
-    add_weight_grad({{initial_states + l * B * H, H, dz(l, 0), B}, {h(l, 0), H, dz(l, 1), (TT - 1) * B}}, H,
-                    grad_weights.recurrent_kernels[l]);
-    // Bias gradients: column sums over T * B rows, accumulated in double so that long sums keep their precision.
-    // Bias gradients: column sums over T * B rows, in blocks of 64 rows (vectorised) added up in double, so that
-    // long sums keep their precision.
-    tasks.push_back([=] {
-      std::vector<double> sum(H, 0.0);
-      std::vector<T> block(H);
-      const T* base = dz(l, 0);
-      for (int64_t row0 = 0; row0 < TT * B; row0 += 64) {
-        std::fill(block.begin(), block.end(), T(0));
-        for (int64_t row = row0; row < std::min(TT * B, row0 + 64); ++row)
-          for (int64_t j = 0; j < H; ++j) block[j] += base[row * H + j];
-        for (int64_t j = 0; j < H; ++j) sum[j] += block[j];
-      }
-      for (int64_t j = 0; j < H; ++j) grad_weights.biases[l][j] = static_cast<T>(sum[j]);
-    });
   }
   parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) tasks[i]();

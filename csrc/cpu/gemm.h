@@ -38,6 +38,15 @@ struct GemmA {
   int64_t cs;
 };
 
+// One product of the weight-gradient routine: C[0:m, ...] += A[0:m, :] B.
+template <typename T>
+struct GemmOutput {
+  GemmA<T> a;
+  int64_t m;
+  T* c;
+  int64_t ldc;
+};
+
 // The right operand op(B) [k, n], copied once into panels of kNr columns: data[p][k][kNr], zero padded past n.
 // Weights are packed once per call and then reused by every time step.
 template <typename T>
@@ -101,6 +110,10 @@ struct CpuKernelTable {
   // packed into scratch (GemmScratchSize(p1 - p0) values) block by block. For the weight gradients.
   void (*gemm)(const GemmA<T>& a, int64_t m, int64_t k, const T* b, int64_t b_rs, int64_t n, int64_t p0, int64_t p1,
                T* c, int64_t ldc, T* scratch);
+  // The same for several products that share B (num_outs of them, each with its own A, m and C); scratch:
+  // GemmScratchSize(p1 - p0) values. If col_sums is not null, B's column sums over the panels are added to it.
+  void (*gemm_shared_b)(const GemmOutput<T>* outs, int num_outs, int64_t k, const T* b, int64_t b_rs, int64_t n,
+                        int64_t p0, int64_t p1, T* scratch, double* col_sums);
 };
 
 template <typename T>

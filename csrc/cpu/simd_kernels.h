@@ -160,12 +160,16 @@ struct IsaKernels {
     }
   }
 
-  // C[0:m, panels p0..p1) += A[0:m, 0:k] * B[0:k, :], B(k, j) = b[k * b_rs + j]: the weight gradients, where A
-  // is a transposed activation matrix and k runs over every (t, b). Both operands are packed block by block (a
-  // kKc-deep slab of the unit's B panels, then kMc-row blocks of A) so that the micro kernel reads contiguous memory
-  // whatever the strides; without it the 4 KB row strides of wide layers alias in L1.
-  static void Gemm(const GemmA<T>& a, int64_t m, int64_t k, const T* b, int64_t b_rs, int64_t n, int64_t p0,
-                   int64_t p1, T* c, int64_t ldc, T* scratch) {
+  // C_o[0:m_o, panels p0..p1) += A_o[0:m_o, 0:k] * B[0:k, :] for every output o, B(k, j) = b[k * b_rs + j]: the
+  // weight gradients, where each A_o is a transposed activation matrix and k runs over every (t, b). The outputs
+  // share B (dz of one layer serves dW_x and dW_h), so each kKc-deep slab of B is packed once and read from cache
+  // by all of them: these products stream T * B rows from memory and are bound by that, not by arithmetic.
+  // A_o is packed too, in kMc-row blocks, where its k stride is long: without it the 4 KB strides of wide layers
+  // alias in L1.
+  // If col_sums is not null, the column sums of B over [0, k) are added to col_sums[j] for the columns of the
+  // panels (the bias gradient), as a by-product of packing B; blocks of kKc rows are summed in T, then in double.
+  static void GemmSharedB(const GemmOutput<T>* outs, int num_outs, int64_t k, const T* b, int64_t b_rs, int64_t n,
+                          int64_t p0, int64_t p1, T* scratch, double* col_sums) {
     T* packed_b = scratch;
     T* packed_a = scratch + (p1 - p0) * kKc<T> * kNr<T>;
     for (int64_t k0 = 0; k0 < k; k0 += kKc<T>) {
@@ -174,53 +178,70 @@ struct IsaKernels {
         const int64_t j0 = p * kNr<T>;
         const int nr = static_cast<int>(std::min<int64_t>(kNr<T>, n - j0));
         T* dst = packed_b + (p - p0) * kc * kNr<T>;
+        V sum0 = V{}, sum1 = V{};
         for (int64_t kk = 0; kk < kc; ++kk) {
           const T* src = b + (k0 + kk) * b_rs + j0;
-          if (nr == kNr<T>) {
-            Store(dst + kk * kNr<T>, Load(src));
-            Store(dst + kk * kNr<T> + kLanes, Load(src + kLanes));
-          } else {
-            for (int j = 0; j < kNr<T>; ++j) dst[kk * kNr<T> + j] = j < nr ? src[j] : T(0);
-          }
+          V v0, v1;
+          LoadRow(src, nr, v0, v1);
+          Store(dst + kk * kNr<T>, v0);
+          Store(dst + kk * kNr<T> + kLanes, v1);
+          sum0 += v0;
+          sum1 += v1;
+        }
+        if (col_sums) {
+          T sums[kNr<T>];
+          Store(sums, sum0);
+          Store(sums + kLanes, sum1);
+          for (int j = 0; j < nr; ++j) col_sums[j0 + j] += sums[j];
         }
       }
-      // A is read in place when its k stride is short (narrow layers, where packing would cost more than it saves).
-      const bool pack_a = a.cs * static_cast<int64_t>(sizeof(T)) > 512;
-      for (int64_t i0 = 0; i0 < m; i0 += kMc) {
-        const int64_t mc = std::min<int64_t>(kMc, m - i0);
-        // packed_a[tile][kk][r] = A(i0 + tile * kMr + r, k0 + kk); rows past m repeat the last row.
-        for (int64_t tile = 0; pack_a && tile * kMr < mc; ++tile) {
-          T* dst = packed_a + tile * kc * kMr;
-          for (int64_t kk = 0; kk < kc; ++kk)
-            for (int r = 0; r < kMr; ++r) {
-              const int64_t i = std::min(m - 1, i0 + tile * kMr + r);
-              dst[kk * kMr + r] = a.data[i * a.rs + (k0 + kk) * a.cs];
-            }
-        }
-        for (int64_t p = p0; p < p1; ++p) {
-          const int64_t j0 = p * kNr<T>;
-          const int nr = static_cast<int>(std::min<int64_t>(kNr<T>, n - j0));
-          const T* panel = packed_b + (p - p0) * kc * kNr<T>;
-          for (int64_t i = 0; i < mc; i += kMr) {
-            const int mr = static_cast<int>(std::min<int64_t>(kMr, mc - i));
-            V acc0[kMr], acc1[kMr];
+      for (int o = 0; o < num_outs; ++o) {
+        const GemmA<T>& a = outs[o].a;
+        const int64_t m = outs[o].m;
+        // A is read in place when its k stride is short (narrow layers, where packing costs more than it saves).
+        const bool pack_a = a.cs * static_cast<int64_t>(sizeof(T)) > 512;
+        for (int64_t i0 = 0; i0 < m; i0 += kMc) {
+          const int64_t mc = std::min<int64_t>(kMc, m - i0);
+          // packed_a[tile][kk][r] = A(i0 + tile * kMr + r, k0 + kk); rows past m repeat the last row.
+          for (int64_t tile = 0; pack_a && tile * kMr < mc; ++tile) {
+            T* dst = packed_a + tile * kc * kMr;
+            for (int64_t kk = 0; kk < kc; ++kk)
+              for (int r = 0; r < kMr; ++r) {
+                const int64_t i = std::min(m - 1, i0 + tile * kMr + r);
+                dst[kk * kMr + r] = a.data[i * a.rs + (k0 + kk) * a.cs];
+              }
+          }
+          for (int64_t p = p0; p < p1; ++p) {
+            const int64_t j0 = p * kNr<T>;
+            const int nr = static_cast<int>(std::min<int64_t>(kNr<T>, n - j0));
+            const T* panel = packed_b + (p - p0) * kc * kNr<T>;
+            for (int64_t i = 0; i < mc; i += kMr) {
+              const int mr = static_cast<int>(std::min<int64_t>(kMr, mc - i));
+              V acc0[kMr], acc1[kMr];
 #pragma GCC unroll 8
-            for (int r = 0; r < kMr; ++r) acc0[r] = acc1[r] = V{};
-            if (pack_a) {
-              Accumulate(acc0, acc1, kc, packed_a + (i / kMr) * kc * kMr, 1, kMr, panel, kNr<T>, kMr);
-            } else {
-              Accumulate(acc0, acc1, kc, a.data + (i0 + i) * a.rs + k0 * a.cs, a.rs, a.cs, panel, kNr<T>, mr);
-            }
-            for (int r = 0; r < mr; ++r) {
-              T* cr = c + (i0 + i + r) * ldc + j0;
-              V c0, c1;
-              LoadRow(cr, nr, c0, c1);
-              StoreRow(cr, nr, c0 + acc0[r], c1 + acc1[r]);
+              for (int r = 0; r < kMr; ++r) acc0[r] = acc1[r] = V{};
+              if (pack_a) {
+                Accumulate(acc0, acc1, kc, packed_a + (i / kMr) * kc * kMr, 1, kMr, panel, kNr<T>, kMr);
+              } else {
+                Accumulate(acc0, acc1, kc, a.data + (i0 + i) * a.rs + k0 * a.cs, a.rs, a.cs, panel, kNr<T>, mr);
+              }
+              for (int r = 0; r < mr; ++r) {
+                T* cr = outs[o].c + (i0 + i + r) * outs[o].ldc + j0;
+                V c0, c1;
+                LoadRow(cr, nr, c0, c1);
+                StoreRow(cr, nr, c0 + acc0[r], c1 + acc1[r]);
+              }
             }
           }
         }
       }
     }
+  }
+
+  static void Gemm(const GemmA<T>& a, int64_t m, int64_t k, const T* b, int64_t b_rs, int64_t n, int64_t p0,
+                   int64_t p1, T* c, int64_t ldc, T* scratch) {
+    const GemmOutput<T> out = {a, m, c, ldc};
+    GemmSharedB(&out, 1, k, b, b_rs, n, p0, p1, scratch, nullptr);
   }
 
   // tanh(x) for float, branch free: tanh(|x|) = -m / (2 + m) with m = expm1(-2|x|), the sign put back after.
@@ -247,11 +268,35 @@ struct IsaKernels {
     const V result = (V)((VI)t | ((VI)x & sign_mask));
     return x == x ? result : x;
   }
+
+  // sigmoid(x) = 1 / (1 + exp(-x)) for float, branch free, written with e = exp(-|x|) <= 1 only:
+  // sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, so neither tail loses its relative precision
+  // (0.5 + 0.5 tanh(x / 2) would cancel to 0 for very negative x). exp as in TanhFloat. A few ulp; NaN gives NaN.
+  static inline V SigmoidFloat(V x) {
+    const VI sign_mask = VI{} + static_cast<int32_t>(0x80000000u);
+    V y = (V)((VI)x | sign_mask);  // -|x|
+    y = y < -87.0f ? V{} - 87.0f : y;
+    const VI n = __builtin_convertvector(y * 1.44269504088896341f - 0.5f, VI);  // round(y / ln2), y <= 0
+    const V nf = __builtin_convertvector(n, V);
+    const V r = (y - nf * 0.693145751953125f) - nf * 1.428606765330187045e-06f;
+    V p = V{} + (1.0f / 5040.0f);
+    p = p * r + (1.0f / 720.0f);
+    p = p * r + (1.0f / 120.0f);
+    p = p * r + (1.0f / 24.0f);
+    p = p * r + (1.0f / 6.0f);
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    const V e = (V)((n + 127) << 23) * (p * r + 1.0f);
+    const V numerator = x >= 0.0f ? V{} + 1.0f : e;
+    const V result = numerator / (1.0f + e);
+    return x == x ? result : x;
+  }
 };
 
 template <typename T, typename Isa>
 const CpuKernelTable<T>& KernelTableFor() {
-  static const CpuKernelTable<T> table = {&IsaKernels<T, Isa>::CellTile, &IsaKernels<T, Isa>::Gemm};
+  static const CpuKernelTable<T> table = {&IsaKernels<T, Isa>::CellTile, &IsaKernels<T, Isa>::Gemm,
+                                          &IsaKernels<T, Isa>::GemmSharedB};
   return table;
 }
 
