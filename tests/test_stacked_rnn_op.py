@@ -12,7 +12,8 @@ from op_testing import assert_close, flatten_args, loss_of, random_args, value_a
 TOLERANCE = {tf.float64: 1e-10, tf.float32: 1e-5}
 
 # (B, T, D, H, L): ones everywhere, H below / across / not a multiple of the 16- and 8-wide column tiles, B across
-# the 6-row register tile, D != H, deep stacks, and a width where the weight-gradient product packs its operands.
+# the 6-row register tile, D != H, deep stacks, a width where the weight-gradient product packs its operands, and a
+# large batch with small weights, where the weight gradients are accumulated while the reverse wavefront runs.
 SHAPES = [
     (1, 1, 1, 1, 1),
     (3, 5, 4, 7, 3),
@@ -21,6 +22,7 @@ SHAPES = [
     (7, 9, 16, 16, 1),
     (6, 4, 5, 24, 8),
     (5, 3, 150, 140, 2),
+    (130, 4, 5, 9, 3),
 ]
 
 

@@ -53,22 +53,66 @@ void StackedRnnBackwardCpu(const Shape& shape, Activation activation, const T* i
   auto dz = [&](int64_t l, int64_t t) { return grad_preactivations + (l * TT + t) * B * H; };
   const int64_t panels = cpu::NumPanels<T>(H);
 
-  struct CellTile {
+  // Weight gradients: dW_x(l) = sum_t in(l, t)^T dZ(l, t), dW_h(l) = sum_t H(l, t-1)^T dZ(l, t), db(l) = sum of
+  // dZ(l)'s rows. Both products read the same dZ(l), so one call accumulates both from each packed slab of it and
+  // the bias gradient comes out of the packing (gemm_shared_b). Two schedules:
+  // - streamed: while the reverse wavefront runs, the cells of step s + 1 are folded into the weight gradients
+  //   alongside step s's cells, as long as their dZ, H and inputs are still in cache. For large batches with small
+  //   weights (the book's language model: B = 1024, H = 32), where the batched products below would stream every
+  //   activation from memory again for little arithmetic.
+  // - batched: after the wavefront, one product per layer over all T * B rows (K large, efficient), when the
+  //   weights are large or the batch small, where accumulating per step would re-read the weight gradients from
+  //   memory T times.
+  // Either way each weight-gradient element is accumulated in a fixed order (t descending, or over all rows).
+  int64_t largest_weights = 0;
+  for (int64_t l = 0; l < L; ++l) largest_weights = std::max(largest_weights, (in_size(l) + H) * H);
+  const bool streamed = B >= 128 && largest_weights * static_cast<int64_t>(sizeof(T)) <= (256 << 10);
+  std::vector<std::vector<double>> bias_sums(L, std::vector<double>(H, 0.0));
+  // Column-panel groups per layer: enough tasks for two cores without re-reading the operands more than needed.
+  const int64_t groups = std::min<int64_t>(panels, (2 + L - 1) / L);
+  auto accumulate_weight_grads = [&](int64_t l, int64_t p0, int64_t p1, const cpu::GemmA<T>& in, int64_t k_rows,
+                                     const T* prev, const T* dz_rows, T* scratch) {
+    const cpu::GemmOutput<T> outs[2] = {{in, in_size(l), grad_weights.kernels[l], H},
+                                        {{prev, 1, H}, H, grad_weights.recurrent_kernels[l], H}};
+    k.gemm_shared_b(outs, 2, k_rows, dz_rows, H, H, p0, p1, scratch, bias_sums[l].data());
+  };
+  // The cells of step s, streamed: in(l, t) is the batch-major input at time t or the layer below's states.
+  auto streamed_weight_grads = [&](int64_t l, int64_t t, int64_t p0, int64_t p1, T* scratch) {
+    const cpu::GemmA<T> in = l == 0 ? cpu::GemmA<T>{inputs + t * D, 1, TT * D} : cpu::GemmA<T>{h(l - 1, t), 1, H};
+    accumulate_weight_grads(l, p0, p1, in, B, t == 0 ? initial_states + l * B * H : h(l, t - 1), dz(l, t), scratch);
+  };
+
+  struct Unit {
     int64_t layer;
     Tile tile;
+    bool weight_grads;  // a streamed weight-gradient unit for the cell (layer, s + 1 - layer)
   };
-  std::vector<CellTile> work;
-  for (int64_t s = NumWavefrontSteps(TT, L) - 1; s >= 0; --s) {
-    const WavefrontStep step = ActiveLayers(s, TT, L);
+  std::vector<Unit> work;
+  for (int64_t s = NumWavefrontSteps(TT, L) - 1; s >= -1; --s) {
     work.clear();
-    for (int64_t l = step.first_layer; l <= step.last_layer; ++l)
-      for (const Tile& tile : SplitTiles(B, panels, PartsForWork(4.0 * B * H * H), cpu::kGemmMr))
-        work.push_back({l, tile});
+    if (streamed && s + 1 < NumWavefrontSteps(TT, L)) {
+      const WavefrontStep done = ActiveLayers(s + 1, TT, L);
+      for (int64_t l = done.first_layer; l <= done.last_layer; ++l)
+        for (int64_t g = 0; g < groups; ++g) work.push_back({l, {0, B, panels * g / groups, panels * (g + 1) / groups}, true});
+    }
+    if (s >= 0) {
+      const WavefrontStep step = ActiveLayers(s, TT, L);
+      for (int64_t l = step.first_layer; l <= step.last_layer; ++l)
+        for (const Tile& tile : SplitTiles(B, panels, PartsForWork(4.0 * B * H * H), cpu::kGemmMr))
+          work.push_back({l, tile, false});
+    }
     parallel_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
+      std::vector<T> scratch;
       for (int64_t u = begin; u < end; ++u) {
-        const int64_t l = work[u].layer, t = s - l;
-        const Tile& tile = work[u].tile;
-        const int64_t r0 = tile.row_begin;
+        const Unit& unit = work[u];
+        const int64_t l = unit.layer;
+        const Tile& tile = unit.tile;
+        if (unit.weight_grads) {
+          scratch.resize(cpu::GemmScratchSize<T>(tile.panel_end - tile.panel_begin));
+          streamed_weight_grads(l, s + 1 - l, tile.panel_begin, tile.panel_end, scratch.data());
+          continue;
+        }
+        const int64_t t = s - l, r0 = tile.row_begin;
         cpu::TileSpec<T> spec;
         if (t + 1 < TT) spec.products[spec.num_products++] = {{dz(l, t + 1) + r0 * H, H, 1}, &wh_t[l]};
         if (l + 1 < L) spec.products[spec.num_products++] = {{dz(l + 1, t) + r0 * H, H, 1}, &wx_t[l + 1]};
@@ -91,12 +135,6 @@ void StackedRnnBackwardCpu(const Shape& shape, Activation activation, const T* i
     });
   }
 
-  // The first layer's inputs, time major, so that dW_x(0) is one product over all (t, b) like the other layers'.
-  std::vector<T> inputs_tb(TT * B * D);
-  for (int64_t t = 0; t < TT; ++t)
-    for (int64_t b = 0; b < B; ++b)
-      std::memcpy(inputs_tb.data() + (t * B + b) * D, inputs + (b * TT + t) * D, sizeof(T) * D);
-
   std::vector<std::function<void()>> tasks;
   // C[tile] = A op(B) for a pre-packed op(B), C overwritten.
   auto add_packed_product = [&](cpu::GemmA<T> a, int64_t m, const cpu::PackedB<T>* b, T* c, int64_t ldc, int64_t n) {
@@ -114,35 +152,34 @@ void StackedRnnBackwardCpu(const Shape& shape, Activation activation, const T* i
   for (int64_t l = 0; l < L; ++l)
     add_packed_product({dz(l, 0), H, 1}, B, &wh_t[l], grad_initial_states + l * B * H, H, H);
 
-  // Weight gradients, one task per layer (and column-panel group): dW_x(l) = sum_t in(l, t)^T dZ(l, t) and
-  // dW_h(l) = sum_t H(l, t-1)^T dZ(l, t) read the same dZ(l), so both are accumulated from each packed slab of it,
-  // and the bias gradient db(l) = sum over rows of dZ(l) comes out of the packing. Rows t = 0 pair dZ with the
-  // initial states, the others with the previous step's states. These products stream all T * B rows from memory:
-  // reading each operand once matters more than splitting them finely.
-  const int64_t groups = std::min<int64_t>(panels, (2 + L - 1) / L);
-  for (int64_t l = 0; l < L; ++l) {
-    const T* in = l == 0 ? inputs_tb.data() : h(l - 1, 0);
-    const int64_t in_rs = in_size(l);
-    for (int64_t g = 0; g < groups; ++g) {
-      const int64_t p0 = panels * g / groups, p1 = panels * (g + 1) / groups;
-      tasks.push_back([=, &k] {
-        std::vector<T> scratch(cpu::GemmScratchSize<T>(p1 - p0));
-        std::vector<double> bias_sum(H, 0.0);
-        const cpu::GemmOutput<T> first[2] = {{{in, 1, in_rs}, in_size(l), grad_weights.kernels[l], H},
-                                             {{initial_states + l * B * H, 1, H}, H, grad_weights.recurrent_kernels[l], H}};
-        k.gemm_shared_b(first, 2, B, dz(l, 0), H, H, p0, p1, scratch.data(), bias_sum.data());
-        if (TT > 1) {
-          const cpu::GemmOutput<T> rest[2] = {{{in + B * in_rs, 1, in_rs}, in_size(l), grad_weights.kernels[l], H},
-                                              {{h(l, 0), 1, H}, H, grad_weights.recurrent_kernels[l], H}};
-          k.gemm_shared_b(rest, 2, (TT - 1) * B, dz(l, 1), H, H, p0, p1, scratch.data(), bias_sum.data());
-        }
-        for (int64_t j = p0 * nr; j < std::min(H, p1 * nr); ++j) grad_weights.biases[l][j] = static_cast<T>(bias_sum[j]);
-      });
-    }
+  // Batched weight gradients: one task per layer and panel group over all T * B rows. Rows t = 0 pair dZ with
+  // the initial states, the others with the previous step's states; layer 0's inputs are first copied time major
+  // so that its rows line up with dZ's.
+  std::vector<T> inputs_tb;
+  if (!streamed) {
+    inputs_tb.resize(TT * B * D);
+    for (int64_t t = 0; t < TT; ++t)
+      for (int64_t b = 0; b < B; ++b)
+        std::copy_n(inputs + (b * TT + t) * D, D, inputs_tb.data() + (t * B + b) * D);
+    for (int64_t l = 0; l < L; ++l)
+      for (int64_t g = 0; g < groups; ++g) {
+        const int64_t p0 = panels * g / groups, p1 = panels * (g + 1) / groups;
+        tasks.push_back([=, &k, &inputs_tb, &accumulate_weight_grads] {
+          std::vector<T> scratch(cpu::GemmScratchSize<T>(p1 - p0));
+          const T* in = l == 0 ? inputs_tb.data() : h(l - 1, 0);
+          const int64_t in_rs = in_size(l);
+          accumulate_weight_grads(l, p0, p1, {in, 1, in_rs}, B, initial_states + l * B * H, dz(l, 0), scratch.data());
+          if (TT > 1)
+            accumulate_weight_grads(l, p0, p1, {in + B * in_rs, 1, in_rs}, (TT - 1) * B, h(l, 0), dz(l, 1),
+                                    scratch.data());
+        });
+      }
   }
   parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) tasks[i]();
   });
+  for (int64_t l = 0; l < L; ++l)
+    for (int64_t j = 0; j < H; ++j) grad_weights.biases[l][j] = static_cast<T>(bias_sums[l][j]);
 }
 
 template void StackedRnnBackwardCpu<float>(const Shape&, Activation, const float*, const Weights<float>&, const float*,
