@@ -1,0 +1,15 @@
+// Instantiates the backward (reverse) wavefront kernels (all tiles, float and double) and their launch functions.
+#include "cuda/wavefront_kernel.cuh"
+
+namespace deeprnn {
+namespace cuda {
+
+template CudaStatus WavefrontOccupancy<float, true>(int, int64_t, int*);
+template CudaStatus WavefrontOccupancy<double, true>(int, int64_t, int*);
+template CudaStatus LaunchWavefront<float, true>(const WavefrontParams<float>&, const WavefrontPlan&, cudaStream_t,
+                                                 int64_t*);
+template CudaStatus LaunchWavefront<double, true>(const WavefrontParams<double>&, const WavefrontPlan&, cudaStream_t,
+                                                  int64_t*);
+
+}  // namespace cuda
+}  // namespace deeprnn

@@ -1,0 +1,107 @@
+// GPU launchers: run the library's CUDA passes (deeprnn/stacked_rnn_cuda.h) on TensorFlow's stream for the op, with
+// the workspace from TensorFlow's allocator. No CUDA header here: the library takes the stream as a void*.
+// DEEPRNN_FAST_CUDA_SCHEDULE (auto, stepwise, persistent, persistent_resident, persistent_streaming) overrides the
+// planner's choice of wavefront schedule, for tests and benchmarks; it is read once per process.
+#if GOOGLE_CUDA
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "deeprnn/stacked_rnn_cuda.h"
+#include "tensorflow/core/framework/device_base.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tf/stacked_rnn_kernels.h"
+#include "xla/stream_executor/stream.h"
+
+namespace deeprnn_fast {
+
+namespace {
+
+// TensorFlow's stream for this op: everything is queued on it and nothing synchronises (TF's streams are
+// non-blocking, so the default stream would race with TF's own work).
+absl::Status GpuStream(tensorflow::OpKernelContext* ctx, void** stream) {
+  const tensorflow::DeviceContext* device_context = ctx->op_device_context();
+  if (device_context == nullptr || device_context->stream() == nullptr)
+    return absl::InternalError("deeprnn_fast: the GPU op kernel has no stream");
+  *stream = device_context->stream()->platform_specific_handle().stream;
+  if (*stream == nullptr) return absl::InternalError("deeprnn_fast: the GPU stream has no CUDA handle");
+  return absl::OkStatus();
+}
+
+// Scratch memory from TensorFlow's allocator (stream-ordered, so safe for kernels queued on ctx's stream), aligned
+// by hand to the 256 bytes the library asks for.
+absl::Status AllocateWorkspace(tensorflow::OpKernelContext* ctx, int64_t bytes, tensorflow::Tensor* storage,
+                               void** workspace) {
+  constexpr int64_t kAlign = 256;
+  TF_RETURN_IF_ERROR(ctx->allocate_temp(tensorflow::DT_INT8, tensorflow::TensorShape({bytes + kAlign}), storage));
+  const uintptr_t base = reinterpret_cast<uintptr_t>(storage->flat<int8_t>().data());
+  *workspace = reinterpret_cast<void*>((base + kAlign - 1) / kAlign * kAlign);
+  return absl::OkStatus();
+}
+
+absl::Status ScheduleFromEnvironment(deeprnn::CudaSchedule* schedule) {
+  struct Parsed {
+    deeprnn::CudaStatus status;
+    deeprnn::CudaSchedule schedule = deeprnn::CudaSchedule::kAuto;
+  };
+  static const Parsed parsed = [] {
+    Parsed p;
+    const char* value = std::getenv("DEEPRNN_FAST_CUDA_SCHEDULE");
+    if (value != nullptr && *value != '\0') p.status = deeprnn::ParseSchedule(value, &p.schedule);
+    return p;
+  }();
+  if (!parsed.status.ok()) return absl::InvalidArgumentError("DEEPRNN_FAST_CUDA_SCHEDULE: " + parsed.status.error);
+  *schedule = parsed.schedule;
+  return absl::OkStatus();
+}
+
+absl::Status ToAbsl(const char* pass, const deeprnn::CudaStatus& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::InternalError(std::string("deeprnn_fast CUDA ") + pass + ": " + status.error);
+}
+
+}  // namespace
+
+template <typename T>
+struct ForwardLauncher<GpuDevice, T> {
+  static absl::Status Run(tensorflow::OpKernelContext* ctx, const ForwardArgs<T>& a) {
+    void* stream = nullptr;
+    TF_RETURN_IF_ERROR(GpuStream(ctx, &stream));
+    deeprnn::CudaSchedule schedule = deeprnn::CudaSchedule::kAuto;
+    TF_RETURN_IF_ERROR(ScheduleFromEnvironment(&schedule));
+    const int64_t bytes = deeprnn::StackedRnnForwardCudaWorkspaceBytes(a.shape, sizeof(T));
+    tensorflow::Tensor storage;
+    void* workspace = nullptr;
+    TF_RETURN_IF_ERROR(AllocateWorkspace(ctx, bytes, &storage, &workspace));
+    return ToAbsl("forward", deeprnn::StackedRnnForwardCuda<T>(a.shape, a.activation, a.inputs, a.weights(),
+                                                                a.initial_states, a.outputs, a.final_states,
+                                                                a.activations, workspace, bytes, stream, schedule));
+  }
+};
+
+template <typename T>
+struct BackwardLauncher<GpuDevice, T> {
+  static absl::Status Run(tensorflow::OpKernelContext* ctx, const BackwardArgs<T>& a) {
+    void* stream = nullptr;
+    TF_RETURN_IF_ERROR(GpuStream(ctx, &stream));
+    deeprnn::CudaSchedule schedule = deeprnn::CudaSchedule::kAuto;
+    TF_RETURN_IF_ERROR(ScheduleFromEnvironment(&schedule));
+    const int64_t bytes = deeprnn::StackedRnnBackwardCudaWorkspaceBytes(a.shape, sizeof(T));
+    tensorflow::Tensor storage;
+    void* workspace = nullptr;
+    TF_RETURN_IF_ERROR(AllocateWorkspace(ctx, bytes, &storage, &workspace));
+    return ToAbsl("backward", deeprnn::StackedRnnBackwardCuda<T>(
+                                  a.shape, a.activation, a.inputs, a.weights(), a.initial_states, a.activations,
+                                  a.grad_outputs, a.grad_final_states, a.grad_inputs, a.weight_grads(),
+                                  a.grad_initial_states, a.grad_preactivations, workspace, bytes, stream, schedule));
+  }
+};
+
+DEEPRNN_FAST_REGISTER_KERNELS(tensorflow::DEVICE_GPU, GpuDevice, float)
+DEEPRNN_FAST_REGISTER_KERNELS(tensorflow::DEVICE_GPU, GpuDevice, double)
+
+}  // namespace deeprnn_fast
+
+#endif  // GOOGLE_CUDA

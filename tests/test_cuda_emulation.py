@@ -1,0 +1,64 @@
+"""The CUDA kernels, run on the CPU: csrc/cuda/*.cu compiled as C++ against the CPU emulation of the CUDA runtime in
+tests/cuda_emulation/ (every CUDA thread an OS thread, real barriers, blocks of ordinary launches in shuffled
+order), then checked against the CPU library (C++ self-check) and, through the pybind11 module's CUDA entry points,
+against the float64 oracle.
+
+Opt-in, because the build and the thousands of emulated threads take about a minute on a 2-core machine:
+    DEEPRNN_FAST_EMULATION_TESTS=1 pytest tests/test_cuda_emulation.py
+(add DEEPRNN_FAST_EMULATION_ASAN=1 to build the self-check with AddressSanitizer and UBSan, which also catches
+out-of-bounds shared-memory accesses: each emulated block's shared memory is its own exactly-sized heap buffer).
+The build is cached in build/cuda_emulation/<hash of the sources>."""
+import glob
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = pytest.mark.skipif(os.environ.get("DEEPRNN_FAST_EMULATION_TESTS") != "1",
+                                reason="opt-in (about a minute of CPU): set DEEPRNN_FAST_EMULATION_TESTS=1")
+
+
+def _build():
+    asan = os.environ.get("DEEPRNN_FAST_EMULATION_ASAN") == "1"
+    sources = sorted(glob.glob(f"{ROOT}/csrc/**/*.*", recursive=True) + glob.glob(f"{ROOT}/tests/cuda_emulation/*")
+                     + [f"{ROOT}/benchmarks/gpu/build_kernels.py"])
+    digest = hashlib.sha256(str(asan).encode())
+    for path in sources:
+        with open(path, "rb") as f:
+            digest.update(path.encode() + f.read())
+    out = os.path.join(ROOT, "build", "cuda_emulation", digest.hexdigest()[:16])
+    if not glob.glob(os.path.join(out, "_kernels*.so")):
+        cmd = [sys.executable, f"{ROOT}/benchmarks/gpu/build_kernels.py", "--cuda", "emulate", "--out", out]
+        subprocess.run(cmd + (["--asan"] if asan else []), check=True, cwd=ROOT)
+    return out
+
+
+@pytest.fixture(scope="module")
+def build_dir():
+    return _build()
+
+
+def test_selfcheck_against_cpu_library(build_dir):
+    proc = subprocess.run([os.path.join(build_dir, "stacked_rnn_selfcheck"), "--quick"], capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "PASSED" in proc.stdout and " FAIL" not in proc.stdout
+
+
+def test_cuda_entry_points_against_oracle(build_dir, tmp_path):
+    # In a fresh process: this one may already hold the in-place deeprnn_fast._kernels under the same name.
+    module = glob.glob(os.path.join(build_dir, "_kernels*.so"))[0]
+    cmd = [sys.executable, "-m", "deeprnn_fast.gpu_check", "--backend", "emulated", "--kernels", module,
+           "--shapes", "3,4,5,17,3;1,3,2,9,2;2,0,3,4,2", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    records = json.loads((tmp_path / "gpu_check.json").read_text())["correctness"]
+    ran = [r for r in records if r["status"] != "n/a"]
+    assert len(records) == 3 * 2 * 2 * 4 and all(r["status"] == "ok" for r in ran)
+    # Both persistent variants really ran (the emulated device is small but these shapes fit).
+    assert any("+chip" in r.get("ran", "") for r in ran) and any(r.get("ran") == "persistent/persistent" for r in ran)
