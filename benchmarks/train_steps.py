@@ -18,6 +18,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import workloads  # noqa: E402
@@ -142,6 +143,36 @@ def build_deeprnn_fast(config, inputs):
     return compile_train_step(forward, kernels + recurrent_kernels + biases, inputs)
 
 
+def gru_variables(config):
+    """Weights of the stacked GRU in Keras' layout (kernel [in, 3H], recurrent kernel [H, 3H], bias [2, 3H]), drawn
+    U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's nn.GRU, from the weight seed."""
+    rng = np.random.default_rng(workloads.WEIGHT_SEED)
+    h = config.hidden
+    scale = 1.0 / np.sqrt(h)
+
+    def variable(name, *shape):
+        return tf.Variable(rng.uniform(-scale, scale, shape).astype(workloads.DTYPE), name=name)
+
+    kernels = [variable(f"kernel_{l}", config.features if l == 0 else h, 3 * h) for l in range(config.layers)]
+    recurrent_kernels = [variable(f"recurrent_kernel_{l}", h, 3 * h) for l in range(config.layers)]
+    biases = [variable(f"bias_{l}", 2, 3 * h) for l in range(config.layers)]
+    return kernels, recurrent_kernels, biases
+
+
+def build_deeprnn_fast_gru(config, inputs):
+    """deeprnn_fast.stacked_gru: the fused GRU op (Keras' GRUCell maths, reset_after=True)."""
+    deeprnn_fast = _import_deeprnn_fast()
+    require_compiled_library(deeprnn_fast)
+    from deeprnn_fast.gru_ops import stacked_gru
+    kernels, recurrent_kernels, biases = gru_variables(config)
+
+    def forward(x):
+        outputs, _ = stacked_gru(x, kernels, recurrent_kernels, biases)
+        return outputs
+
+    return compile_train_step(forward, kernels + recurrent_kernels + biases, inputs)
+
+
 @dataclass(frozen=True)
 class Implementation:
     name: str     # the second half of a case id, e.g. "seed-keras_simplernn"
@@ -149,14 +180,14 @@ class Implementation:
     build: Callable  # (Config, inputs [B, T, D] float32 array) -> step; raises Unavailable to be skipped
 
 
-# One row per case. The fused StackedGRU (issue 5) is one more row:
-#     Implementation("deeprnn_fast_gru", PROJECT, build_deeprnn_fast_gru),
+# One row per case.
 IMPLEMENTATIONS = {i.name: i for i in (
     Implementation("keras_simplernn", PEER, build_keras_simplernn),
     Implementation("keras_gru", PEER, build_keras_gru),
     Implementation("d2l_loop", PEER, build_d2l_loop),
     Implementation("reference", PEER, build_reference),
     Implementation("deeprnn_fast", PROJECT, build_deeprnn_fast),
+    Implementation("deeprnn_fast_gru", PROJECT, build_deeprnn_fast_gru),
 )}
 
 

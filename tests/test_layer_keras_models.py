@@ -136,7 +136,7 @@ def test_from_keras_of_an_unbuilt_layer_keeps_the_settings():
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: keras.layers.GRU(3), "SimpleRNNCell only"),
+    (lambda: keras.layers.LSTM(3), "SimpleRNNCell or keras.layers.GRUCell only"),
     (lambda: keras.layers.RNN([keras.layers.SimpleRNNCell(3), keras.layers.SimpleRNNCell(4)]), "same units"),
     (lambda: keras.layers.RNN([keras.layers.SimpleRNNCell(3, activation="relu"), keras.layers.SimpleRNNCell(3)]),
      "same activation"),

@@ -244,51 +244,35 @@ struct IsaKernels {
     GemmSharedB(&out, 1, k, b, b_rs, n, p0, p1, scratch, nullptr);
   }
 
-  // tanh(x) for float, branch free: tanh(|x|) = -m / (2 + m) with m = expm1(-2|x|), the sign put back after.
-  // expm1(y), y = n ln2 + r with |r| <= ln2 / 2, is 2^n expm1(r) + (2^n - 1) with expm1(r) by its Taylor series
-  // to r^7: no cancellation anywhere, so tiny |x| keep their full relative precision. A few ulp; NaN gives NaN.
+  // exp(y) for float y <= 0 in two parts, two_n = 2^n and expm1_r = expm1(r), y = n ln2 + r, |r| <= ln2 / 2,
+  // y clamped at -87: exp(y) = two_n (expm1_r + 1) and expm1(y) = two_n expm1_r + (two_n - 1), expm1(r) by its
+  // Taylor series to r^7. Shared by tanh here and by the GRU's sigmoids (gru_pointwise_simd.h).
+  static inline void ExpPartsFloat(V y, V& two_n, V& expm1_r) {
+    y = y < -87.0f ? V{} - 87.0f : y;
+    const VI n = __builtin_convertvector(y * 1.44269504088896341f - 0.5f, VI);  // round(y / ln2), y <= 0
+    const V nf = __builtin_convertvector(n, V);
+    const V r = (y - nf * 0.693145751953125f) - nf * 1.428606765330187045e-06f;
+    V p = V{} + (1.0f / 5040.0f);
+    p = p * r + (1.0f / 720.0f);
+    p = p * r + (1.0f / 120.0f);
+    p = p * r + (1.0f / 24.0f);
+    p = p * r + (1.0f / 6.0f);
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    two_n = (V)((n + 127) << 23);
+    expm1_r = p * r;
+  }
+
+  // tanh(x) for float, branch free: tanh(|x|) = -m / (2 + m) with m = expm1(-2|x|), the sign put back after. No
+  // cancellation anywhere, so tiny |x| keep their full relative precision. A few ulp; NaN gives NaN.
   static inline V TanhFloat(V x) {
     const VI sign_mask = VI{} + static_cast<int32_t>(0x80000000u);
     const V ax = (V)((VI)x & ~sign_mask);
-    V y = ax * -2.0f;
-    y = y < -87.0f ? V{} - 87.0f : y;
-    const VI n = __builtin_convertvector(y * 1.44269504088896341f - 0.5f, VI);  // round(y / ln2), y <= 0
-    const V nf = __builtin_convertvector(n, V);
-    const V r = (y - nf * 0.693145751953125f) - nf * 1.428606765330187045e-06f;
-    V p = V{} + (1.0f / 5040.0f);
-    p = p * r + (1.0f / 720.0f);
-    p = p * r + (1.0f / 120.0f);
-    p = p * r + (1.0f / 24.0f);
-    p = p * r + (1.0f / 6.0f);
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    const V two_n = (V)((n + 127) << 23);
-    const V m = two_n * (p * r) + (two_n - 1.0f);
+    V two_n, expm1_r;
+    ExpPartsFloat(ax * -2.0f, two_n, expm1_r);
+    const V m = two_n * expm1_r + (two_n - 1.0f);
     const V t = -m / (2.0f + m);
     const V result = (V)((VI)t | ((VI)x & sign_mask));
-    return x == x ? result : x;
-  }
-
-  // sigmoid(x) = 1 / (1 + exp(-x)) for float, branch free, written with e = exp(-|x|) <= 1 only:
-  // sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, so neither tail loses its relative precision
-  // (0.5 + 0.5 tanh(x / 2) would cancel to 0 for very negative x). exp as in TanhFloat. A few ulp; NaN gives NaN.
-  static inline V SigmoidFloat(V x) {
-    const VI sign_mask = VI{} + static_cast<int32_t>(0x80000000u);
-    V y = (V)((VI)x | sign_mask);  // -|x|
-    y = y < -87.0f ? V{} - 87.0f : y;
-    const VI n = __builtin_convertvector(y * 1.44269504088896341f - 0.5f, VI);  // round(y / ln2), y <= 0
-    const V nf = __builtin_convertvector(n, V);
-    const V r = (y - nf * 0.693145751953125f) - nf * 1.428606765330187045e-06f;
-    V p = V{} + (1.0f / 5040.0f);
-    p = p * r + (1.0f / 720.0f);
-    p = p * r + (1.0f / 120.0f);
-    p = p * r + (1.0f / 24.0f);
-    p = p * r + (1.0f / 6.0f);
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    const V e = (V)((n + 127) << 23) * (p * r + 1.0f);
-    const V numerator = x >= 0.0f ? V{} + 1.0f : e;
-    const V result = numerator / (1.0f + e);
     return x == x ? result : x;
   }
 };

@@ -10,27 +10,11 @@
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tf/stacked_rnn_launchers.h"
+#include "tf/validation.h"
 
 namespace deeprnn_fast {
 
 namespace internal {
-
-inline std::string ShapeText(std::initializer_list<int64_t> dims) {
-  std::string s = "[";
-  for (auto it = dims.begin(); it != dims.end(); ++it) s += (it == dims.begin() ? "" : ", ") + std::to_string(*it);
-  return s + "]";
-}
-
-inline absl::Status ExpectShape(const tensorflow::Tensor& t, const std::string& name,
-                                std::initializer_list<int64_t> dims) {
-  bool ok = t.dims() == static_cast<int>(dims.size());
-  int i = 0;
-  for (int64_t d : dims) ok = ok && t.dim_size(i++) == d;
-  if (!ok)
-    return absl::InvalidArgumentError(name + " must have shape " + ShapeText(dims) + "; got " +
-                                      t.shape().DebugString());
-  return absl::OkStatus();
-}
 
 inline absl::Status ParseActivation(const std::string& name, deeprnn::Activation* activation) {
   if (name == "tanh") {
@@ -72,13 +56,6 @@ inline absl::Status CheckCommonInputs(tensorflow::OpKernelContext* ctx, int init
   TF_RETURN_IF_ERROR(ExpectShape(ctx->input(initial_states_index), "initial_states", {L, B, H}));
   *shape = {B, T, D, H, L};
   return absl::OkStatus();
-}
-
-template <typename T>
-std::vector<const T*> Pointers(const tensorflow::OpInputList& list) {
-  std::vector<const T*> out;
-  for (int i = 0; i < list.size(); ++i) out.push_back(list[i].flat<T>().data());
-  return out;
 }
 
 }  // namespace internal

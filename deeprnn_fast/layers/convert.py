@@ -1,23 +1,30 @@
-"""`from_keras`: turns a Keras stack of SimpleRNN cells into an equivalent `StackedRNN`, weights included."""
+"""`from_keras`: turns a Keras stack of SimpleRNN or GRU cells into an equivalent `StackedRNN` or `StackedGRU`,
+weights included."""
 import keras
 
+from deeprnn_fast.layers.stacked_gru import StackedGRU
 from deeprnn_fast.layers.stacked_rnn import StackedRNN
 
 __all__ = ["from_keras"]
 
-# Cell settings that every layer of the stack must share, since StackedRNN has one of each.
+# Cell settings that every layer of the stack must share, since the stacked layer has one of each.
 _SHARED_CELL_SETTINGS = ("units", "activation", "use_bias", "kernel_initializer", "recurrent_initializer",
                          "bias_initializer", "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
                          "kernel_constraint", "recurrent_constraint", "bias_constraint", "recurrent_dropout")
+# Per cell type: the stacked layer replacing it, and its settings beyond the shared ones.
+_CONVERSIONS = {
+    keras.layers.SimpleRNNCell: (StackedRNN, ()),
+    keras.layers.GRUCell: (StackedGRU, ("recurrent_activation", "reset_after")),
+}
 
 
 def _cells_of(rnn):
     cell = rnn.cell
     cells = list(cell.cells) if isinstance(cell, keras.layers.StackedRNNCells) else [cell]
     for c in cells:
-        if type(c) is not keras.layers.SimpleRNNCell:
-            raise ValueError(f"from_keras converts RNNs over keras.layers.SimpleRNNCell only; {rnn.name!r} has a "
-                             f"{type(c).__name__}")
+        if type(c) not in _CONVERSIONS:
+            raise ValueError("from_keras converts RNNs over keras.layers.SimpleRNNCell or keras.layers.GRUCell only; "
+                             f"{rnn.name!r} has a {type(c).__name__}")
     return cells
 
 
@@ -28,8 +35,8 @@ def _rnn_layers_of(layer):
     if isinstance(layer, keras.Sequential):
         rnns = [l for l in layer.layers if not isinstance(l, keras.layers.InputLayer)]
         if not rnns or not all(isinstance(l, keras.layers.RNN) for l in rnns):
-            raise ValueError("from_keras converts a keras.Sequential made of SimpleRNN layers only; got layers "
-                             f"{[type(l).__name__ for l in rnns]}")
+            raise ValueError("from_keras converts a keras.Sequential made of SimpleRNN layers only or of GRU layers "
+                             f"only; got layers {[type(l).__name__ for l in rnns]}")
         for l in rnns[:-1]:
             if not l.return_sequences or l.return_state:
                 raise ValueError(f"In a Sequential stack every layer but the last must return sequences (and no "
@@ -40,38 +47,48 @@ def _rnn_layers_of(layer):
                 raise ValueError(f"The layers of the Sequential disagree on {attribute}: {values}")
         if len(rnns) > 1 and rnns[0].go_backwards:
             raise ValueError("A Sequential of go_backwards layers reverses time at every layer, which a stacked RNN "
-                             "does not: it has no StackedRNN equivalent")
+                             "does not: it has no StackedRNN or StackedGRU equivalent")
         return rnns
-    raise ValueError("from_keras expects a keras.layers.RNN over SimpleRNNCells (or a keras.layers.SimpleRNN) or a "
-                     f"keras.Sequential of SimpleRNN layers; got {type(layer).__name__}")
+    raise ValueError("from_keras expects a keras.layers.RNN over SimpleRNNCells or GRUCells (keras.layers.SimpleRNN "
+                     "and keras.layers.GRU included) or a keras.Sequential of such layers; got "
+                     f"{type(layer).__name__}")
 
 
 def from_keras(layer):
-    """Returns a StackedRNN computing what `layer` computes, with its weights (and stateful states) copied.
+    """Returns a StackedRNN or StackedGRU computing what `layer` computes, with its weights (and stateful states)
+    copied.
 
-    `layer` is a `keras.layers.RNN` over one or several `SimpleRNNCell`s (`keras.layers.SimpleRNN` included) or a
-    `keras.Sequential` of such layers; every cell must have the same units, activation, initializers, regularizers,
-    constraints and recurrent_dropout. Cells with (input) dropout are refused: StackedRNN's dropout acts between
-    layers instead.
+    `layer` is a `keras.layers.RNN` over one or several `SimpleRNNCell`s (`keras.layers.SimpleRNN` included) or
+    `GRUCell`s (`keras.layers.GRU` included, in either `reset_after` form), or a `keras.Sequential` of such layers;
+    all cells must be of one type and have the same units, activations, initializers, regularizers, constraints,
+    recurrent_dropout (and reset_after). Cells with (input) dropout are refused: the stacked layers' dropout acts
+    between layers instead.
     """
     rnns = _rnn_layers_of(layer)
     cells = [c for rnn in rnns for c in _cells_of(rnn)]
+    kinds = {type(c) for c in cells}
+    if len(kinds) > 1:
+        raise ValueError("from_keras needs every cell to be of one type (all SimpleRNNCell or all GRUCell); got "
+                         f"{[type(c).__name__ for c in cells]}")
+    target, extra_settings = _CONVERSIONS[kinds.pop()]
+    shared = _SHARED_CELL_SETTINGS + extra_settings
     configs = [c.get_config() for c in cells]
-    for key in _SHARED_CELL_SETTINGS:
+    for key in shared:
         if any(cfg[key] != configs[0][key] for cfg in configs):
             raise ValueError(f"from_keras needs every cell to have the same {key}; got "
                              f"{[cfg[key] for cfg in configs]}")
     if any(c.dropout for c in cells):
-        raise ValueError("from_keras cannot convert cells with dropout > 0: SimpleRNNCell drops each cell's inputs "
-                         "with one mask for all steps, StackedRNN drops between layers; set dropout=0 first")
+        raise ValueError(f"from_keras cannot convert cells with dropout > 0: {type(cells[0]).__name__} drops each "
+                         f"cell's inputs with one mask for all steps, {target.__name__} drops between layers; set "
+                         "dropout=0 first")
     last = rnns[-1]
-    settings = {key: configs[0][key] for key in _SHARED_CELL_SETTINGS}
+    settings = {key: configs[0][key] for key in shared}
     settings["activity_regularizer"] = last.activity_regularizer
-    converted = StackedRNN(num_layers=len(cells), return_sequences=last.return_sequences,
-                           return_state=last.return_state, go_backwards=rnns[0].go_backwards,
-                           stateful=rnns[0].stateful, unroll=rnns[0].unroll,
-                           zero_output_for_mask=last.zero_output_for_mask, seed=cells[0].seed,
-                           dtype=rnns[0].dtype_policy, **settings)
+    converted = target(num_layers=len(cells), return_sequences=last.return_sequences,
+                       return_state=last.return_state, go_backwards=rnns[0].go_backwards,
+                       stateful=rnns[0].stateful, unroll=rnns[0].unroll,
+                       zero_output_for_mask=last.zero_output_for_mask, seed=cells[0].seed,
+                       dtype=rnns[0].dtype_policy, **settings)
     if all(c.built for c in cells):
         keras_states = [s for rnn in rnns if rnn.stateful for s in keras.tree.flatten(rnn.states or [])]
         batch = keras_states[0].shape[0] if keras_states else None
