@@ -4,14 +4,18 @@ Run by benchmarks/gpu/check.sh on a CUDA machine (nvcc, PyTorch, NumPy; no Tenso
 the TF-free module deeprnn_fast._kernels first. Parts, in order, each bounded by a deadline so the whole check fits
 the device lease:
 1. correctness: forward and backward of every schedule against the float64 NumPy oracle (deeprnn_fast.oracle) over
-   a grid of shapes with edge cases, on fresh random inputs each run (the seed is printed), with every output
-   poisoned with NaN before each run; the schedules are also compared with each other on the same inputs; plus the
-   C++ self-check (CUDA library against the CPU library) when its binary is given;
+   a grid of shapes with edge cases, for the tanh and relu RNN and the GRU (up to H = 1024), on fresh random inputs
+   each run (the seed is printed), with every output poisoned with NaN before each run; the schedules are also
+   compared with each other on the same inputs; plus the C++ self-check (CUDA library against the CPU library, RNN
+   and GRU) when its binary is given;
 2. compute-sanitizer memcheck and racecheck on the C++ self-check's small cases, where the tool works;
-3. timings with CUDA events (warm-up, median of several runs): forward and forward + backward, against PyTorch's
-   nn.RNN(nonlinearity="tanh") and nn.GRU (cuDNN) for B in {1, 32, 256}, H in {256, 1024}, L in {2, 4, 8}, T = 256,
-   and the cost of one grid barrier, for the goal "within 2x of (T + L - 1) grid barriers".
-It prints one table and writes it, the full log and a JSON of every number under --out (default $OUT).
+3. timings with CUDA events (warm-up, median of several runs): forward and forward + backward of the fused tanh RNN
+   against PyTorch's nn.RNN(nonlinearity="tanh", num_layers=L) and of the fused GRU against nn.GRU(num_layers=L)
+   (both cuDNN) for B in {1, 32, 256}, H in {256, 1024}, L in {2, 4, 8}, T = 256, and the cost of one grid barrier,
+   for the goal "within 2x of (T + L - 1) grid barriers". The GRU is timed with the planner's schedule only (the
+   tanh RNN with each schedule), which keeps the whole check within its budget; configurations left when the
+   deadline comes are reported as skipped.
+It prints two tables (RNN, GRU) and writes them, the full log and a JSON of every number under --out (default $OUT).
 
 --dry-run runs the whole correctness part on the CPU backend of the same module (no GPU, no PyTorch), plus the
 planner's choices for the timing configurations on an H200's properties, so the script is known to work before a
@@ -43,6 +47,10 @@ SHAPES_QUICK = [(1, 1, 1, 1, 1), (1, 7, 3, 17, 3), (3, 5, 7, 9, 2), (5, 3, 4, 33
 SHAPES_FULL = SHAPES_QUICK + [(16, 12, 8, 64, 3), (32, 64, 64, 256, 4), (1, 40, 32, 1024, 2),
                               (256, 8, 128, 512, 2), (4, 16, 16, 4096, 2), (64, 300, 16, 32, 2)]
 SCHEDULES = ("stepwise", "persistent_resident", "persistent_streaming", "auto")
+CELLS = ("tanh", "relu", "gru")  # the RNN's two activations, then the GRU
+# The GRU's correctness cases stop at H = 1024, which already streams its weights (they do not fit on chip): the
+# H = 4096 shape would add 1.2 GB of float64 weights and minutes of oracle time per dtype, and test nothing new.
+GRU_MAX_CHECK_HIDDEN = 1024
 TOLERANCE = {np.float32: 1e-4, np.float64: 1e-9}
 
 TIMING_T = 256
@@ -114,15 +122,28 @@ class CpuBackend:
                             g["grad_preactivations"], activation=p["activation"])
         return {"schedule": "cpu"}
 
+    def gru_forward(self, p, out, schedule):
+        self.k.gru_forward_cpu(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"], p["initial_states"],
+                               out["outputs"], out["final_states"], out["activations"], out["gates"])
+        return {"schedule": "cpu", "weights_on_chip": False}
+
+    def gru_backward(self, p, out, g, schedule):
+        self.k.gru_backward_cpu(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
+                                out["activations"], out["gates"], p["grad_outputs"], p["grad_final_states"],
+                                g["grad_inputs"], g["grad_kernels"], g["grad_recurrent_kernels"], g["grad_biases"],
+                                g["grad_initial_states"])
+        g.pop("grad_gates", None)  # the CPU pass keeps its own scratch: nothing to compare
+        return {"schedule": "cpu"}
+
 
 class _CudaEntryPoints:
     """forward_cuda / backward_cuda with a workspace from the backend's allocator."""
     schedules = SCHEDULES
 
-    def workspace(self, direction, p):
+    def workspace(self, direction, p, cell="rnn"):
         B, T, D = p["shape"][:3]
         H, L = p["shape"][3:]
-        n = self.k.workspace_bytes(direction, B, T, D, H, L, p["dtype"])
+        n = self.k.workspace_bytes(direction, B, T, D, H, L, p["dtype"], cell=cell)
         return self.empty_bytes(n)
 
     def forward(self, p, out, schedule):
@@ -138,6 +159,20 @@ class _CudaEntryPoints:
                                     g["grad_initial_states"], g["grad_preactivations"],
                                     self.workspace("backward", p), activation=p["activation"],
                                     stream=self.stream(), schedule=schedule)
+
+    def gru_forward(self, p, out, schedule):
+        return self.k.gru_forward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"],
+                                       p["initial_states"], out["outputs"], out["final_states"], out["activations"],
+                                       out["gates"], self.workspace("forward", p, "gru"), stream=self.stream(),
+                                       schedule=schedule)
+
+    def gru_backward(self, p, out, g, schedule):
+        return self.k.gru_backward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
+                                        out["activations"], out["gates"], p["grad_outputs"], p["grad_final_states"],
+                                        g["grad_inputs"], g["grad_kernels"], g["grad_recurrent_kernels"],
+                                        g["grad_biases"], g["grad_initial_states"], g["grad_gates"],
+                                        self.workspace("backward", p, "gru"), stream=self.stream(),
+                                        schedule=schedule)
 
 
 class TorchCudaBackend(_CudaEntryPoints):
@@ -242,6 +277,43 @@ def _run_both_passes(backend, p, dtype, schedule):
     return host, info, binfo
 
 
+def _gru_buffers(backend, shape, dtype):
+    """NaN-poisoned outputs of both GRU passes."""
+    B, T, D, H, L = shape
+    out = {"outputs": backend.poisoned((B, T, H), dtype), "final_states": backend.poisoned((L, B, H), dtype),
+           "activations": backend.poisoned((L, T, B, H), dtype), "gates": backend.poisoned((L, T, B, 4 * H), dtype)}
+    g = {"grad_inputs": backend.poisoned((B, T, D), dtype),
+         "grad_kernels": [backend.poisoned((D if l == 0 else H, 3 * H), dtype) for l in range(L)],
+         "grad_recurrent_kernels": [backend.poisoned((H, 3 * H), dtype) for _ in range(L)],
+         "grad_biases": [backend.poisoned((2, 3 * H), dtype) for _ in range(L)],
+         "grad_initial_states": backend.poisoned((L, B, H), dtype),
+         "grad_gates": backend.poisoned((L, T, B, 4 * H), dtype)}
+    return out, g
+
+
+def _run_both_gru_passes(backend, p, dtype, schedule):
+    """The GRU's forward then backward into NaN-poisoned outputs; returns (host results, forward info, backward
+    info). grad_gates is only there for the CUDA backends (the CPU pass keeps its own scratch)."""
+    out, g = _gru_buffers(backend, p["shape"], dtype)
+    info = backend.gru_forward(p, out, schedule)
+    binfo = backend.gru_backward(p, out, g, schedule)
+    backend.synchronize()
+    host = {k: backend.get(v) for k, v in out.items()}
+    for k, v in g.items():
+        host[k] = [backend.get(x) for x in v] if isinstance(v, list) else backend.get(v)
+    return host, info, binfo
+
+
+def _gru_reference(problem):
+    y, fin, act, gates = oracle.gru_forward(problem.inputs, problem.kernels, problem.recurrent_kernels,
+                                            problem.biases, problem.initial_states)
+    g = oracle.gru_backward(problem.inputs, problem.kernels, problem.recurrent_kernels, problem.biases,
+                            problem.initial_states, act, gates, problem.grad_outputs, problem.grad_final_states)
+    return {"outputs": y, "final_states": fin, "activations": act, "gates": gates, "grad_inputs": g.grad_inputs,
+            "grad_kernels": g.grad_kernels, "grad_recurrent_kernels": g.grad_recurrent_kernels,
+            "grad_biases": g.grad_biases, "grad_initial_states": g.grad_initial_states, "grad_gates": g.grad_gates}
+
+
 def _reference(problem):
     y, fin, act = oracle.forward(problem.inputs, problem.kernels, problem.recurrent_kernels, problem.biases,
                                  problem.initial_states, problem.activation)
@@ -255,9 +327,11 @@ def _reference(problem):
 
 
 def _errors(got, want):
-    """Relative error per quantity (the worst layer for per-layer lists)."""
+    """Relative error per quantity (the worst layer for per-layer lists) that both hold."""
     errs = {}
     for name, ref in want.items():
+        if name not in got:
+            continue
         if isinstance(ref, list):
             errs[name] = max((oracle.relative_error(a, b) for a, b in zip(got[name], ref)), default=0.0)
         else:
@@ -266,29 +340,38 @@ def _errors(got, want):
 
 
 def check_correctness(backend, shapes, seed, log, deadline):
-    """Every shape x dtype x activation on fresh random data, every schedule on the same data. Returns records."""
+    """Every shape x dtype x cell (tanh, relu, GRU) on fresh random data, every schedule on the same data. Returns
+    records (the cell in "activation")."""
     rng = np.random.default_rng(seed)
     records = []
-    log(f"correctness: backend {backend.name}, seed {seed}, {len(shapes)} shapes x 2 dtypes x 2 activations x "
-        f"{len(backend.schedules)} schedules; outputs NaN-poisoned before every run")
+    log(f"correctness: backend {backend.name}, seed {seed}, {len(shapes)} shapes x 2 dtypes x {len(CELLS)} cells "
+        f"({', '.join(CELLS)}) x {len(backend.schedules)} schedules; outputs NaN-poisoned before every run")
     log(f"{'B':>4} {'T':>4} {'D':>4} {'H':>5} {'L':>2} {'dtype':7} {'act':4} {'schedule':21} {'ran':26} "
         f"{'worst rel err':>13} {'quantity':22} {'vs 1st sched':>12} status")
     for shape in shapes:
         for dtype in (np.float32, np.float64):
-            for activation in oracle.ACTIVATIONS:
+            for activation in CELLS:
                 if time.time() > deadline:
                     log("correctness: deadline reached; remaining cases skipped")
                     records.append({"shape": shape, "status": "skipped (time budget)"})
                     return records
-                problem = oracle.random_problem(rng, *shape, dtype=dtype, activation=activation)
-                ref = _reference(problem)
+                gru = activation == "gru"
+                if gru and shape[3] > GRU_MAX_CHECK_HIDDEN:
+                    continue
+                if gru:
+                    problem = oracle.random_gru_problem(rng, *shape, dtype=dtype)
+                    ref = _gru_reference(problem)
+                else:
+                    problem = oracle.random_problem(rng, *shape, dtype=dtype, activation=activation)
+                    ref = _reference(problem)
                 p = _upload(backend, problem, dtype)
+                run_passes = _run_both_gru_passes if gru else _run_both_passes
                 first = None
                 for schedule in backend.schedules:
                     rec = {"shape": shape, "dtype": np.dtype(dtype).name, "activation": activation,
                            "schedule": schedule}
                     try:
-                        got, info, binfo = _run_both_passes(backend, p, dtype, schedule)
+                        got, info, binfo = run_passes(backend, p, dtype, schedule)
                     except (RuntimeError, ValueError) as e:
                         if schedule == "persistent_resident" and "cannot stay on chip" in str(e):
                             rec["status"] = "n/a"
@@ -422,8 +505,41 @@ def grid_sync_cost_us(kernels, torch, log):
     return result
 
 
+def _time_gru(kernels, backend, timer, torch, rng, row):
+    """Our GRU (forward, and forward + backward, with the planner's schedule) into `row`; workspaces and outputs are
+    allocated once, outside the timed calls."""
+    B, T, D, H, L = row["B"], row["T"], row["D"], row["H"], row["L"]
+    problem = oracle.random_gru_problem(rng, B, T, D, H, L, np.float32)
+    p = _upload(backend, problem, np.float32)
+    out, g = _gru_buffers(backend, p["shape"], np.float32)
+    stream = backend.stream()
+    ws_f = backend.workspace("forward", p, "gru")
+    ws_b = backend.workspace("backward", p, "gru")
+
+    def fwd():
+        return kernels.gru_forward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"],
+                                        p["initial_states"], out["outputs"], out["final_states"], out["activations"],
+                                        out["gates"], ws_f, stream=stream, schedule="auto")
+
+    def bwd():
+        return kernels.gru_backward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
+                                         out["activations"], out["gates"], p["grad_outputs"],
+                                         p["grad_final_states"], g["grad_inputs"], g["grad_kernels"],
+                                         g["grad_recurrent_kernels"], g["grad_biases"], g["grad_initial_states"],
+                                         g["grad_gates"], ws_b, stream=stream, schedule="auto")
+
+    info = fwd()
+    row["ours_gru_fwd_plan"] = (info["schedule"] + ("+chip" if info["weights_on_chip"] else "")
+                                + f" t{info['tile']}")
+    row["ours_gru_fwd_ms"] = timer(fwd)
+    row["ours_gru_fwdbwd_ms"] = timer(lambda: (fwd(), bwd()))
+    if not torch.isfinite(out["outputs"]).all():
+        row["gru_error"] = "non-finite outputs"
+
+
 def time_configs(kernels, torch, log, deadline, sync_us, schedules=("auto", "stepwise", "persistent")):
-    """Ours (forward per schedule; forward + backward with auto) against cuDNN RNN and GRU. Returns rows."""
+    """Ours (tanh RNN: forward per schedule, forward + backward with auto; GRU: both with auto) against cuDNN RNN and
+    GRU. Returns rows."""
     timer = CudaTimer(torch)
     backend = TorchCudaBackend(kernels)
     rows = []
@@ -476,6 +592,11 @@ def time_configs(kernels, torch, log, deadline, sync_us, schedules=("auto", "ste
             row["ours_fwdbwd_ms"] = timer(lambda: (fwd("auto"), bwd()))
             if not torch.isfinite(out["outputs"]).all():
                 row["error"] = "non-finite outputs"
+            del p, out, g, ws_f, ws_b
+            try:
+                _time_gru(kernels, backend, timer, torch, rng, row)
+            except Exception as e:  # the GRU's failure must not lose the RNN's numbers
+                row["gru_error"] = f"{type(e).__name__}: {e}"
             for name, cls, kw in (("rnn", torch.nn.RNN, {"nonlinearity": "tanh"}), ("gru", torch.nn.GRU, {})):
                 module = cls(D, H, num_layers=L, batch_first=True, device="cuda", **kw)
                 x = torch.randn(B, T, D, device="cuda")
@@ -499,6 +620,7 @@ def time_configs(kernels, torch, log, deadline, sync_us, schedules=("auto", "ste
         except Exception as e:  # one config's failure (e.g. out of memory) must not lose the others
             row["error"] = f"{type(e).__name__}: {e}"
         log(format_timing_row(row))
+        log(format_gru_timing_row(row))
         torch.cuda.empty_cache()
     return rows
 
@@ -512,8 +634,8 @@ def _ratio(a, b):
 
 
 TIMING_HEADER = (f"{'B':>4} {'H':>5} {'L':>2} | {'ours fwd':>8} {'plan':22} {'stepw':>7} {'persist':>7} | "
-                 f"{'rnn fwd':>7} {'gru fwd':>7} {'x rnn':>6} {'x gru':>6} | {'ours f+b':>8} {'rnn f+b':>7} "
-                 f"{'gru f+b':>7} {'x rnn':>6} {'x gru':>6} | {'sync fl':>7} {'x floor':>7}")
+                 f"{'rnn fwd':>7} {'x rnn':>6} | {'ours f+b':>8} {'rnn f+b':>7} {'x rnn':>6} | {'sync fl':>7} "
+                 f"{'x floor':>7}")
 
 
 def format_timing_row(r):
@@ -522,23 +644,45 @@ def format_timing_row(r):
     ours = r.get("ours_fwd_auto_ms")
     line = (f"{r['B']:>4} {r['H']:>5} {r['L']:>2} | {_fmt(ours, 8)} {str(r.get('ours_fwd_auto_plan', '-'))[:22]:22} "
             f"{_fmt(r.get('ours_fwd_stepwise_ms'))} {_fmt(r.get('ours_fwd_persistent_ms'))} | "
-            f"{_fmt(r.get('rnn_fwd_ms'))} {_fmt(r.get('gru_fwd_ms'))} {_fmt(_ratio(ours, r.get('rnn_fwd_ms')), 6)} "
-            f"{_fmt(_ratio(ours, r.get('gru_fwd_ms')), 6)} | {_fmt(r.get('ours_fwdbwd_ms'), 8)} "
-            f"{_fmt(r.get('rnn_fwdbwd_ms'))} {_fmt(r.get('gru_fwdbwd_ms'))} "
-            f"{_fmt(_ratio(r.get('ours_fwdbwd_ms'), r.get('rnn_fwdbwd_ms')), 6)} "
-            f"{_fmt(_ratio(r.get('ours_fwdbwd_ms'), r.get('gru_fwdbwd_ms')), 6)} | "
+            f"{_fmt(r.get('rnn_fwd_ms'))} {_fmt(_ratio(ours, r.get('rnn_fwd_ms')), 6)} | "
+            f"{_fmt(r.get('ours_fwdbwd_ms'), 8)} {_fmt(r.get('rnn_fwdbwd_ms'))} "
+            f"{_fmt(_ratio(r.get('ours_fwdbwd_ms'), r.get('rnn_fwdbwd_ms')), 6)} | "
             f"{_fmt(r.get('sync_floor_ms'), 7, 3)} {_fmt(_ratio(ours, r.get('sync_floor_ms')))}")
     if "error" in r:
         line += f"  [{r['error']}]"
     return line
 
 
+GRU_TIMING_HEADER = (f"{'B':>4} {'H':>5} {'L':>2} | {'ours fwd':>8} {'plan':22} {'cudnn':>7} {'x cudnn':>7} | "
+                     f"{'ours f+b':>8} {'cudnn':>7} {'x cudnn':>7} | {'x floor':>7}")
+
+
+def format_gru_timing_row(r):
+    if "skipped" in r:
+        return f"{r['B']:>4} {r['H']:>5} {r['L']:>2} | skipped: {r['skipped']}"
+    ours = r.get("ours_gru_fwd_ms")
+    line = (f"{r['B']:>4} {r['H']:>5} {r['L']:>2} | {_fmt(ours, 8)} "
+            f"{str(r.get('ours_gru_fwd_plan', '-'))[:22]:22} {_fmt(r.get('gru_fwd_ms'))} "
+            f"{_fmt(_ratio(ours, r.get('gru_fwd_ms')))} | {_fmt(r.get('ours_gru_fwdbwd_ms'), 8)} "
+            f"{_fmt(r.get('gru_fwdbwd_ms'))} {_fmt(_ratio(r.get('ours_gru_fwdbwd_ms'), r.get('gru_fwdbwd_ms')))} | "
+            f"{_fmt(_ratio(ours, r.get('sync_floor_ms')))}")
+    if "gru_error" in r:
+        line += f"  [{r['gru_error']}]"
+    return line
+
+
 def timing_table(rows, header_lines):
     lines = list(header_lines)
-    lines.append("times in ms (median of CUDA-event timings); 'x rnn' = ours / cuDNN RNN (below 1: ours faster); "
-                 "'sync fl' = (T + L - 1) x one grid barrier; 'x floor' = ours fwd / that (goal: <= 2)")
+    lines.append("fused tanh RNN vs cuDNN: times in ms (median of CUDA-event timings); 'x rnn' = ours / cuDNN RNN "
+                 "(below 1: ours faster); 'sync fl' = (T + L - 1) x one grid barrier; 'x floor' = ours fwd / that "
+                 "(goal: <= 2)")
     lines.append(TIMING_HEADER)
     lines.extend(format_timing_row(r) for r in rows)
+    lines.append("")
+    lines.append("fused GRU vs cuDNN nn.GRU(num_layers=L): times in ms; 'x cudnn' = ours / cuDNN (below 1: ours "
+                 "faster); 'x floor' = ours fwd / the sync floor above")
+    lines.append(GRU_TIMING_HEADER)
+    lines.extend(format_gru_timing_row(r) for r in rows)
     return lines
 
 
@@ -546,13 +690,14 @@ def plan_table(kernels, props, log):
     """What the planner picks for the timing configurations on `props` (no GPU needed)."""
     log(f"planner's choices for T = {TIMING_T}, float32, on {props.get('name', 'the given device')} "
         f"({props['sm_count']} SMs):")
-    for B, H, L in TIMING_CONFIGS:
-        parts = []
-        for direction in ("forward", "backward"):
-            p = kernels.plan(B, TIMING_T, H, H, L, "float32", direction, "auto", props)
-            parts.append(f"{direction[0]}wd {p['schedule']}{'+chip' if p['weights_on_chip'] else ''} tile {p['tile']} "
-                         f"({p['bm']}x{p['bn']}) grid {p['grid']} smem {p['smem_bytes']}")
-        log(f"  B={B:<3} H={H:<4} L={L}: " + " | ".join(parts))
+    for cell in ("rnn", "gru"):
+        for B, H, L in TIMING_CONFIGS:
+            parts = []
+            for direction in ("forward", "backward"):
+                p = kernels.plan(B, TIMING_T, H, H, L, "float32", direction, "auto", props, cell=cell)
+                parts.append(f"{direction[0]}wd {p['schedule']}{'+chip' if p['weights_on_chip'] else ''} "
+                             f"tile {p['tile']} ({p['bm']}x{p['bn']}) grid {p['grid']} smem {p['smem_bytes']}")
+            log(f"  {cell} B={B:<3} H={H:<4} L={L}: " + " | ".join(parts))
 
 
 # ---- driver ----
@@ -682,7 +827,9 @@ def main(argv=None):
         plan_table(kernels, dict(H200_PROPS, name="an H200 (properties given by hand)"), log)
         # Exercise the report on fake numbers, so that a formatting bug shows before a GPU run.
         fake = [{"B": 1, "H": 256, "L": 2, "ours_fwd_auto_ms": 1.0, "ours_fwd_auto_plan": "persistent+chip t0",
-                 "rnn_fwd_ms": 2.0, "sync_floor_ms": 0.5}, {"B": 256, "H": 1024, "L": 8, "skipped": "time budget"}]
+                 "rnn_fwd_ms": 2.0, "sync_floor_ms": 0.5, "ours_gru_fwd_ms": 1.5,
+                 "ours_gru_fwd_plan": "persistent+chip t0", "gru_fwd_ms": 2.5, "ours_gru_fwdbwd_ms": 4.0,
+                 "gru_fwdbwd_ms": 6.0}, {"B": 256, "H": 1024, "L": 8, "skipped": "time budget"}]
         for line in timing_table(fake, ["(dry run: table format with made-up numbers)"]):
             log(line)
     result["elapsed_s"] = time.time() - started

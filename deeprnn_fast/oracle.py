@@ -1,4 +1,4 @@
-"""Float64 NumPy forward and backward of the stacked RNN: the oracle the kernels are checked against.
+"""Float64 NumPy forward and backward of the stacked RNN and GRU: the oracle the kernels are checked against.
 
 No TensorFlow here, so it also runs on the GPU machines (which have NumPy and PyTorch but no TensorFlow), in the GPU
 check script (deeprnn_fast.gpu_check) and in the tests. Everything is computed in float64 whatever the input dtype,
@@ -8,13 +8,22 @@ one cell at a time, in the library's layouts (csrc/deeprnn/stacked_rnn.h):
     outputs [B,T,H]  final_states [L,B,H]  activations [L,T,B,H]  grad_preactivations [L,T,B,H]
 
     H_t^(l) = phi(H_t^(l-1) W_x^(l) + H_{t-1}^(l) W_h^(l) + b^(l)),   H_t^(-1) = X_t,   H_{-1}^(l) = initial state.
+
+The GRU (gru_forward, gru_backward; csrc/deeprnn/stacked_gru.h) is Keras' GRUCell with reset_after=True, gate order
+[z, r, n], with kernels[l] [D or H, 3H], recurrent_kernels[l] [H, 3H], biases[l] [2, 3H] (input bias bx in row 0,
+recurrent bias bh in row 1), and in addition gates [L,T,B,4H] (per cell and row [z | r | n | q]) and grad_gates
+[L,T,B,4H] (per cell and row [dn | dz | dr | dn * r], the gradients of the gates' arguments):
+
+    z = sigmoid(x Wx_z + bx_z + h Wh_z + bh_z),  r likewise,  q = h Wh_n + bh_n,  n = tanh(x Wx_n + bx_n + r q),
+    h' = z h + (1 - z) n.
 """
 from dataclasses import dataclass
 from typing import List, Optional
 
 import numpy as np
 
-__all__ = ["ACTIVATIONS", "Problem", "random_problem", "forward", "backward", "relative_error"]
+__all__ = ["ACTIVATIONS", "Problem", "random_problem", "forward", "backward", "relative_error", "GruProblem",
+           "random_gru_problem", "gru_forward", "gru_backward"]
 
 ACTIVATIONS = ("tanh", "relu")
 
@@ -150,6 +159,137 @@ def backward(inputs, kernels, recurrent_kernels, biases, initial_states, activat
     return Gradients(grad_inputs, grad_kernels, grad_recurrent, grad_biases, grad_initial, dz)
 
 
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _gru_sizes(inputs, kernels, recurrent_kernels, biases):
+    if not (len(kernels) == len(recurrent_kernels) == len(biases)) or not kernels:
+        raise ValueError("kernels, recurrent_kernels and biases must hold one array per layer (at least one); got "
+                         f"{len(kernels)}, {len(recurrent_kernels)}, {len(biases)}")
+    B, T, D = inputs.shape
+    columns = np.shape(kernels[0])[1]
+    if columns % 3:
+        raise ValueError(f"kernels[0] must have shape ({D}, 3 * units); got {np.shape(kernels[0])}")
+    H = columns // 3
+    L = len(kernels)
+    for l in range(L):
+        want = (D if l == 0 else H, 3 * H)
+        if np.shape(kernels[l]) != want:
+            raise ValueError(f"kernels[{l}] must have shape {want}; got {np.shape(kernels[l])}")
+        if np.shape(recurrent_kernels[l]) != (H, 3 * H):
+            raise ValueError(f"recurrent_kernels[{l}] must have shape {(H, 3 * H)}; got "
+                             f"{np.shape(recurrent_kernels[l])}")
+        if np.shape(biases[l]) != (2, 3 * H):
+            raise ValueError(f"biases[{l}] must have shape {(2, 3 * H)}; got {np.shape(biases[l])}")
+    return B, T, D, H, L
+
+
+def gru_forward(inputs, kernels, recurrent_kernels, biases, initial_states=None):
+    """Returns (outputs [B,T,H], final_states [L,B,H], activations [L,T,B,H], gates [L,T,B,4H]), all float64."""
+    x = _as64("inputs", inputs, 3)
+    B, T, D, H, L = _gru_sizes(x, kernels, recurrent_kernels, biases)
+    h0 = _initial(initial_states, L, B, H)
+    wx = [np.asarray(w, np.float64) for w in kernels]
+    wh = [np.asarray(w, np.float64) for w in recurrent_kernels]
+    b = [np.asarray(v, np.float64) for v in biases]
+    activations = np.empty((L, T, B, H))
+    gates = np.empty((L, T, B, 4 * H))
+    for l in range(L):
+        h = h0[l]
+        for t in range(T):
+            below = x[:, t, :] if l == 0 else activations[l - 1, t]
+            xp = below @ wx[l] + b[l][0]
+            hp = h @ wh[l] + b[l][1]
+            z = _sigmoid(xp[:, :H] + hp[:, :H])
+            r = _sigmoid(xp[:, H:2 * H] + hp[:, H:2 * H])
+            q = hp[:, 2 * H:]
+            n = np.tanh(xp[:, 2 * H:] + r * q)
+            h = z * h + (1.0 - z) * n
+            activations[l, t] = h
+            gates[l, t] = np.concatenate([z, r, n, q], axis=1)
+    outputs = activations[L - 1].transpose(1, 0, 2).copy() if T else np.zeros((B, 0, H))
+    final_states = activations[:, T - 1].copy() if T else h0.copy()
+    return outputs, final_states, activations, gates
+
+
+@dataclass
+class GruGradients:
+    grad_inputs: np.ndarray                   # [B,T,D]
+    grad_kernels: List[np.ndarray]            # L: [D,3H], then [H,3H]
+    grad_recurrent_kernels: List[np.ndarray]  # L: [H,3H]
+    grad_biases: List[np.ndarray]             # L: [2,3H]
+    grad_initial_states: np.ndarray           # [L,B,H]
+    grad_gates: np.ndarray                    # [L,T,B,4H]: [dn | dz | dr | dn * r] per row
+
+
+def gru_backward(inputs, kernels, recurrent_kernels, biases, initial_states, activations, gates, grad_outputs,
+                 grad_final_states):
+    """Gradients of a scalar loss with respect to every input of `gru_forward`, given dLoss/d outputs [B,T,H] and
+    dLoss/d final_states [L,B,H]; `activations` and `gates` as `gru_forward` returned them. Returns GruGradients."""
+    x = _as64("inputs", inputs, 3)
+    B, T, D, H, L = _gru_sizes(x, kernels, recurrent_kernels, biases)
+    h0 = _initial(initial_states, L, B, H)
+    act = _as64("activations", activations, 4)
+    gat = _as64("gates", gates, 4)
+    dy = _as64("grad_outputs", grad_outputs, 3)
+    dfinal = _as64("grad_final_states", grad_final_states, 3)
+    if act.shape != (L, T, B, H) or gat.shape != (L, T, B, 4 * H) or dy.shape != (B, T, H) \
+            or dfinal.shape != (L, B, H):
+        raise ValueError(f"activations, gates, grad_outputs, grad_final_states must have shapes {(L, T, B, H)}, "
+                         f"{(L, T, B, 4 * H)}, {(B, T, H)}, {(L, B, H)}; got {act.shape}, {gat.shape}, {dy.shape}, "
+                         f"{dfinal.shape}")
+    wx = [np.asarray(w, np.float64) for w in kernels]
+    wh = [np.asarray(w, np.float64) for w in recurrent_kernels]
+
+    def input_side(gg):   # (dz, dr, dn): the gradient of x Wx + bx, in Wx's column order
+        return np.concatenate([gg[:, H:3 * H], gg[:, :H]], axis=1)
+
+    def recurrent_side(gg):  # (dz, dr, dn * r): the gradient of h Wh + bh
+        return gg[:, H:]
+
+    grad_gates = np.zeros((L, T, B, 4 * H))
+    dh = np.zeros((L, T, B, H))  # dLoss/dH_t^(l), every path summed
+    for l in reversed(range(L)):
+        for t in reversed(range(T)):
+            d = np.zeros((B, H))
+            if l == L - 1:
+                d += dy[:, t, :]
+            if t == T - 1:
+                d += dfinal[l]
+            else:
+                d += dh[l, t + 1] * gat[l, t + 1, :, :H] + recurrent_side(grad_gates[l, t + 1]) @ wh[l].T
+            if l + 1 < L:
+                d += input_side(grad_gates[l + 1, t]) @ wx[l + 1].T
+            z, r, n, q = (gat[l, t, :, i * H:(i + 1) * H] for i in range(4))
+            previous = h0[l] if t == 0 else act[l, t - 1]
+            da_n = d * (1.0 - z) * (1.0 - n * n)
+            da_z = d * (previous - n) * z * (1.0 - z)
+            da_r = da_n * q * r * (1.0 - r)
+            grad_gates[l, t] = np.concatenate([da_n, da_z, da_r, da_n * r], axis=1)
+            dh[l, t] = d
+
+    grad_inputs = np.zeros((B, T, D))
+    grad_kernels = [np.zeros_like(w) for w in wx]
+    grad_recurrent = [np.zeros_like(w) for w in wh]
+    grad_biases = [np.zeros((2, 3 * H)) for _ in range(L)]
+    grad_initial = dfinal.copy() if T == 0 else np.zeros((L, B, H))
+    for l in range(L):
+        for t in range(T):
+            below = x[:, t, :] if l == 0 else act[l - 1, t]
+            previous = h0[l] if t == 0 else act[l, t - 1]
+            gx, gh = input_side(grad_gates[l, t]), recurrent_side(grad_gates[l, t])
+            grad_kernels[l] += below.T @ gx
+            grad_recurrent[l] += previous.T @ gh
+            grad_biases[l][0] += gx.sum(axis=0)
+            grad_biases[l][1] += gh.sum(axis=0)
+            if l == 0:
+                grad_inputs[:, t, :] = gx @ wx[0].T
+        if T:
+            grad_initial[l] = dh[l, 0] * gat[l, 0, :, :H] + recurrent_side(grad_gates[l, 0]) @ wh[l].T
+    return GruGradients(grad_inputs, grad_kernels, grad_recurrent, grad_biases, grad_initial, grad_gates)
+
+
 @dataclass
 class Problem:
     """One random problem: the forward's inputs and the backward's upstream gradients, in one dtype."""
@@ -188,6 +328,39 @@ def random_problem(rng: np.random.Generator, batch, time, input_size, hidden, la
         grad_outputs=u((batch, time, H), 1.0),
         grad_final_states=u((L, batch, H), 1.0),
         activation=activation,
+    )
+
+
+@dataclass
+class GruProblem(Problem):
+    """A random GRU problem: kernels [in, 3H], recurrent_kernels [H, 3H], biases [2, 3H]; activation is "gru"."""
+
+    @property
+    def shape(self):
+        B, T, D = self.inputs.shape
+        return B, T, D, self.kernels[0].shape[1] // 3, len(self.kernels)
+
+
+def random_gru_problem(rng: np.random.Generator, batch, time, input_size, hidden, layers, dtype=np.float32,
+                       weight_scale: Optional[float] = None) -> GruProblem:
+    """Fresh random GRU data (never zeros): weights U(-s, s) with s = 1/sqrt(H) (Keras' glorot range for these
+    sizes), biases U(-0.2, 0.2)."""
+    if weight_scale is None:
+        weight_scale = 1.0 / np.sqrt(hidden)
+
+    def u(shape, scale):
+        return rng.uniform(-scale, scale, size=shape).astype(dtype)
+
+    L, H = layers, hidden
+    return GruProblem(
+        inputs=u((batch, time, input_size), 1.0),
+        kernels=[u((input_size if l == 0 else H, 3 * H), weight_scale) for l in range(L)],
+        recurrent_kernels=[u((H, 3 * H), weight_scale) for _ in range(L)],
+        biases=[u((2, 3 * H), 0.2) for _ in range(L)],
+        initial_states=u((L, batch, H), 0.5),
+        grad_outputs=u((batch, time, H), 1.0),
+        grad_final_states=u((L, batch, H), 1.0),
+        activation="gru",
     )
 
 

@@ -15,7 +15,8 @@ def registered(op_name):
             for k in kernels.get_registered_kernels_for_op(op_name).kernel}
 
 
-@pytest.mark.parametrize("op_name", ["DeeprnnFast>StackedRnn", "DeeprnnFast>StackedRnnGrad"])
+@pytest.mark.parametrize("op_name", ["DeeprnnFast>StackedRnn", "DeeprnnFast>StackedRnnGrad",
+                                     "DeeprnnFast>StackedGru", "DeeprnnFast>StackedGruGrad"])
 def test_kernels_are_registered_for_every_device_and_dtype(op_name):
     found = registered(op_name)
     devices = ["CPU", "GPU"] if deeprnn_fast.build_info()["cuda"] else ["CPU"]

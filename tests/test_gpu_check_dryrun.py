@@ -19,10 +19,12 @@ def test_check_script_dry_run(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "gpu_check: PASSED" in proc.stdout
     assert "planner's choices" in proc.stdout and "x floor" in proc.stdout
+    assert "gru B=256 H=1024 L=8" in proc.stdout and "fused GRU vs cuDNN" in proc.stdout
     result = json.loads((tmp_path / "gpu_check.json").read_text())
     records = result["correctness"]
-    # Every quick shape x 2 dtypes x 2 activations ran on the CPU backend and matched the oracle.
-    assert len(records) == 8 * 2 * 2
+    # Every quick shape x 2 dtypes x 3 cells (tanh, relu, GRU) ran on the CPU backend and matched the oracle.
+    assert len(records) == 8 * 2 * 3
+    assert sum(r["activation"] == "gru" for r in records) == 8 * 2
     assert all(r["status"] == "ok" for r in records), [r for r in records if r["status"] != "ok"]
     assert all(r["worst"] <= (1e-4 if r["dtype"] == "float32" else 1e-9) for r in records)
     assert (tmp_path / "gpu_check.log").read_text().count("\n") > 30

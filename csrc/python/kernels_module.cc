@@ -3,8 +3,10 @@
 // - forward_cpu / backward_cpu run the CPU library on NumPy arrays;
 // - forward_cuda / backward_cuda run the CUDA library on CUDA arrays of any library that exposes
 //   __cuda_array_interface__ (PyTorch, CuPy, Numba), on the stream given (a cudaStream_t as an int, 0 = default);
+// - gru_forward_cpu / gru_backward_cpu / gru_forward_cuda / gru_backward_cuda do the same for the fused stacked GRU
+//   (deeprnn/stacked_gru.h, deeprnn/stacked_gru_cuda.h);
 // - plan() shows the launch plan the CUDA library would use (on the current device, or on device properties given
-//   as a dict, which needs no GPU and no CUDA build).
+//   as a dict, which needs no GPU and no CUDA build), for the tanh RNN or (cell="gru") the GRU.
 // Every function writes into output arrays the caller allocated (so that a check can poison them first) and checks
 // every shape and dtype first, raising ValueError / TypeError that names the argument. Without a CUDA build
 // (DEEPRNN_WITH_CUDA undefined) the CUDA entry points raise RuntimeError.
@@ -19,6 +21,8 @@
 #include <vector>
 
 #include "deeprnn/launch_plan.h"
+#include "deeprnn/stacked_gru.h"
+#include "deeprnn/stacked_gru_cuda.h"
 #include "deeprnn/stacked_rnn.h"
 #include "deeprnn/stacked_rnn_cuda.h"
 
@@ -138,7 +142,8 @@ struct Problem {
   int itemsize;
 };
 
-Problem ReadProblem(ViewFn view, py::handle inputs, py::handle kernels) {
+// `gates` is 1 for the RNN (kernels[0] [D, H]) and 3 for the GRU (kernels[0] [D, 3H], gates z | r | n).
+Problem ReadProblem(ViewFn view, py::handle inputs, py::handle kernels, int gates = 1) {
   ArrayView x = view(inputs, "inputs");
   if (x.shape.size() != 3) throw py::value_error("inputs must have shape (batch, time, features); got " + DimsText(x.shape));
   if (x.kind != 'f' || (x.itemsize != 4 && x.itemsize != 8))
@@ -146,11 +151,12 @@ Problem ReadProblem(ViewFn view, py::handle inputs, py::handle kernels) {
   std::vector<py::handle> k = AsList(kernels, "kernels", -1);
   if (k.empty()) throw py::value_error("kernels must hold at least one array (one per layer)");
   ArrayView k0 = view(k[0], "kernels[0]");
-  if (k0.shape.size() != 2 || k0.shape[0] != x.shape[2])
-    throw py::value_error("kernels[0] must have shape (" + std::to_string(x.shape[2]) + ", units); got " +
+  if (k0.shape.size() != 2 || k0.shape[0] != x.shape[2] || k0.shape[1] % gates != 0)
+    throw py::value_error("kernels[0] must have shape (" + std::to_string(x.shape[2]) +
+                          (gates == 1 ? ", units)" : ", 3 * units) (gates z, r, n side by side)") + "; got " +
                           DimsText(k0.shape));
   Problem p;
-  p.shape = {x.shape[0], x.shape[1], x.shape[2], k0.shape[1], static_cast<int64_t>(k.size())};
+  p.shape = {x.shape[0], x.shape[1], x.shape[2], k0.shape[1] / gates, static_cast<int64_t>(k.size())};
   p.itemsize = x.itemsize;
   if (p.shape.input < 1 || p.shape.hidden < 1) throw py::value_error("features and units must be at least 1");
   return p;
@@ -198,7 +204,39 @@ struct Pointers {
       grad_biases.push_back(Out(view, bs[l], "grad_biases" + i, {s.hidden}));
     }
   }
+  // The GRU's weights: kernels [in, 3H], recurrent kernels [H, 3H], biases [2, 3H] (or None: not read).
+  void GruWeightsIn(ViewFn view, const Shape& s, py::handle k, py::handle rk, py::handle b) {
+    const int64_t H = s.hidden;
+    auto ks = AsList(k, "kernels", s.layers), rks = AsList(rk, "recurrent_kernels", s.layers);
+    for (int64_t l = 0; l < s.layers; ++l) {
+      const std::string i = "[" + std::to_string(l) + "]";
+      kernels.push_back(In(view, ks[l], "kernels" + i, {l == 0 ? s.input : H, 3 * H}));
+      recurrent_kernels.push_back(In(view, rks[l], "recurrent_kernels" + i, {H, 3 * H}));
+    }
+    if (b.is_none()) {
+      biases.assign(s.layers, nullptr);
+    } else {
+      auto bs = AsList(b, "biases", s.layers);
+      for (int64_t l = 0; l < s.layers; ++l)
+        biases.push_back(In(view, bs[l], "biases[" + std::to_string(l) + "]", {2, 3 * H}));
+    }
+  }
+  void GruGradsOut(ViewFn view, const Shape& s, py::handle k, py::handle rk, py::handle b) {
+    const int64_t H = s.hidden;
+    auto ks = AsList(k, "grad_kernels", s.layers), rks = AsList(rk, "grad_recurrent_kernels", s.layers);
+    auto bs = AsList(b, "grad_biases", s.layers);
+    for (int64_t l = 0; l < s.layers; ++l) {
+      const std::string i = "[" + std::to_string(l) + "]";
+      grad_kernels.push_back(Out(view, ks[l], "grad_kernels" + i, {l == 0 ? s.input : H, 3 * H}));
+      grad_recurrent_kernels.push_back(Out(view, rks[l], "grad_recurrent_kernels" + i, {H, 3 * H}));
+      grad_biases.push_back(Out(view, bs[l], "grad_biases" + i, {2, 3 * H}));
+    }
+  }
   deeprnn::Weights<T> W() const { return {kernels.data(), recurrent_kernels.data(), biases.data()}; }
+  deeprnn::GruWeights<T> GruW() const { return {kernels.data(), recurrent_kernels.data(), biases.data()}; }
+  deeprnn::GruWeightGrads<T> GruG() const {
+    return {grad_kernels.data(), grad_recurrent_kernels.data(), grad_biases.data()};
+  }
   deeprnn::WeightGrads<T> G() const { return {grad_kernels.data(), grad_recurrent_kernels.data(), grad_biases.data()}; }
 };
 
@@ -246,6 +284,54 @@ struct BackwardPointers : Pointers<T> {
   }
 };
 
+struct GruForwardArrays {
+  py::handle inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states, activations, gates;
+};
+
+template <typename T>
+struct GruForwardPointers : Pointers<T> {
+  const T* inputs;
+  const T* initial_states;
+  T *outputs, *final_states, *activations, *gates;
+  GruForwardPointers(ViewFn view, const Shape& s, const GruForwardArrays& a) {
+    const int64_t B = s.batch, TT = s.time, D = s.input, H = s.hidden, L = s.layers;
+    inputs = this->In(view, a.inputs, "inputs", {B, TT, D});
+    this->GruWeightsIn(view, s, a.kernels, a.recurrent_kernels, a.biases);
+    initial_states = this->In(view, a.initial_states, "initial_states", {L, B, H});
+    outputs = this->Out(view, a.outputs, "outputs", {B, TT, H});
+    final_states = this->Out(view, a.final_states, "final_states", {L, B, H});
+    activations = this->Out(view, a.activations, "activations", {L, TT, B, H});
+    gates = this->Out(view, a.gates, "gates", {L, TT, B, deeprnn::kGruGateSlots * H});
+  }
+};
+
+// grad_gates is None for the CPU pass (which keeps its own scratch) and a [L,T,B,4H] array for the CUDA pass.
+struct GruBackwardArrays {
+  py::handle inputs, kernels, recurrent_kernels, initial_states, activations, gates, grad_outputs, grad_final_states,
+      grad_inputs, grad_kernels, grad_recurrent_kernels, grad_biases, grad_initial_states, grad_gates;
+};
+
+template <typename T>
+struct GruBackwardPointers : Pointers<T> {
+  const T *inputs, *initial_states, *activations, *gates, *grad_outputs, *grad_final_states;
+  T *grad_inputs, *grad_initial_states, *grad_gates = nullptr;
+  GruBackwardPointers(ViewFn view, const Shape& s, const GruBackwardArrays& a) {
+    const int64_t B = s.batch, TT = s.time, D = s.input, H = s.hidden, L = s.layers;
+    const int64_t G = deeprnn::kGruGateSlots * H;
+    inputs = this->In(view, a.inputs, "inputs", {B, TT, D});
+    this->GruWeightsIn(view, s, a.kernels, a.recurrent_kernels, py::none());
+    initial_states = this->In(view, a.initial_states, "initial_states", {L, B, H});
+    activations = this->In(view, a.activations, "activations", {L, TT, B, H});
+    gates = this->In(view, a.gates, "gates", {L, TT, B, G});
+    grad_outputs = this->In(view, a.grad_outputs, "grad_outputs", {B, TT, H});
+    grad_final_states = this->In(view, a.grad_final_states, "grad_final_states", {L, B, H});
+    grad_inputs = this->Out(view, a.grad_inputs, "grad_inputs", {B, TT, D});
+    this->GruGradsOut(view, s, a.grad_kernels, a.grad_recurrent_kernels, a.grad_biases);
+    grad_initial_states = this->Out(view, a.grad_initial_states, "grad_initial_states", {L, B, H});
+    if (!a.grad_gates.is_none()) grad_gates = this->Out(view, a.grad_gates, "grad_gates", {L, TT, B, G});
+  }
+};
+
 // ---- CPU ----
 
 template <typename T>
@@ -263,6 +349,24 @@ void BackwardCpu(const Shape& s, Activation act, const BackwardArrays& a) {
   deeprnn::StackedRnnBackwardCpu<T>(s, act, p.inputs, p.W(), p.initial_states, p.activations, p.grad_outputs,
                                     p.grad_final_states, p.grad_inputs, p.G(), p.grad_initial_states,
                                     p.grad_preactivations, deeprnn::SerialFor);
+}
+
+template <typename T>
+void GruForwardCpu(const Shape& s, const GruForwardArrays& a) {
+  GruForwardPointers<T> p(HostView, s, a);
+  py::gil_scoped_release release;
+  deeprnn::StackedGruForwardCpu<T>(s, p.inputs, p.GruW(), p.initial_states, p.outputs, p.final_states,
+                                   p.activations, p.gates, deeprnn::SerialFor);
+}
+
+template <typename T>
+void GruBackwardCpu(const Shape& s, const GruBackwardArrays& a) {
+  GruBackwardPointers<T> p(HostView, s, a);
+  py::gil_scoped_release release;
+  std::vector<T> scratch(static_cast<size_t>(deeprnn::StackedGruBackwardCpuScratchSize<T>(s)));
+  deeprnn::StackedGruBackwardCpu<T>(s, p.inputs, p.GruW(), p.initial_states, p.activations, p.gates, p.grad_outputs,
+                                    p.grad_final_states, p.grad_inputs, p.GruG(), p.grad_initial_states,
+                                    scratch.data(), deeprnn::SerialFor);
 }
 
 // ---- planning (no GPU needed) ----
@@ -287,8 +391,14 @@ deeprnn::Direction ParseDirection(const std::string& name) {
   throw py::value_error("direction must be 'forward' or 'backward'; got '" + name + "'");
 }
 
-py::dict PlanDict(const deeprnn::WavefrontPlan& plan) {
-  const deeprnn::WavefrontTile t = deeprnn::WavefrontTileShape(plan.tile);
+bool ParseCell(const std::string& name) {  // true for the GRU
+  if (name == "rnn") return false;
+  if (name == "gru") return true;
+  throw py::value_error("cell must be 'rnn' (tanh / relu RNN) or 'gru'; got '" + name + "'");
+}
+
+py::dict PlanDict(const deeprnn::WavefrontPlan& plan, bool gru = false) {
+  const deeprnn::WavefrontTile t = gru ? deeprnn::GruTileShape(plan.tile) : deeprnn::WavefrontTileShape(plan.tile);
   py::dict d;
   d["schedule"] = deeprnn::ScheduleName(plan.schedule);
   d["weights_on_chip"] = plan.weights_on_chip;
@@ -362,15 +472,17 @@ bool CudaAvailable() {
 }
 
 py::dict Plan(int64_t batch, int64_t time, int64_t input, int64_t hidden, int64_t layers, py::handle dtype,
-              const std::string& direction, const std::string& schedule, py::object device) {
+              const std::string& direction, const std::string& schedule, py::object device, const std::string& cell) {
   const Shape shape{batch, time, input, hidden, layers};
   const int itemsize = ParseItemsize(dtype);
+  const bool gru = ParseCell(cell);
   deeprnn::WavefrontPlan plan;
   deeprnn::CudaStatus st;
   if (device.is_none()) {
 #if defined(DEEPRNN_WITH_CUDA)
     if (!CudaAvailable()) throw std::runtime_error("plan(device=None) plans for the current GPU, and there is none");
-    st = deeprnn::PlanStackedRnnCuda(shape, itemsize, ParseDirection(direction), ParseSchedule(schedule), &plan);
+    st = gru ? deeprnn::PlanStackedGruCuda(shape, itemsize, ParseDirection(direction), ParseSchedule(schedule), &plan)
+             : deeprnn::PlanStackedRnnCuda(shape, itemsize, ParseDirection(direction), ParseSchedule(schedule), &plan);
 #else
     NoCuda("plan(device=None) plans for the current GPU");
 #endif
@@ -384,22 +496,28 @@ py::dict Plan(int64_t batch, int64_t time, int64_t input, int64_t hidden, int64_
       if (smem > props.smem_per_block_optin) return 0;
       return fixed >= 0 ? fixed : deeprnn::EstimateBlocksPerSm(props, smem, deeprnn::kWavefrontThreads, regs);
     };
-    st = deeprnn::PlanWavefront(shape, itemsize, ParseDirection(direction), props, ParseSchedule(schedule),
-                                occupancy, &plan);
+    st = gru ? deeprnn::PlanGruWavefront(shape, itemsize, ParseDirection(direction), props, ParseSchedule(schedule),
+                                         occupancy, &plan)
+             : deeprnn::PlanWavefront(shape, itemsize, ParseDirection(direction), props, ParseSchedule(schedule),
+                                      occupancy, &plan);
   }
   if (!st.ok()) throw py::value_error(st.error);
-  return PlanDict(plan);
+  return PlanDict(plan, gru);
 }
 
 int64_t WorkspaceBytes(const std::string& direction, int64_t batch, int64_t time, int64_t input, int64_t hidden,
-                       int64_t layers, py::handle dtype) {
+                       int64_t layers, py::handle dtype, const std::string& cell) {
   const Shape shape{batch, time, input, hidden, layers};
-  const deeprnn::CudaStatus st = deeprnn::ValidateCudaShape(shape);
+  const bool gru = ParseCell(cell);
+  const deeprnn::CudaStatus st = gru ? deeprnn::ValidateGruCudaShape(shape) : deeprnn::ValidateCudaShape(shape);
   if (!st.ok()) throw py::value_error(st.error);
   const int itemsize = ParseItemsize(dtype);
-  return ParseDirection(direction) == deeprnn::Direction::kForward
-             ? deeprnn::StackedRnnForwardCudaWorkspaceBytes(shape, itemsize)
-             : deeprnn::StackedRnnBackwardCudaWorkspaceBytes(shape, itemsize);
+  const bool forward = ParseDirection(direction) == deeprnn::Direction::kForward;
+  if (gru)
+    return forward ? deeprnn::StackedGruForwardCudaWorkspaceBytes(shape, itemsize)
+                   : deeprnn::StackedGruBackwardCudaWorkspaceBytes(shape, itemsize);
+  return forward ? deeprnn::StackedRnnForwardCudaWorkspaceBytes(shape, itemsize)
+                 : deeprnn::StackedRnnBackwardCudaWorkspaceBytes(shape, itemsize);
 }
 
 // ---- CUDA ----
@@ -436,8 +554,8 @@ void* Workspace(py::handle workspace, int64_t needed, int64_t* bytes) {
   return reinterpret_cast<void*>(aligned);
 }
 
-py::dict InfoDict(const deeprnn::CudaLaunchInfo& info) {
-  py::dict d = PlanDict(info.wavefront);
+py::dict InfoDict(const deeprnn::CudaLaunchInfo& info, bool gru = false) {
+  py::dict d = PlanDict(info.wavefront, gru);
   d["kernel_launches"] = info.kernel_launches;
   return d;
 }
@@ -478,6 +596,46 @@ py::dict BackwardCuda(const Shape& s, Activation act, const BackwardArrays& a, p
   }
   CheckCuda(st);
   return InfoDict(info);
+}
+
+template <typename T>
+py::dict GruForwardCuda(const Shape& s, const GruForwardArrays& a, py::handle workspace, uintptr_t stream,
+                        deeprnn::CudaSchedule schedule) {
+  GruForwardPointers<T> p(CudaView, s, a);
+  int64_t bytes = 0;
+  void* ws = Workspace(workspace, deeprnn::StackedGruForwardCudaWorkspaceBytes(s, sizeof(T)), &bytes);
+  WaitForProducers(p.views, stream);
+  deeprnn::CudaLaunchInfo info;
+  deeprnn::CudaStatus st;
+  {
+    py::gil_scoped_release release;
+    st = deeprnn::StackedGruForwardCuda<T>(s, p.inputs, p.GruW(), p.initial_states, p.outputs, p.final_states,
+                                           p.activations, p.gates, ws, bytes, reinterpret_cast<void*>(stream),
+                                           schedule, &info);
+  }
+  CheckCuda(st);
+  return InfoDict(info, true);
+}
+
+template <typename T>
+py::dict GruBackwardCuda(const Shape& s, const GruBackwardArrays& a, py::handle workspace, uintptr_t stream,
+                         deeprnn::CudaSchedule schedule) {
+  if (a.grad_gates.is_none()) throw py::type_error("grad_gates must be a CUDA array of shape (L, T, B, 4 * units)");
+  GruBackwardPointers<T> p(CudaView, s, a);
+  int64_t bytes = 0;
+  void* ws = Workspace(workspace, deeprnn::StackedGruBackwardCudaWorkspaceBytes(s, sizeof(T)), &bytes);
+  WaitForProducers(p.views, stream);
+  deeprnn::CudaLaunchInfo info;
+  deeprnn::CudaStatus st;
+  {
+    py::gil_scoped_release release;
+    st = deeprnn::StackedGruBackwardCuda<T>(s, p.inputs, p.GruW(), p.initial_states, p.activations, p.gates,
+                                            p.grad_outputs, p.grad_final_states, p.grad_inputs, p.GruG(),
+                                            p.grad_initial_states, p.grad_gates, ws, bytes,
+                                            reinterpret_cast<void*>(stream), schedule, &info);
+  }
+  CheckCuda(st);
+  return InfoDict(info, true);
 }
 
 #endif  // DEEPRNN_WITH_CUDA
@@ -538,14 +696,54 @@ PYBIND11_MODULE(_kernels, m) {
       "Backward pass on the CPU into the given arrays (grad_preactivations [L,T,B,H] is scratch that ends up "
       "holding dLoss/dZ).");
 
+  m.def(
+      "gru_forward_cpu",
+      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle biases,
+         py::handle initial_states, py::handle outputs, py::handle final_states, py::handle activations,
+         py::handle gates) {
+        const Problem p = ReadProblem(HostView, inputs, kernels, 3);
+        const GruForwardArrays a{inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states,
+                                 activations, gates};
+        if (p.itemsize == 4) GruForwardCpu<float>(p.shape, a);
+        else GruForwardCpu<double>(p.shape, a);
+      },
+      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("biases"),
+      py::arg("initial_states"), py::arg("outputs"), py::arg("final_states"), py::arg("activations"),
+      py::arg("gates"),
+      "GRU forward pass on the CPU into the given arrays: inputs [B,T,D], kernels ([D,3H], then [H,3H]) / "
+      "recurrent_kernels ([H,3H]) / biases ([2,3H]) lists of L arrays, initial_states [L,B,H] -> outputs [B,T,H], "
+      "final_states [L,B,H], activations [L,T,B,H], gates [L,T,B,4H] (rows [z | r | n | q]).");
+
+  m.def(
+      "gru_backward_cpu",
+      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle initial_states,
+         py::handle activations, py::handle gates, py::handle grad_outputs, py::handle grad_final_states,
+         py::handle grad_inputs, py::handle grad_kernels, py::handle grad_recurrent_kernels, py::handle grad_biases,
+         py::handle grad_initial_states) {
+        const Problem p = ReadProblem(HostView, inputs, kernels, 3);
+        const GruBackwardArrays a{inputs, kernels, recurrent_kernels, initial_states, activations, gates,
+                                  grad_outputs, grad_final_states, grad_inputs, grad_kernels,
+                                  grad_recurrent_kernels, grad_biases, grad_initial_states, py::none()};
+        if (p.itemsize == 4) GruBackwardCpu<float>(p.shape, a);
+        else GruBackwardCpu<double>(p.shape, a);
+      },
+      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("initial_states"),
+      py::arg("activations"), py::arg("gates"), py::arg("grad_outputs"), py::arg("grad_final_states"),
+      py::arg("grad_inputs"), py::arg("grad_kernels"), py::arg("grad_recurrent_kernels"), py::arg("grad_biases"),
+      py::arg("grad_initial_states"),
+      "GRU backward pass on the CPU into the given arrays (the gates' gradients live in a scratch buffer the call "
+      "allocates itself).");
+
   m.def("workspace_bytes", &WorkspaceBytes, py::arg("direction"), py::arg("batch"), py::arg("time"),
-        py::arg("input"), py::arg("hidden"), py::arg("layers"), py::arg("dtype"),
-        "Bytes of CUDA workspace forward_cuda ('forward') or backward_cuda ('backward') needs (no GPU needed).");
+        py::arg("input"), py::arg("hidden"), py::arg("layers"), py::arg("dtype"), py::arg("cell") = "rnn",
+        "Bytes of CUDA workspace forward_cuda / gru_forward_cuda ('forward') or backward_cuda / gru_backward_cuda "
+        "('backward') needs (no GPU needed); cell: 'rnn' or 'gru'.");
 
   m.def("plan", &Plan, py::arg("batch"), py::arg("time"), py::arg("input"), py::arg("hidden"), py::arg("layers"),
         py::arg("dtype") = "float32", py::arg("direction") = "forward", py::arg("schedule") = "auto",
-        py::arg("device") = py::none(),
-        "The CUDA launch plan of one pass as a dict. device=None: the current GPU (CUDA build only); or a dict of "
+        py::arg("device") = py::none(), py::arg("cell") = "rnn",
+        "The CUDA launch plan of one pass (cell 'rnn' or 'gru') as a dict. device=None: the current GPU (CUDA "
+        "build only); or a dict of "
         "device properties (sm_count, smem_per_block_optin, smem_per_sm, reserved_smem_per_block, "
         "max_threads_per_sm, max_blocks_per_sm, regs_per_sm, cooperative_launch, and optionally regs_per_thread "
         "or a fixed blocks_per_sm), which needs no GPU. Raises ValueError for shapes or schedules that cannot run.");
@@ -607,6 +805,61 @@ PYBIND11_MODULE(_kernels, m) {
       py::arg("grad_initial_states"), py::arg("grad_preactivations"), py::arg("workspace"),
       py::arg("activation") = "tanh", py::arg("stream") = 0, py::arg("schedule") = "auto",
       "Backward pass on the current CUDA device (see forward_cuda). Returns the plan that ran.");
+
+  m.def(
+      "gru_forward_cuda",
+      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle biases,
+         py::handle initial_states, py::handle outputs, py::handle final_states, py::handle activations,
+         py::handle gates, py::handle workspace, uintptr_t stream, const std::string& schedule) {
+#if defined(DEEPRNN_WITH_CUDA)
+        const deeprnn::CudaSchedule sched = ParseSchedule(schedule);
+        const Problem p = ReadProblem(CudaView, inputs, kernels, 3);
+        const GruForwardArrays a{inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states,
+                                 activations, gates};
+        return p.itemsize == 4 ? GruForwardCuda<float>(p.shape, a, workspace, stream, sched)
+                               : GruForwardCuda<double>(p.shape, a, workspace, stream, sched);
+#else
+        (void)inputs, (void)kernels, (void)recurrent_kernels, (void)biases, (void)initial_states, (void)outputs;
+        (void)final_states, (void)activations, (void)gates, (void)workspace, (void)stream, (void)schedule;
+        NoCuda("gru_forward_cuda");
+#endif
+      },
+      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("biases"),
+      py::arg("initial_states"), py::arg("outputs"), py::arg("final_states"), py::arg("activations"),
+      py::arg("gates"), py::arg("workspace"), py::arg("stream") = 0, py::arg("schedule") = "auto",
+      "GRU forward pass on the current CUDA device (shapes as gru_forward_cpu; stream, workspace of at least "
+      "workspace_bytes('forward', ..., cell='gru') bytes and schedule as forward_cuda). Returns the plan that ran.");
+
+  m.def(
+      "gru_backward_cuda",
+      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle initial_states,
+         py::handle activations, py::handle gates, py::handle grad_outputs, py::handle grad_final_states,
+         py::handle grad_inputs, py::handle grad_kernels, py::handle grad_recurrent_kernels, py::handle grad_biases,
+         py::handle grad_initial_states, py::handle grad_gates, py::handle workspace, uintptr_t stream,
+         const std::string& schedule) {
+#if defined(DEEPRNN_WITH_CUDA)
+        const deeprnn::CudaSchedule sched = ParseSchedule(schedule);
+        const Problem p = ReadProblem(CudaView, inputs, kernels, 3);
+        const GruBackwardArrays a{inputs, kernels, recurrent_kernels, initial_states, activations, gates,
+                                  grad_outputs, grad_final_states, grad_inputs, grad_kernels,
+                                  grad_recurrent_kernels, grad_biases, grad_initial_states, grad_gates};
+        return p.itemsize == 4 ? GruBackwardCuda<float>(p.shape, a, workspace, stream, sched)
+                               : GruBackwardCuda<double>(p.shape, a, workspace, stream, sched);
+#else
+        (void)inputs, (void)kernels, (void)recurrent_kernels, (void)initial_states, (void)activations, (void)gates;
+        (void)grad_outputs, (void)grad_final_states, (void)grad_inputs, (void)grad_kernels;
+        (void)grad_recurrent_kernels, (void)grad_biases, (void)grad_initial_states, (void)grad_gates;
+        (void)workspace, (void)stream, (void)schedule;
+        NoCuda("gru_backward_cuda");
+#endif
+      },
+      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("initial_states"),
+      py::arg("activations"), py::arg("gates"), py::arg("grad_outputs"), py::arg("grad_final_states"),
+      py::arg("grad_inputs"), py::arg("grad_kernels"), py::arg("grad_recurrent_kernels"), py::arg("grad_biases"),
+      py::arg("grad_initial_states"), py::arg("grad_gates"), py::arg("workspace"), py::arg("stream") = 0,
+      py::arg("schedule") = "auto",
+      "GRU backward pass on the current CUDA device (see gru_forward_cuda); grad_gates [L,T,B,4H] is scratch that "
+      "ends up holding the gates' gradients [dn | dz | dr | dn * r]. Returns the plan that ran.");
 
   m.def("device_info", [] {
 #if defined(DEEPRNN_WITH_CUDA)
