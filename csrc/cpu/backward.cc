@@ -68,8 +68,12 @@ void StackedRnnBackwardCpu(const Shape& shape, Activation activation, const T* i
   for (int64_t l = 0; l < L; ++l) largest_weights = std::max(largest_weights, (in_size(l) + H) * H);
   const bool streamed = B >= 128 && largest_weights * static_cast<int64_t>(sizeof(T)) <= (256 << 10);
   std::vector<std::vector<double>> bias_sums(L, std::vector<double>(H, 0.0));
-  // Column-panel groups per layer: enough tasks for two cores without re-reading the operands more than needed.
-  const int64_t groups = std::min<int64_t>(panels, (2 + L - 1) / L);
+  // Column-panel groups per layer: every group re-reads the layer's activations, so few groups when the products
+  // are small (and streamed: several layers' units then run side by side), more when a batched product is large
+  // enough that a few tasks would leave cores idle at the end (each group about 0.5 GFLOP or more).
+  const double batched_flops = 2.0 * TT * B * (largest_weights);
+  const int64_t groups = std::min<int64_t>(
+      panels, streamed ? (2 + L - 1) / L : std::max<int64_t>((2 + L - 1) / L, std::min<int64_t>(8, batched_flops / 5e8)));
   auto accumulate_weight_grads = [&](int64_t l, int64_t p0, int64_t p1, const cpu::GemmA<T>& in, int64_t k_rows,
                                      const T* prev, const T* dz_rows, T* scratch) {
     const cpu::GemmOutput<T> outs[2] = {{in, in_size(l), grad_weights.kernels[l], H},
