@@ -171,7 +171,7 @@ def main(argv=None):
     if build_selfcheck:
         exe = os.path.join(out, "stacked_rnn_selfcheck")
         run(["g++", "-o", exe] + sanitize + lib + selfcheck + link)
-    for a in archs:  # ptxas reports per architecture, for benchmarks/gpu/RESOURCES.md
+    for a in archs:  # ptxas reports per architecture, for the CUDA resource table in benchmarks/README.md
         with open(os.path.join(out, f"ptxas_sm_{a}.txt"), "w") as f:
             for log in sorted(glob.glob(os.path.join(objs, "*.ptxas.txt"))):
                 lines = open(log).read().splitlines()
