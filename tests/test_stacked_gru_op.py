@@ -14,7 +14,8 @@ TOLERANCE = {tf.float64: 1e-10, tf.float32: 1e-5}
 
 # (B, T, D, H, L): ones everywhere, H below / across / not a multiple of the 16- and 8-wide column tiles, B across
 # the 6-row register tile, D != H, deep stacks, a width where the weight-gradient products pack their operands, and
-# batches of 128 and more, where the weight gradients are streamed through the wavefront (T = 1 included).
+# batches of 128 and more, where the weight gradients are streamed through the wavefront (T = 1 included), and of
+# 256 and more, where blocks of rows run the wavefront on their own (here four blocks, not multiples of 6 rows).
 SHAPES = [
     (1, 1, 1, 1, 1),
     (3, 5, 4, 7, 3),
@@ -24,6 +25,7 @@ SHAPES = [
     (5, 3, 150, 140, 2),
     (130, 4, 5, 9, 3),
     (128, 1, 3, 4, 2),
+    (301, 3, 5, 9, 3),
 ]
 
 
@@ -125,11 +127,11 @@ def test_tf_function_with_unknown_batch_and_time(rng):
         scaled_close(fn(x, *weights), expected, tf.float32, f"outputs for batch {batch}, time {time}")
 
 
-@pytest.mark.parametrize("batch", [2, 128], ids=["batched", "streamed"])
+@pytest.mark.parametrize("batch", [2, 128, 256], ids=["batched", "streamed", "batch-blocked"])
 def test_gradient_matches_numerical_jacobian(rng, batch):
     # compute_gradient checks each argument's Jacobian against finite differences; the fused gradient op must
-    # agree to float64 precision for every argument, on both schedules of the weight gradients (with 128 rows, for
-    # the weights only: the Jacobian of the inputs would take thousands of evaluations).
+    # agree to float64 precision for every argument, on every schedule of the weight gradients (with 128 rows and
+    # more, for the weights only: the Jacobian of the inputs would take thousands of evaluations).
     inputs, kernels, recurrent, biases, initial = random_gru_args(rng, batch, 3, 3, 4, 2, dtype=tf.float64)
     everything = flatten_args(inputs, kernels, recurrent, biases, initial)
     first, last = (0, len(everything)) if batch == 2 else (1, 7)
@@ -227,7 +229,7 @@ def test_saturated_gates_stay_finite_and_exact(rng):
         scaled_close(a, e, tf.float32, f"saturated gradient {i}")
 
 
-@pytest.mark.parametrize("batch", [37, 160], ids=["batched", "streamed"])
+@pytest.mark.parametrize("batch", [37, 160, 400], ids=["batched", "streamed", "batch-blocked"])
 def test_results_are_bitwise_reproducible(rng, batch):
     args = random_gru_args(rng, batch, 11, 19, 45, 3, dtype=tf.float32)
     first = value_and_grads(stacked_gru, args)

@@ -36,7 +36,6 @@ void StackedRnnBackwardCpu(const Shape& shape, Activation activation, const T* i
     return;
   }
   const cpu::CpuKernelTable<T>& k = cpu::Kernels<T>();
-  constexpr int64_t nr = cpu::kNr<T>;
 
   // op(B) = W^T for the data gradients, packed once.
   std::vector<cpu::PackedMatrix<T>> wx_t_storage, wh_t_storage;
@@ -106,14 +105,14 @@ void StackedRnnBackwardCpu(const Shape& shape, Activation activation, const T* i
           work.push_back({l, tile, false});
     }
     parallel_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
-      std::vector<T> scratch;
+      cpu::ScratchBuffer<T> scratch;
       for (int64_t u = begin; u < end; ++u) {
         const Unit& unit = work[u];
         const int64_t l = unit.layer;
         const Tile& tile = unit.tile;
         if (unit.weight_grads) {
-          scratch.resize(cpu::GemmScratchSize<T>(tile.panel_end - tile.panel_begin));
-          streamed_weight_grads(l, s + 1 - l, tile.panel_begin, tile.panel_end, scratch.data());
+          streamed_weight_grads(l, s + 1 - l, tile.panel_begin, tile.panel_end,
+                                scratch.get(cpu::GemmScratchSize<T>(tile.panel_end - tile.panel_begin)));
           continue;
         }
         const int64_t t = s - l, r0 = tile.row_begin;
@@ -169,13 +168,14 @@ void StackedRnnBackwardCpu(const Shape& shape, Activation activation, const T* i
       for (int64_t g = 0; g < groups; ++g) {
         const int64_t p0 = panels * g / groups, p1 = panels * (g + 1) / groups;
         tasks.push_back([=, &k, &inputs_tb, &accumulate_weight_grads] {
-          std::vector<T> scratch(cpu::GemmScratchSize<T>(p1 - p0));
+          cpu::ScratchBuffer<T> buffer;
+          T* scratch = buffer.get(cpu::GemmScratchSize<T>(p1 - p0));
           const T* in = l == 0 ? inputs_tb.data() : h(l - 1, 0);
           const int64_t in_rs = in_size(l);
-          accumulate_weight_grads(l, p0, p1, {in, 1, in_rs}, B, initial_states + l * B * H, dz(l, 0), scratch.data());
+          accumulate_weight_grads(l, p0, p1, {in, 1, in_rs}, B, initial_states + l * B * H, dz(l, 0), scratch);
           if (TT > 1)
             accumulate_weight_grads(l, p0, p1, {in + B * in_rs, 1, in_rs}, (TT - 1) * B, h(l, 0), dz(l, 1),
-                                    scratch.data());
+                                    scratch);
         });
       }
   }

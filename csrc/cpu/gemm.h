@@ -5,6 +5,7 @@
 #define DEEPRNN_CPU_GEMM_H_
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "deeprnn/stacked_rnn.h"
@@ -28,6 +29,25 @@ template <typename T>
 constexpr int64_t GemmScratchSize(int64_t panels) {
   return (panels * kNr<T> + kMc) * kKc<T>;
 }
+
+// Scratch for the products, grown on demand and never zero filled: they write it before reading it, and a
+// zero-filled std::vector per wavefront step (a quarter of a megabyte each) cost several percent of a small
+// config's backward pass.
+template <typename T>
+class ScratchBuffer {
+ public:
+  T* get(int64_t size) {
+    if (size > size_) {
+      data_.reset(new T[size]);
+      size_ = size;
+    }
+    return data_.get();
+  }
+
+ private:
+  std::unique_ptr<T[]> data_;
+  int64_t size_ = 0;
+};
 
 // The left operand: A(i, k) = data[i * rs + k * cs]. Strides let one routine read row-major activations, strided
 // time slices of a batch-major input, and transposed operands for the weight gradients, without copies.

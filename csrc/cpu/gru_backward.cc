@@ -27,6 +27,9 @@
 //      wavefront (K large, efficient), where accumulating per step would re-read the weight gradients T times.
 //    Either way every element is accumulated in a fixed order (t descending, or over all rows), so the results do
 //    not depend on the threads.
+// 3. Large batches with small weights (the book's B = 1024, H = 32) run both as batch blocks (cpu/wavefront.h): each
+//    block of rows runs the streamed reverse wavefront alone on one thread, into its own partial weight gradients,
+//    which are then added in block order. grad_gates and carry keep their [.., B, ..] layouts; a block uses its rows.
 #include <algorithm>
 #include <cstring>
 #include <functional>
@@ -119,6 +122,11 @@ void StackedGruBackwardCpu(const Shape& shape, const T* inputs, const GruWeights
   }
 
   const bool streamed = Streamed<T>(shape);
+  // Batch blocks (cpu/wavefront.h) imply the streamed schedule: both need small weights, blocks a larger batch.
+  const std::vector<RowBlock> row_blocks =
+      streamed ? BatchBlocks(B, static_cast<int64_t>(sizeof(T)) * 3 * H * (std::max(D, L > 1 ? H : D) + H),
+                             cpu::kGemmMr)
+               : std::vector<RowBlock>();
 
   auto h = [&](int64_t l, int64_t t) { return activations + (l * TT + t) * B * H; };
   auto h_prev = [&](int64_t l, int64_t t) { return t == 0 ? initial_states + l * B * H : h(l, t - 1); };
@@ -130,28 +138,43 @@ void StackedGruBackwardCpu(const Shape& shape, const T* inputs, const GruWeights
   // dh of the cell being computed, then dh z for the cell before it in time: slot t mod 2 of each layer.
   std::vector<T> carry_storage(L * 2 * B * H);
   auto carry = [&](int64_t l, int64_t t) { return carry_storage.data() + (l * 2 + t % 2) * B * H; };
-  const int64_t panels = cpu::NumPanels<T>(H);
 
   const std::vector<WeightBlock> blocks = WeightBlocks(H);
   const int64_t num_blocks = static_cast<int64_t>(blocks.size());
-  // bias_sums[l * num_blocks + i]: column sums of block i of layer l's grad_gates, in double.
-  std::vector<std::vector<double>> bias_sums(L * num_blocks);
-  for (int64_t l = 0; l < L; ++l)
-    for (int64_t i = 0; i < num_blocks; ++i) bias_sums[l * num_blocks + i].assign(blocks[i].width, 0.0);
+  // Where weight gradients accumulate: grad_weights itself, or one partial sum per batch block. Bias gradients are
+  // column sums of grad_gates blocks, kept in double: bias_sums[l * num_blocks + i] for block i of layer l.
+  struct GradSink {
+    std::vector<T*> dwx, dwh;
+    std::vector<std::vector<double>> bias_sums;
+  };
+  auto make_sink = [&](GradSink& sink, std::vector<T>* storage) {
+    if (storage) {
+      int64_t size = 0;
+      for (int64_t l = 0; l < L; ++l) size += (in_size(l) + H) * 3 * H;
+      storage->assign(size, T(0));
+    }
+    T* next = storage ? storage->data() : nullptr;
+    for (int64_t l = 0; l < L; ++l) {
+      sink.dwx.push_back(storage ? next : grad_weights.kernels[l]);
+      if (storage) next += in_size(l) * 3 * H;
+      sink.dwh.push_back(storage ? next : grad_weights.recurrent_kernels[l]);
+      if (storage) next += H * 3 * H;
+      for (int64_t i = 0; i < num_blocks; ++i) sink.bias_sums.emplace_back(blocks[i].width, 0.0);
+    }
+  };
   // Block i of layer l's weight gradients over k_rows rows: in and prev [k_rows, in] / [k_rows, H] (read
   // transposed), gg_rows [k_rows, G].
-  auto accumulate_weight_grads = [&](int64_t l, int64_t i, const cpu::GemmA<T>& in, int64_t k_rows, const T* prev,
-                                     const T* gg_rows, std::vector<T>* scratch) {
+  auto accumulate_weight_grads = [&](GradSink& sink, int64_t l, int64_t i, const cpu::GemmA<T>& in, int64_t k_rows,
+                                     const T* prev, const T* gg_rows, cpu::ScratchBuffer<T>* scratch) {
     const WeightBlock& block = blocks[i];
     cpu::GemmOutput<T> outs[2];
     int num_outs = 0;
-    if (block.x_column >= 0) outs[num_outs++] = {in, in_size(l), grad_weights.kernels[l] + block.x_column, 3 * H};
-    if (block.h_column >= 0)
-      outs[num_outs++] = {{prev, 1, H}, H, grad_weights.recurrent_kernels[l] + block.h_column, 3 * H};
+    if (block.x_column >= 0) outs[num_outs++] = {in, in_size(l), sink.dwx[l] + block.x_column, 3 * H};
+    if (block.h_column >= 0) outs[num_outs++] = {{prev, 1, H}, H, sink.dwh[l] + block.h_column, 3 * H};
     const int64_t block_panels = cpu::NumPanels<T>(block.width);
-    scratch->resize(cpu::GemmScratchSize<T>(block_panels));
-    k.gemm_shared_b(outs, num_outs, k_rows, gg_rows + block.column, G, block.width, 0, block_panels, scratch->data(),
-                    bias_sums[l * num_blocks + i].data());
+    k.gemm_shared_b(outs, num_outs, k_rows, gg_rows + block.column, G, block.width, 0, block_panels,
+                    scratch->get(cpu::GemmScratchSize<T>(block_panels)),
+                    sink.bias_sums[l * num_blocks + i].data());
   };
   // C[rows of tile] = A op(B) (+ add) for a pre-packed op(B), C overwritten: the data gradients.
   auto packed_product = [&](const Tile& tile, cpu::GemmA<T> a, const cpu::PackedB<T>* b, const T* add, T* c,
@@ -167,10 +190,20 @@ void StackedGruBackwardCpu(const Shape& shape, const T* inputs, const GruWeights
     spec.dst_ld[0] = ldc;
     k.cell_tile(spec, tile.row_end - tile.row_begin, n, tile.panel_begin, tile.panel_end);
   };
-  const std::vector<Tile> input_grad_tiles =
-      SplitTiles(B, cpu::NumPanels<T>(D), PartsForWork(2.0 * B * D * 3 * H), cpu::kGemmMr);
   auto input_grad = [&](const Tile& tile, int64_t t) {
     packed_product(tile, {gg(0, t), G, 1}, &wx_t[0], nullptr, grad_inputs + t * D, TT * D, D);
+  };
+  auto initial_state_grad = [&](int64_t l, const Tile& tile) {
+    packed_product(tile, {gg(l, 0) + H, G, 1}, &wh_t[l], carry(l, 0), grad_initial_states + l * B * H, H, H);
+  };
+  // Tiles of rows [row_begin, row_end) of an [B, n] output: about `parts` of them, one when parts is 1.
+  auto row_tiles = [](int64_t row_begin, int64_t row_end, int64_t n, int64_t parts) {
+    std::vector<Tile> tiles = SplitTiles(row_end - row_begin, cpu::NumPanels<T>(n), parts, cpu::kGemmMr);
+    for (Tile& tile : tiles) {
+      tile.row_begin += row_begin;
+      tile.row_end += row_begin;
+    }
+    return tiles;
   };
 
   // The cell (l, t) = (layer, s - layer) of step s: dh tile, then the elementwise pass.
@@ -188,6 +221,19 @@ void StackedGruBackwardCpu(const Shape& shape, const T* inputs, const GruWeights
     spec.add_ld[1] = H;
     spec.dst[0] = carry(l, t) + r0 * H;
     spec.dst_ld[0] = H;
+    {
+      // The elementwise pass below reads this tile's gates and states, written long ago by the forward pass and
+      // gone from every cache: ask for them now, so that they arrive while the products run.
+      const int64_t j0 = tile.panel_begin * cpu::kNr<T>, j1 = std::min(H, tile.panel_end * cpu::kNr<T>);
+      const T* gates_rows = cell_gates(l, t) + r0 * G;
+      const T* state_rows = h_prev(l, t) + r0 * H;
+      constexpr int64_t line = 64 / sizeof(T);
+      for (int64_t i = 0; i < m; ++i) {
+        for (int slot = 0; slot < kGruGateSlots; ++slot)
+          for (int64_t j = j0; j < j1; j += line) __builtin_prefetch(gates_rows + i * G + slot * H + j, 0, 2);
+        for (int64_t j = j0; j < j1; j += line) __builtin_prefetch(state_rows + i * H + j, 0, 2);
+      }
+    }
     k.cell_tile(spec, m, H, tile.panel_begin, tile.panel_end);
 
     cpu::GruBackwardTile<T> pass;
@@ -203,83 +249,123 @@ void StackedGruBackwardCpu(const Shape& shape, const T* inputs, const GruWeights
     gru.backward(pass, m, tile.panel_begin * cpu::kNr<T>, std::min(H, tile.panel_end * cpu::kNr<T>));
   };
 
+  // The reverse wavefront over rows [row_begin, row_end): each step's cells split into tiles (one per cell when
+  // `split` is false) that `step_for` runs; streamed, with the weight gradients of the step before into `sink`.
   enum Kind : int { kCell, kWeights, kInputGrad };
   struct Unit {
     Kind kind;
     int64_t layer;
-    Tile tile;     // kCell, kInputGrad
+    Tile tile;          // kCell, kInputGrad
     int64_t block = 0;  // kWeights: which WeightBlock
   };
-  std::vector<Unit> work;
-  for (int64_t s = NumWavefrontSteps(TT, L) - 1; s >= -1; --s) {
-    work.clear();
-    // Streamed: the cells of step s + 1, finished, into the weight gradients and (layer 0) dX.
-    if (streamed && s + 1 < NumWavefrontSteps(TT, L)) {
-      const WavefrontStep done = ActiveLayers(s + 1, TT, L);
-      for (int64_t l = done.first_layer; l <= done.last_layer; ++l)
-        for (int64_t i = 0; i < num_blocks; ++i) work.push_back({kWeights, l, {}, i});
-      if (done.first_layer == 0)
-        for (const Tile& tile : input_grad_tiles) work.push_back({kInputGrad, 0, tile});
-    }
-    if (s >= 0) {
-      const WavefrontStep step = ActiveLayers(s, TT, L);
-      for (int64_t l = step.first_layer; l <= step.last_layer; ++l)
-        for (const Tile& tile : SplitTiles(B, panels, PartsForWork(2.0 * 2 * B * 3 * H * H), cpu::kGemmMr))
-          work.push_back({kCell, l, tile});
-    }
-    parallel_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
-      std::vector<T> scratch;
-      for (int64_t u = begin; u < end; ++u) {
-        const Unit& unit = work[u];
-        const int64_t l = unit.layer;
-        if (unit.kind == kCell) {
-          cell(l, s - l, unit.tile);
-        } else if (unit.kind == kInputGrad) {
-          input_grad(unit.tile, s + 1);
-        } else {
-          const int64_t t = s + 1 - l;
-          const cpu::GemmA<T> in = l == 0 ? cpu::GemmA<T>{inputs + t * D, 1, TT * D} : cpu::GemmA<T>{h(l - 1, t), 1, H};
-          accumulate_weight_grads(l, unit.block, in, B, h_prev(l, t), gg(l, t), &scratch);
+  auto wavefront = [&](int64_t row_begin, int64_t row_end, bool split, GradSink& sink, const ParallelFor& step_for) {
+    const int64_t rows = row_end - row_begin;
+    const std::vector<Tile> cell_tiles =
+        row_tiles(row_begin, row_end, H, split ? PartsForWork(2.0 * 2 * rows * 3 * H * H) : 1);
+    const std::vector<Tile> input_grad_tiles =
+        row_tiles(row_begin, row_end, D, split ? PartsForWork(2.0 * rows * D * 3 * H) : 1);
+    std::vector<Unit> work;
+    cpu::ScratchBuffer<T> serial_scratch;  // a block's, reused by all its steps
+    for (int64_t s = NumWavefrontSteps(TT, L) - 1; s >= -1; --s) {
+      work.clear();
+      // Streamed: the cells of step s + 1, finished, into the weight gradients and (layer 0) dX.
+      if (streamed && s + 1 < NumWavefrontSteps(TT, L)) {
+        const WavefrontStep done = ActiveLayers(s + 1, TT, L);
+        for (int64_t l = done.first_layer; l <= done.last_layer; ++l)
+          for (int64_t i = 0; i < num_blocks; ++i) work.push_back({kWeights, l, {}, i});
+        if (done.first_layer == 0)
+          for (const Tile& tile : input_grad_tiles) work.push_back({kInputGrad, 0, tile});
+      }
+      if (s >= 0) {
+        const WavefrontStep step = ActiveLayers(s, TT, L);
+        for (int64_t l = step.first_layer; l <= step.last_layer; ++l)
+          for (const Tile& tile : cell_tiles) work.push_back({kCell, l, tile});
+      }
+      step_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
+        cpu::ScratchBuffer<T> step_scratch;
+        cpu::ScratchBuffer<T>& scratch = split ? step_scratch : serial_scratch;
+        for (int64_t u = begin; u < end; ++u) {
+          const Unit& unit = work[u];
+          const int64_t l = unit.layer;
+          if (unit.kind == kCell) {
+            cell(l, s - l, unit.tile);
+          } else if (unit.kind == kInputGrad) {
+            input_grad(unit.tile, s + 1);
+          } else {
+            const int64_t t = s + 1 - l;
+            const cpu::GemmA<T> in = l == 0 ? cpu::GemmA<T>{inputs + row_begin * TT * D + t * D, 1, TT * D}
+                                            : cpu::GemmA<T>{h(l - 1, t) + row_begin * H, 1, H};
+            accumulate_weight_grads(sink, l, unit.block, in, rows, h_prev(l, t) + row_begin * H,
+                                    gg(l, t) + row_begin * G, &scratch);
+          }
         }
+      });
+    }
+  };
+
+  GradSink sink;
+  make_sink(sink, nullptr);
+  if (!row_blocks.empty()) {
+    // Each batch block runs the whole reverse wavefront and its dH_init on one thread, into its own partial sums,
+    // which are then added in block order.
+    std::vector<GradSink> partial(row_blocks.size());
+    std::vector<std::vector<T>> partial_storage(row_blocks.size());
+    parallel_for(static_cast<int64_t>(row_blocks.size()), [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        make_sink(partial[b], &partial_storage[b]);
+        const RowBlock& rb = row_blocks[b];
+        wavefront(rb.row_begin, rb.row_end, false, partial[b], SerialFor);
+        for (int64_t l = 0; l < L; ++l)
+          for (const Tile& tile : row_tiles(rb.row_begin, rb.row_end, H, 1)) initial_state_grad(l, tile);
       }
     });
-  }
+    for (size_t b = 0; b < row_blocks.size(); ++b) {
+      for (int64_t l = 0; l < L; ++l) {
+        for (int64_t j = 0; j < in_size(l) * 3 * H; ++j) sink.dwx[l][j] += partial[b].dwx[l][j];
+        for (int64_t j = 0; j < H * 3 * H; ++j) sink.dwh[l][j] += partial[b].dwh[l][j];
+      }
+      for (size_t i = 0; i < sink.bias_sums.size(); ++i)
+        for (size_t j = 0; j < sink.bias_sums[i].size(); ++j) sink.bias_sums[i][j] += partial[b].bias_sums[i][j];
+    }
+  } else {
+    wavefront(0, B, true, sink, parallel_for);
 
-  std::vector<std::function<void()>> tasks;
-  for (int64_t l = 0; l < L; ++l)
-    for (const Tile& tile : SplitTiles(B, panels, PartsForWork(2.0 * B * H * 3 * H), cpu::kGemmMr))
-      tasks.push_back([=, &packed_product] {
-        packed_product(tile, {gg(l, 0) + H, G, 1}, &wh_t[l], carry(l, 0), grad_initial_states + l * B * H, H, H);
-      });
-  // Batched: dX for every step, and the weight gradients, one task per layer and block over all T * B rows. Rows
-  // t = 0 pair grad_gates with the initial states, the others with the previous step's states; layer 0's inputs are
-  // first copied time major so that its rows line up with grad_gates'.
-  std::vector<T> inputs_tb;
-  if (!streamed) {
-    for (int64_t t = 0; t < TT; ++t)
-      for (const Tile& tile : input_grad_tiles) tasks.push_back([=, &input_grad] { input_grad(tile, t); });
-    inputs_tb.resize(TT * B * D);
-    for (int64_t t = 0; t < TT; ++t)
-      for (int64_t b = 0; b < B; ++b)
-        std::copy_n(inputs + (b * TT + t) * D, D, inputs_tb.data() + (t * B + b) * D);
+    std::vector<std::function<void()>> tasks;
     for (int64_t l = 0; l < L; ++l)
-      for (int64_t i = 0; i < num_blocks; ++i)
-        tasks.push_back([=, &inputs_tb, &accumulate_weight_grads] {
-          std::vector<T> scratch;
-          const T* in = l == 0 ? inputs_tb.data() : h(l - 1, 0);
-          const int64_t in_rs = in_size(l);
-          accumulate_weight_grads(l, i, {in, 1, in_rs}, B, initial_states + l * B * H, gg(l, 0), &scratch);
-          if (TT > 1)
-            accumulate_weight_grads(l, i, {in + B * in_rs, 1, in_rs}, (TT - 1) * B, h(l, 0), gg(l, 1), &scratch);
-        });
+      for (const Tile& tile : row_tiles(0, B, H, PartsForWork(2.0 * B * H * 3 * H)))
+        tasks.push_back([=, &initial_state_grad] { initial_state_grad(l, tile); });
+    // Batched: dX for every step, and the weight gradients, one task per layer and block over all T * B rows. Rows
+    // t = 0 pair grad_gates with the initial states, the others with the previous step's states; layer 0's inputs
+    // are first copied time major so that its rows line up with grad_gates'.
+    std::vector<T> inputs_tb;
+    if (!streamed) {
+      for (int64_t t = 0; t < TT; ++t)
+        for (const Tile& tile : row_tiles(0, B, D, PartsForWork(2.0 * B * D * 3 * H)))
+          tasks.push_back([=, &input_grad] { input_grad(tile, t); });
+      inputs_tb.resize(TT * B * D);
+      for (int64_t t = 0; t < TT; ++t)
+        for (int64_t b = 0; b < B; ++b)
+          std::copy_n(inputs + (b * TT + t) * D, D, inputs_tb.data() + (t * B + b) * D);
+      for (int64_t l = 0; l < L; ++l)
+        for (int64_t i = 0; i < num_blocks; ++i)
+          tasks.push_back([=, &inputs_tb, &accumulate_weight_grads, &sink] {
+            cpu::ScratchBuffer<T> scratch;
+            const T* in = l == 0 ? inputs_tb.data() : h(l - 1, 0);
+            const int64_t in_rs = in_size(l);
+            accumulate_weight_grads(sink, l, i, {in, 1, in_rs}, B, initial_states + l * B * H, gg(l, 0), &scratch);
+            if (TT > 1)
+              accumulate_weight_grads(sink, l, i, {in + B * in_rs, 1, in_rs}, (TT - 1) * B, h(l, 0), gg(l, 1),
+                                      &scratch);
+          });
+    }
+    parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) tasks[i]();
+    });
   }
-  parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) tasks[i]();
-  });
   for (int64_t l = 0; l < L; ++l)
     for (int64_t i = 0; i < num_blocks; ++i) {
       const WeightBlock& block = blocks[i];
-      const std::vector<double>& sums = bias_sums[l * num_blocks + i];
+      const std::vector<double>& sums = sink.bias_sums[l * num_blocks + i];
       for (int64_t j = 0; j < block.width; ++j) {
         if (block.x_column >= 0) grad_weights.biases[l][block.x_column + j] = static_cast<T>(sums[j]);
         if (block.h_column >= 0) grad_weights.biases[l][3 * H + block.h_column + j] = static_cast<T>(sums[j]);

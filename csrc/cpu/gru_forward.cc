@@ -8,6 +8,9 @@
 // every product a plain cell_tile call, with no permuted layouts; the price is reading the tile's rows of x and h
 // once per gate instead of once, which stay in L1/L2.
 //
+// Large batches with small weights run as batch blocks instead (cpu/wavefront.h): each block of rows runs the whole
+// wavefront on one thread, one tile per cell, with no synchronisation between steps.
+//
 // The products write into the cell's gates block [z_pre | r_pre | xn | q] (z and r sum their input and recurrent
 // products in one accumulator, with the two biases added together); the elementwise pass then turns the first three
 // into z, r, n in place, so the forward needs no scratch at all.
@@ -66,64 +69,83 @@ void StackedGruForwardCpu(const Shape& shape, const T* inputs, const GruWeights<
   auto cell = [&](int64_t l, int64_t t) { return activations + (l * TT + t) * B * H; };
   auto cell_gates = [&](int64_t l, int64_t t) { return gates + (l * TT + t) * B * G; };
 
+  // One tile of cell (l, t): its four products, then the elementwise pass over the same rows and units.
+  auto cell_tile = [&](int64_t l, int64_t t, const Tile& tile) {
+    const int64_t r0 = tile.row_begin, m = tile.row_end - r0;
+    // The layer below at step t (layer 0 reads the batch-major inputs at time t); this layer at step t - 1.
+    const cpu::GemmA<T> x = l == 0 ? cpu::GemmA<T>{inputs + r0 * TT * D + t * D, TT * D, 1}
+                                   : cpu::GemmA<T>{cell(l - 1, t) + r0 * H, H, 1};
+    const T* h_prev = (t == 0 ? initial_states + l * B * H : cell(l, t - 1)) + r0 * H;
+    const cpu::GemmA<T> h = {h_prev, H, 1};
+    T* g = cell_gates(l, t) + r0 * G;
+    const T* bias = weights.biases[l];
+
+    auto product = [&](int slot, const cpu::GemmA<T>* a_x, const cpu::PackedB<T>* b_x, const cpu::GemmA<T>* a_h,
+                       const cpu::PackedB<T>* b_h, const T* slot_bias) {
+      cpu::TileSpec<T> spec;
+      if (a_x) spec.products[spec.num_products++] = {*a_x, b_x};
+      if (a_h) spec.products[spec.num_products++] = {*a_h, b_h};
+      spec.bias = slot_bias;
+      spec.dst[0] = g + slot * H;
+      spec.dst_ld[0] = G;
+      k.cell_tile(spec, m, H, tile.panel_begin, tile.panel_end);
+    };
+    product(0, &x, &wx[3 * l], &h, &wh[3 * l], bias_zr.data() + l * 2 * H);              // z_pre
+    product(1, &x, &wx[3 * l + 1], &h, &wh[3 * l + 1], bias_zr.data() + l * 2 * H + H);  // r_pre
+    product(2, &x, &wx[3 * l + 2], nullptr, nullptr, bias + 2 * H);                      // xn
+    product(3, nullptr, nullptr, &h, &wh[3 * l + 2], bias + 5 * H);                      // q
+
+    cpu::GruForwardTile<T> pass;
+    pass.gates = g;
+    pass.gates_ld = G;
+    pass.h_prev = h_prev;
+    pass.h_prev_ld = H;
+    pass.hidden = H;
+    pass.dst[0] = cell(l, t) + r0 * H;
+    pass.dst_ld[0] = H;
+    if (l == L - 1) {
+      pass.dst[1] = outputs + (r0 * TT + t) * H;
+      pass.dst_ld[1] = TT * H;
+    }
+    if (t == TT - 1) {
+      pass.dst[2] = final_states + (l * B + r0) * H;
+      pass.dst_ld[2] = H;
+    }
+    gru.forward(pass, m, tile.panel_begin * cpu::kNr<T>, std::min(H, tile.panel_end * cpu::kNr<T>));
+  };
+
+  // The wavefront over rows [row_begin, row_end) of the batch, each step's cells split into tiles that
+  // `step_for` runs (TF's threads for the whole batch, the calling thread for one block of it).
   struct CellTile {
     int64_t layer;
     Tile tile;
   };
-  std::vector<CellTile> work;
-  for (int64_t s = 0; s < NumWavefrontSteps(TT, L); ++s) {
-    const WavefrontStep step = ActiveLayers(s, TT, L);
-    work.clear();
-    for (int64_t l = step.first_layer; l <= step.last_layer; ++l) {
-      const double flops = 2.0 * B * 3 * H * ((l == 0 ? D : H) + H);
-      for (const Tile& tile : SplitTiles(B, panels, PartsForWork(flops), cpu::kGemmMr)) work.push_back({l, tile});
-    }
-    parallel_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
-      for (int64_t u = begin; u < end; ++u) {
-        const int64_t l = work[u].layer, t = s - l;
-        const Tile& tile = work[u].tile;
-        const int64_t r0 = tile.row_begin, m = tile.row_end - r0;
-        // The layer below at step t (layer 0 reads the batch-major inputs at time t); this layer at step t - 1.
-        const cpu::GemmA<T> x = l == 0 ? cpu::GemmA<T>{inputs + r0 * TT * D + t * D, TT * D, 1}
-                                       : cpu::GemmA<T>{cell(l - 1, t) + r0 * H, H, 1};
-        const T* h_prev = (t == 0 ? initial_states + l * B * H : cell(l, t - 1)) + r0 * H;
-        const cpu::GemmA<T> h = {h_prev, H, 1};
-        T* g = cell_gates(l, t) + r0 * G;
-        const T* bias = weights.biases[l];
-
-        auto product = [&](int slot, const cpu::GemmA<T>* a_x, const cpu::PackedB<T>* b_x, const cpu::GemmA<T>* a_h,
-                           const cpu::PackedB<T>* b_h, const T* slot_bias) {
-          cpu::TileSpec<T> spec;
-          if (a_x) spec.products[spec.num_products++] = {*a_x, b_x};
-          if (a_h) spec.products[spec.num_products++] = {*a_h, b_h};
-          spec.bias = slot_bias;
-          spec.dst[0] = g + slot * H;
-          spec.dst_ld[0] = G;
-          k.cell_tile(spec, m, H, tile.panel_begin, tile.panel_end);
-        };
-        product(0, &x, &wx[3 * l], &h, &wh[3 * l], bias_zr.data() + l * 2 * H);              // z_pre
-        product(1, &x, &wx[3 * l + 1], &h, &wh[3 * l + 1], bias_zr.data() + l * 2 * H + H);  // r_pre
-        product(2, &x, &wx[3 * l + 2], nullptr, nullptr, bias + 2 * H);                      // xn
-        product(3, nullptr, nullptr, &h, &wh[3 * l + 2], bias + 5 * H);                      // q
-
-        cpu::GruForwardTile<T> pass;
-        pass.gates = g;
-        pass.gates_ld = G;
-        pass.h_prev = h_prev;
-        pass.h_prev_ld = H;
-        pass.hidden = H;
-        pass.dst[0] = cell(l, t) + r0 * H;
-        pass.dst_ld[0] = H;
-        if (l == L - 1) {
-          pass.dst[1] = outputs + (r0 * TT + t) * H;
-          pass.dst_ld[1] = TT * H;
+  auto wavefront = [&](int64_t row_begin, int64_t row_end, bool split, const ParallelFor& step_for) {
+    std::vector<CellTile> work;
+    for (int64_t s = 0; s < NumWavefrontSteps(TT, L); ++s) {
+      const WavefrontStep step = ActiveLayers(s, TT, L);
+      work.clear();
+      for (int64_t l = step.first_layer; l <= step.last_layer; ++l) {
+        const double flops = 2.0 * (row_end - row_begin) * 3 * H * ((l == 0 ? D : H) + H);
+        for (Tile tile : SplitTiles(row_end - row_begin, panels, split ? PartsForWork(flops) : 1, cpu::kGemmMr)) {
+          tile.row_begin += row_begin;
+          tile.row_end += row_begin;
+          work.push_back({l, tile});
         }
-        if (t == TT - 1) {
-          pass.dst[2] = final_states + (l * B + r0) * H;
-          pass.dst_ld[2] = H;
-        }
-        gru.forward(pass, m, tile.panel_begin * cpu::kNr<T>, std::min(H, tile.panel_end * cpu::kNr<T>));
       }
+      step_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
+        for (int64_t u = begin; u < end; ++u) cell_tile(work[u].layer, s - work[u].layer, work[u].tile);
+      });
+    }
+  };
+
+  const std::vector<RowBlock> blocks =
+      BatchBlocks(B, static_cast<int64_t>(sizeof(T)) * 3 * H * (std::max(D, L > 1 ? H : D) + H), cpu::kGemmMr);
+  if (blocks.empty()) {
+    wavefront(0, B, true, parallel_for);
+  } else {
+    parallel_for(static_cast<int64_t>(blocks.size()), [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) wavefront(blocks[b].row_begin, blocks[b].row_end, false, SerialFor);
     });
   }
 }

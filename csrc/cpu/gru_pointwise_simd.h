@@ -85,12 +85,12 @@ struct GruPointwise {
       T* g = tile.gates + i * tile.gates_ld;
       const T* hp = tile.h_prev + i * tile.h_prev_ld;
       int64_t j = j0;
-      for (; j + 2 * kLanes <= j1; j += 2 * kLanes) {
-        V z[2], r[2], h[2];
-#pragma GCC unroll 2
-        for (int v = 0; v < 2; ++v) SigmoidPair(K::Load(g + j + v * kLanes), K::Load(g + H + j + v * kLanes), z[v], r[v]);
-#pragma GCC unroll 2
-        for (int v = 0; v < 2; ++v) {
+      for (; j + 4 * kLanes <= j1; j += 4 * kLanes) {
+        V z[4], r[4], h[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) SigmoidPair(K::Load(g + j + v * kLanes), K::Load(g + H + j + v * kLanes), z[v], r[v]);
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) {
           const int64_t c = j + v * kLanes;
           const V n = Tanh(K::Load(g + 2 * H + c) + r[v] * K::Load(g + 3 * H + c));
           h[v] = z[v] * K::Load(hp + c) + (T(1) - z[v]) * n;  // Keras' order of operations
@@ -101,8 +101,7 @@ struct GruPointwise {
         for (int d = 0; d < 3; ++d)
           if (tile.dst[d]) {
             T* row = tile.dst[d] + i * tile.dst_ld[d] + j;
-            K::Store(row, h[0]);
-            K::Store(row + kLanes, h[1]);
+            for (int v = 0; v < 4; ++v) K::Store(row + v * kLanes, h[v]);
           }
       }
       for (; j < j1; j += kLanes) {
