@@ -11,9 +11,10 @@
 // Large batches with small weights run as batch blocks instead (cpu/wavefront.h): each block of rows runs the whole
 // wavefront on one thread, one tile per cell, with no synchronisation between steps.
 //
-// The products write into the cell's gates block [z_pre | r_pre | xn | q] (z and r sum their input and recurrent
-// products in one accumulator, with the two biases added together); the elementwise pass then turns the first three
-// into z, r, n in place, so the forward needs no scratch at all.
+// The products write a tile's [z_pre | r_pre | xn | q] rows to scratch (z and r sum their input and recurrent products
+// in one accumulator, with the two biases added together); the elementwise pass turns them into the gates
+// [z | r | n | q], which it writes with streaming stores (cpu/gru_pointwise.h): the backward pass reads them long
+// after, so writing them through the caches would only cost a read of every line first.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -69,15 +70,15 @@ void StackedGruForwardCpu(const Shape& shape, const T* inputs, const GruWeights<
   auto cell = [&](int64_t l, int64_t t) { return activations + (l * TT + t) * B * H; };
   auto cell_gates = [&](int64_t l, int64_t t) { return gates + (l * TT + t) * B * G; };
 
-  // One tile of cell (l, t): its four products, then the elementwise pass over the same rows and units.
-  auto cell_tile = [&](int64_t l, int64_t t, const Tile& tile) {
+  // One tile of cell (l, t): its four products into `pre` (the tile's rows, [m, 4H], still in cache when the
+  // elementwise pass reads them), then the elementwise pass over the same rows and units into the gates.
+  auto cell_tile = [&](int64_t l, int64_t t, const Tile& tile, T* pre) {
     const int64_t r0 = tile.row_begin, m = tile.row_end - r0;
     // The layer below at step t (layer 0 reads the batch-major inputs at time t); this layer at step t - 1.
     const cpu::GemmA<T> x = l == 0 ? cpu::GemmA<T>{inputs + r0 * TT * D + t * D, TT * D, 1}
                                    : cpu::GemmA<T>{cell(l - 1, t) + r0 * H, H, 1};
     const T* h_prev = (t == 0 ? initial_states + l * B * H : cell(l, t - 1)) + r0 * H;
     const cpu::GemmA<T> h = {h_prev, H, 1};
-    T* g = cell_gates(l, t) + r0 * G;
     const T* bias = weights.biases[l];
 
     auto product = [&](int slot, const cpu::GemmA<T>* a_x, const cpu::PackedB<T>* b_x, const cpu::GemmA<T>* a_h,
@@ -86,7 +87,7 @@ void StackedGruForwardCpu(const Shape& shape, const T* inputs, const GruWeights<
       if (a_x) spec.products[spec.num_products++] = {*a_x, b_x};
       if (a_h) spec.products[spec.num_products++] = {*a_h, b_h};
       spec.bias = slot_bias;
-      spec.dst[0] = g + slot * H;
+      spec.dst[0] = pre + slot * H;
       spec.dst_ld[0] = G;
       k.cell_tile(spec, m, H, tile.panel_begin, tile.panel_end);
     };
@@ -96,7 +97,9 @@ void StackedGruForwardCpu(const Shape& shape, const T* inputs, const GruWeights<
     product(3, nullptr, nullptr, &h, &wh[3 * l + 2], bias + 5 * H);                      // q
 
     cpu::GruForwardTile<T> pass;
-    pass.gates = g;
+    pass.pre = pre;
+    pass.pre_ld = G;
+    pass.gates = cell_gates(l, t) + r0 * G;
     pass.gates_ld = G;
     pass.h_prev = h_prev;
     pass.h_prev_ld = H;
@@ -122,6 +125,7 @@ void StackedGruForwardCpu(const Shape& shape, const T* inputs, const GruWeights<
   };
   auto wavefront = [&](int64_t row_begin, int64_t row_end, bool split, const ParallelFor& step_for) {
     std::vector<CellTile> work;
+    cpu::ScratchBuffer<T> serial_pre;  // a block's, reused by all its steps
     for (int64_t s = 0; s < NumWavefrontSteps(TT, L); ++s) {
       const WavefrontStep step = ActiveLayers(s, TT, L);
       work.clear();
@@ -134,7 +138,12 @@ void StackedGruForwardCpu(const Shape& shape, const T* inputs, const GruWeights<
         }
       }
       step_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
-        for (int64_t u = begin; u < end; ++u) cell_tile(work[u].layer, s - work[u].layer, work[u].tile);
+        cpu::ScratchBuffer<T> step_pre;
+        cpu::ScratchBuffer<T>& pre = split ? step_pre : serial_pre;
+        for (int64_t u = begin; u < end; ++u) {
+          const Tile& tile = work[u].tile;
+          cell_tile(work[u].layer, s - work[u].layer, tile, pre.get((tile.row_end - tile.row_begin) * G));
+        }
       });
     }
   };

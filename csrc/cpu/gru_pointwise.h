@@ -11,12 +11,17 @@
 namespace deeprnn {
 namespace cpu {
 
-// Forward: the products have left, in each gates row, [z_pre | r_pre | xn | q] where z_pre = x Wx_z + bx_z +
-// h Wh_z + bh_z (r_pre likewise), xn = x Wx_n + bx_n and q = h Wh_n + bh_n. The pass turns the first three into
-// z, r, n in place and writes the new state h' = z * h + (1 - z) * n to up to three destinations.
+// Forward: the products have left, in each row of `pre`, [z_pre | r_pre | xn | q] where z_pre = x Wx_z + bx_z +
+// h Wh_z + bh_z (r_pre likewise), xn = x Wx_n + bx_n and q = h Wh_n + bh_n. The pass writes [z | r | n | q] to the
+// gates rows and the new state h' = z * h + (1 - z) * n to up to three destinations. `pre` may be `gates` (in
+// place). When it is not, the gates are written with streaming stores where the instruction set and the alignment
+// allow: nothing reads them before the backward pass, long after they have left every cache, so they bypass the
+// caches instead of first reading every line they overwrite.
 template <typename T>
 struct GruForwardTile {
-  T* gates;             // row 0 of the tile, row stride gates_ld; slots z, r, n, q at column offsets 0, H, 2H, 3H
+  const T* pre;         // row 0 of the tile, row stride pre_ld; slots z_pre, r_pre, xn, q at column offsets 0, H, 2H, 3H
+  int64_t pre_ld;
+  T* gates;             // row 0 of the tile, row stride gates_ld; slots z, r, n, q likewise
   int64_t gates_ld;
   const T* h_prev;      // the previous state, row 0 of the tile
   int64_t h_prev_ld;

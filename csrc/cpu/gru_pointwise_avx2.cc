@@ -7,6 +7,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <immintrin.h>
+
 #if defined(__x86_64__)
 #pragma GCC target("avx2,fma")
 #endif
@@ -16,7 +18,13 @@
 namespace deeprnn {
 namespace cpu {
 
-struct GruIsaAvx2 {};
+struct GruIsaAvx2 {
+  static constexpr bool kStreamingStores = true;
+  // p must be 32-byte aligned.
+  static void Stream(float* p, VecOf<float>::type v) { _mm256_stream_ps(p, reinterpret_cast<__m256>(v)); }
+  static void Stream(double* p, VecOf<double>::type v) { _mm256_stream_pd(p, reinterpret_cast<__m256d>(v)); }
+  static void Fence() { _mm_sfence(); }
+};
 
 const GruKernelTable<float>& GruKernelTableAvx2(float) { return GruKernelTableFor<float, GruIsaAvx2>(); }
 const GruKernelTable<double>& GruKernelTableAvx2(double) { return GruKernelTableFor<double, GruIsaAvx2>(); }

@@ -11,7 +11,12 @@
 namespace deeprnn {
 namespace cpu {
 
-struct GruIsaGeneric {};
+struct GruIsaGeneric {
+  static constexpr bool kStreamingStores = false;
+  template <typename T, typename V>
+  static void Stream(T*, V) {}
+  static void Fence() {}
+};
 
 const GruKernelTable<float>& GruKernelTableGeneric(float) { return GruKernelTableFor<float, GruIsaGeneric>(); }
 const GruKernelTable<double>& GruKernelTableGeneric(double) { return GruKernelTableFor<double, GruIsaGeneric>(); }

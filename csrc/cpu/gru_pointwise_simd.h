@@ -77,26 +77,40 @@ struct GruPointwise {
     }
   }
 
-  // Two vectors per step where the range allows: the nonlinearities are long dependency chains (exp, then a
-  // division, then n needs r), and two independent chains side by side keep the pipelines busy.
+  // Four vectors per step where the range allows: the nonlinearities are long dependency chains (exp, then a
+  // division, then n needs r), and independent chains side by side keep the pipelines busy.
   static void Forward(const GruForwardTile<T>& tile, int64_t m, int64_t j0, int64_t j1) {
     const int64_t H = tile.hidden;
+    // Streaming stores need every vector of the gates aligned: whole vectors per slot and row, aligned rows.
+    const bool stream = Isa::kStreamingStores && tile.pre != tile.gates && H % kLanes == 0 &&
+                        tile.gates_ld % kLanes == 0 && j0 % kLanes == 0 &&
+                        reinterpret_cast<uintptr_t>(tile.gates) % sizeof(V) == 0;
+    auto store_gate = [stream](T* p, int64_t count, V v) {
+      if (stream)
+        Isa::Stream(p, v);
+      else
+        StoreN(p, count, v);
+    };
     for (int64_t i = 0; i < m; ++i) {
+      const T* pre = tile.pre + i * tile.pre_ld;
       T* g = tile.gates + i * tile.gates_ld;
       const T* hp = tile.h_prev + i * tile.h_prev_ld;
       int64_t j = j0;
       for (; j + 4 * kLanes <= j1; j += 4 * kLanes) {
         V z[4], r[4], h[4];
 #pragma GCC unroll 4
-        for (int v = 0; v < 4; ++v) SigmoidPair(K::Load(g + j + v * kLanes), K::Load(g + H + j + v * kLanes), z[v], r[v]);
+        for (int v = 0; v < 4; ++v)
+          SigmoidPair(K::Load(pre + j + v * kLanes), K::Load(pre + H + j + v * kLanes), z[v], r[v]);
 #pragma GCC unroll 4
         for (int v = 0; v < 4; ++v) {
           const int64_t c = j + v * kLanes;
-          const V n = Tanh(K::Load(g + 2 * H + c) + r[v] * K::Load(g + 3 * H + c));
+          const V q = K::Load(pre + 3 * H + c);
+          const V n = Tanh(K::Load(pre + 2 * H + c) + r[v] * q);
           h[v] = z[v] * K::Load(hp + c) + (T(1) - z[v]) * n;  // Keras' order of operations
-          K::Store(g + c, z[v]);
-          K::Store(g + H + c, r[v]);
-          K::Store(g + 2 * H + c, n);
+          store_gate(g + c, kLanes, z[v]);
+          store_gate(g + H + c, kLanes, r[v]);
+          store_gate(g + 2 * H + c, kLanes, n);
+          store_gate(g + 3 * H + c, kLanes, q);
         }
         for (int d = 0; d < 3; ++d)
           if (tile.dst[d]) {
@@ -107,16 +121,20 @@ struct GruPointwise {
       for (; j < j1; j += kLanes) {
         const int64_t c = std::min<int64_t>(kLanes, j1 - j);
         V z, r;
-        SigmoidPair(LoadN(g + j, c), LoadN(g + H + j, c), z, r);
-        const V n = Tanh(LoadN(g + 2 * H + j, c) + r * LoadN(g + 3 * H + j, c));
+        SigmoidPair(LoadN(pre + j, c), LoadN(pre + H + j, c), z, r);
+        const V q = LoadN(pre + 3 * H + j, c);
+        const V n = Tanh(LoadN(pre + 2 * H + j, c) + r * q);
         const V h = z * LoadN(hp + j, c) + (T(1) - z) * n;
-        StoreN(g + j, c, z);
-        StoreN(g + H + j, c, r);
-        StoreN(g + 2 * H + j, c, n);
+        store_gate(g + j, c, z);
+        store_gate(g + H + j, c, r);
+        store_gate(g + 2 * H + j, c, n);
+        store_gate(g + 3 * H + j, c, q);
         for (int d = 0; d < 3; ++d)
           if (tile.dst[d]) StoreN(tile.dst[d] + i * tile.dst_ld[d] + j, c, h);
       }
     }
+    // Streaming stores are weakly ordered: make them visible before the caller reports the tile done.
+    if (stream) Isa::Fence();
   }
 
   static void Backward(const GruBackwardTile<T>& tile, int64_t m, int64_t j0, int64_t j1) {
