@@ -221,19 +221,6 @@ void StackedGruBackwardCpu(const Shape& shape, const T* inputs, const GruWeights
     spec.add_ld[1] = H;
     spec.dst[0] = carry(l, t) + r0 * H;
     spec.dst_ld[0] = H;
-    {
-      // The elementwise pass below reads this tile's gates and states, written long ago by the forward pass and
-      // gone from every cache: ask for them now, so that they arrive while the products run.
-      const int64_t j0 = tile.panel_begin * cpu::kNr<T>, j1 = std::min(H, tile.panel_end * cpu::kNr<T>);
-      const T* gates_rows = cell_gates(l, t) + r0 * G;
-      const T* state_rows = h_prev(l, t) + r0 * H;
-      constexpr int64_t line = 64 / sizeof(T);
-      for (int64_t i = 0; i < m; ++i) {
-        for (int slot = 0; slot < kGruGateSlots; ++slot)
-          for (int64_t j = j0; j < j1; j += line) __builtin_prefetch(gates_rows + i * G + slot * H + j, 0, 2);
-        for (int64_t j = j0; j < j1; j += line) __builtin_prefetch(state_rows + i * H + j, 0, 2);
-      }
-    }
     k.cell_tile(spec, m, H, tile.panel_begin, tile.panel_end);
 
     cpu::GruBackwardTile<T> pass;

@@ -19,7 +19,7 @@ namespace cpu {
 // caches instead of first reading every line they overwrite.
 template <typename T>
 struct GruForwardTile {
-  const T* pre;         // row 0 of the tile, row stride pre_ld; slots z_pre, r_pre, xn, q at column offsets 0, H, 2H, 3H
+  const T* pre;         // row 0 of the tile, row stride pre_ld; slots z_pre, r_pre, xn, q at offsets 0, H, 2H, 3H
   int64_t pre_ld;
   T* gates;             // row 0 of the tile, row stride gates_ld; slots z, r, n, q likewise
   int64_t gates_ld;

@@ -137,6 +137,9 @@ struct GruPointwise {
     if (stream) Isa::Fence();
   }
 
+  static constexpr int64_t kPrefetchRows = 6;
+  static constexpr int64_t kLineValues = 64 / sizeof(T);
+
   static void Backward(const GruBackwardTile<T>& tile, int64_t m, int64_t j0, int64_t j1) {
     const int64_t H = tile.hidden;
     for (int64_t i = 0; i < m; ++i) {
@@ -144,6 +147,16 @@ struct GruPointwise {
       const T* hp = tile.h_prev + i * tile.h_prev_ld;
       T* dh_row = tile.dh + i * tile.dh_ld;
       T* gg = tile.grad_gates + i * tile.grad_gates_ld;
+      if (i + kPrefetchRows < m) {
+        // The gates and states were written long ago by the forward pass and are in no cache: ask for a later
+        // row's now, a few rows at a time (a whole tile's requests at once would stall on the miss buffers).
+        const T* later_gates = g + kPrefetchRows * tile.gates_ld;
+        const T* later_state = hp + kPrefetchRows * tile.h_prev_ld;
+        for (int64_t j = j0; j < j1; j += kLineValues) {
+          for (int slot = 0; slot < 4; ++slot) __builtin_prefetch(later_gates + slot * H + j, 0, 1);
+          __builtin_prefetch(later_state + j, 0, 1);
+        }
+      }
       for (int64_t j = j0; j < j1; j += kLanes) {
         const int64_t c = std::min<int64_t>(kLanes, j1 - j);
         const V z = LoadN(g + j, c), r = LoadN(g + H + j, c), n = LoadN(g + 2 * H + j, c);
