@@ -13,7 +13,8 @@ TOLERANCE = {tf.float64: 1e-10, tf.float32: 1e-5}
 
 # (B, T, D, H, L): ones everywhere, H below / across / not a multiple of the 16- and 8-wide column tiles, B across
 # the 6-row register tile, D != H, deep stacks, a width where the weight-gradient product packs its operands, and a
-# large batch with small weights, where the weight gradients are accumulated while the reverse wavefront runs.
+# large batch with small weights, where the weight gradients are accumulated while the reverse wavefront runs, and a
+# larger one, where blocks of rows run the wavefront on their own (here four, not multiples of 6 rows).
 SHAPES = [
     (1, 1, 1, 1, 1),
     (3, 5, 4, 7, 3),
@@ -23,6 +24,7 @@ SHAPES = [
     (6, 4, 5, 24, 8),
     (5, 3, 150, 140, 2),
     (130, 4, 5, 9, 3),
+    (301, 3, 5, 9, 3),
 ]
 
 
@@ -85,22 +87,26 @@ def test_tf_function_with_unknown_batch_and_time(rng):
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
-def test_gradient_matches_numerical_jacobian(rng, activation):
+@pytest.mark.parametrize("batch", [2, 256], ids=["wavefront", "batch-blocked"])
+def test_gradient_matches_numerical_jacobian(rng, activation, batch):
     # compute_gradient checks each argument's Jacobian against finite differences; the fused gradient op must
-    # agree to float64 precision, for every argument including the initial states.
-    inputs, kernels, recurrent, biases, initial = random_args(rng, 2, 3, 3, 4, 2, dtype=tf.float64)
+    # agree to float64 precision, for every argument including the initial states (with 256 rows, for the
+    # weights only: the Jacobian of the inputs would take thousands of evaluations).
+    inputs, kernels, recurrent, biases, initial = random_args(rng, batch, 3, 3, 4, 2, dtype=tf.float64)
     if activation == "relu":  # keep pre-activations away from relu's kink, where finite differences are wrong
         biases = [b + 0.5 for b in biases]
     flat = flatten_args(inputs, kernels, recurrent, biases, initial)
+    first, last = (0, len(flat)) if batch == 2 else (1, 7)
 
     def f(*xs):
-        outputs, finals = deeprnn_fast.stacked_rnn(xs[0], list(xs[1:3]), list(xs[3:5]), list(xs[5:7]),
-                                                   list(xs[7:9]), activation=activation)
+        args = flat[:first] + list(xs) + flat[last:]
+        outputs, finals = deeprnn_fast.stacked_rnn(args[0], list(args[1:3]), list(args[3:5]), list(args[5:7]),
+                                                   list(args[7:9]), activation=activation)
         return loss_of(outputs, finals)
 
-    theoretical, numerical = tf.test.compute_gradient(f, flat, delta=1e-6)
+    theoretical, numerical = tf.test.compute_gradient(f, flat[first:last], delta=1e-6)
     for i, (t, n) in enumerate(zip(theoretical, numerical)):
-        np.testing.assert_allclose(t, n, rtol=1e-6, atol=1e-7, err_msg=f"argument {i}")
+        np.testing.assert_allclose(t, n, rtol=1e-6, atol=1e-7, err_msg=f"argument {first + i}")
 
 
 def test_default_initial_states_are_zeros(rng):
@@ -159,8 +165,9 @@ def test_nan_in_nan_out(rng):
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
-def test_results_are_bitwise_reproducible(rng, activation):
-    args = random_args(rng, 37, 11, 19, 45, 3, dtype=tf.float32)
+@pytest.mark.parametrize("batch", [37, 400], ids=["wavefront", "batch-blocked"])
+def test_results_are_bitwise_reproducible(rng, activation, batch):
+    args = random_args(rng, batch, 11, 19, 45, 3, dtype=tf.float32)
     first = value_and_grads(deeprnn_fast.stacked_rnn, args, activation)
     for _ in range(3):
         again = value_and_grads(deeprnn_fast.stacked_rnn, args, activation)

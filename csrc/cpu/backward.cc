@@ -63,127 +63,214 @@ void StackedRnnBackwardCpu(const Shape& shape, Activation activation, const T* i
   //   weights are large or the batch small, where accumulating per step would re-read the weight gradients from
   //   memory T times.
   // Either way each weight-gradient element is accumulated in a fixed order (t descending, or over all rows).
+  // Large batches with small weights run the streamed schedule as batch blocks (cpu/wavefront.h): each block of
+  // rows runs the reverse wavefront, its dX and its dH_init alone on one thread, into partial weight gradients
+  // that are then added in block order.
   int64_t largest_weights = 0;
   for (int64_t l = 0; l < L; ++l) largest_weights = std::max(largest_weights, (in_size(l) + H) * H);
   const bool streamed = B >= 128 && largest_weights * static_cast<int64_t>(sizeof(T)) <= (256 << 10);
-  std::vector<std::vector<double>> bias_sums(L, std::vector<double>(H, 0.0));
+  // Batch blocks (cpu/wavefront.h) imply the streamed schedule: both need small weights, blocks a larger batch.
+  const std::vector<RowBlock> row_blocks =
+      streamed ? BatchBlocks(B, largest_weights * static_cast<int64_t>(sizeof(T)), cpu::kGemmMr)
+               : std::vector<RowBlock>();
   // Column-panel groups per layer: every group re-reads the layer's activations, so few groups when the products
   // are small (and streamed: several layers' units then run side by side), more when a batched product is large
   // enough that a few tasks would leave cores idle at the end (each group about 0.5 GFLOP or more).
   const double batched_flops = 2.0 * TT * B * (largest_weights);
-  const int64_t groups = std::min<int64_t>(
-      panels, streamed ? (2 + L - 1) / L : std::max<int64_t>((2 + L - 1) / L, std::min<int64_t>(8, batched_flops / 5e8)));
-  auto accumulate_weight_grads = [&](int64_t l, int64_t p0, int64_t p1, const cpu::GemmA<T>& in, int64_t k_rows,
-                                     const T* prev, const T* dz_rows, T* scratch) {
-    const cpu::GemmOutput<T> outs[2] = {{in, in_size(l), grad_weights.kernels[l], H},
-                                        {{prev, 1, H}, H, grad_weights.recurrent_kernels[l], H}};
-    k.gemm_shared_b(outs, 2, k_rows, dz_rows, H, H, p0, p1, scratch, bias_sums[l].data());
+  const int64_t groups =
+      std::min<int64_t>(panels, streamed ? (2 + L - 1) / L
+                                         : std::max<int64_t>((2 + L - 1) / L, std::min<int64_t>(8, batched_flops / 5e8)));
+
+  // Where weight gradients accumulate: grad_weights itself, or one partial sum per batch block. The bias gradient
+  // is a column sum of dZ, kept in double.
+  struct GradSink {
+    std::vector<T*> dwx, dwh;
+    std::vector<std::vector<double>> bias_sums;
   };
-  // The cells of step s, streamed: in(l, t) is the batch-major input at time t or the layer below's states.
-  auto streamed_weight_grads = [&](int64_t l, int64_t t, int64_t p0, int64_t p1, T* scratch) {
-    const cpu::GemmA<T> in = l == 0 ? cpu::GemmA<T>{inputs + t * D, 1, TT * D} : cpu::GemmA<T>{h(l - 1, t), 1, H};
-    accumulate_weight_grads(l, p0, p1, in, B, t == 0 ? initial_states + l * B * H : h(l, t - 1), dz(l, t), scratch);
+  auto make_sink = [&](GradSink& sink, std::vector<T>* storage) {
+    if (storage) {
+      int64_t size = 0;
+      for (int64_t l = 0; l < L; ++l) size += (in_size(l) + H) * H;
+      storage->assign(size, T(0));
+    }
+    T* next = storage ? storage->data() : nullptr;
+    for (int64_t l = 0; l < L; ++l) {
+      sink.dwx.push_back(storage ? next : grad_weights.kernels[l]);
+      if (storage) next += in_size(l) * H;
+      sink.dwh.push_back(storage ? next : grad_weights.recurrent_kernels[l]);
+      if (storage) next += H * H;
+      sink.bias_sums.emplace_back(H, 0.0);
+    }
+  };
+  auto accumulate_weight_grads = [&](GradSink& sink, int64_t l, int64_t p0, int64_t p1, const cpu::GemmA<T>& in,
+                                     int64_t k_rows, const T* prev, const T* dz_rows, T* scratch) {
+    const cpu::GemmOutput<T> outs[2] = {{in, in_size(l), sink.dwx[l], H}, {{prev, 1, H}, H, sink.dwh[l], H}};
+    k.gemm_shared_b(outs, 2, k_rows, dz_rows, H, H, p0, p1, scratch, sink.bias_sums[l].data());
+  };
+  // C[rows of tile] = A op(B) for a pre-packed op(B), C overwritten: the data gradients dX and dH_init.
+  auto packed_product = [&](const Tile& tile, cpu::GemmA<T> a, const cpu::PackedB<T>* b, T* c, int64_t ldc,
+                            int64_t n) {
+    cpu::TileSpec<T> spec;
+    spec.products[0] = {{a.data + tile.row_begin * a.rs, a.rs, a.cs}, b};
+    spec.num_products = 1;
+    spec.dst[0] = c + tile.row_begin * ldc;
+    spec.dst_ld[0] = ldc;
+    k.cell_tile(spec, tile.row_end - tile.row_begin, n, tile.panel_begin, tile.panel_end);
+  };
+  auto input_grad = [&](const Tile& tile, int64_t t) {
+    packed_product(tile, {dz(0, t), H, 1}, &wx_t[0], grad_inputs + t * D, TT * D, D);
+  };
+  auto initial_state_grad = [&](int64_t l, const Tile& tile) {
+    packed_product(tile, {dz(l, 0), H, 1}, &wh_t[l], grad_initial_states + l * B * H, H, H);
+  };
+  // Tiles of rows [row_begin, row_end) of an [B, n] output: about `parts` of them, one when parts is 1.
+  auto row_tiles = [](int64_t row_begin, int64_t row_end, int64_t n, int64_t parts) {
+    std::vector<Tile> tiles = SplitTiles(row_end - row_begin, cpu::NumPanels<T>(n), parts, cpu::kGemmMr);
+    for (Tile& tile : tiles) {
+      tile.row_begin += row_begin;
+      tile.row_end += row_begin;
+    }
+    return tiles;
+  };
+  // dZ for one tile of cell (l, t).
+  auto cell = [&](int64_t l, int64_t t, const Tile& tile) {
+    const int64_t r0 = tile.row_begin;
+    cpu::TileSpec<T> spec;
+    if (t + 1 < TT) spec.products[spec.num_products++] = {{dz(l, t + 1) + r0 * H, H, 1}, &wh_t[l]};
+    if (l + 1 < L) spec.products[spec.num_products++] = {{dz(l + 1, t) + r0 * H, H, 1}, &wx_t[l + 1]};
+    if (l == L - 1) {
+      spec.add[0] = grad_outputs + (r0 * TT + t) * H;
+      spec.add_ld[0] = TT * H;
+    }
+    if (t == TT - 1) {
+      spec.add[1] = grad_final_states + (l * B + r0) * H;
+      spec.add_ld[1] = H;
+    }
+    spec.epilogue = cpu::Epilogue::kActivationGrad;
+    spec.activation = activation;
+    spec.h = h(l, t) + r0 * H;
+    spec.h_ld = H;
+    spec.dst[0] = dz(l, t) + r0 * H;
+    spec.dst_ld[0] = H;
+    k.cell_tile(spec, tile.row_end - r0, H, tile.panel_begin, tile.panel_end);
   };
 
+  // The reverse wavefront over rows [row_begin, row_end): each step's cells split into tiles that `step_for` runs
+  // (`split`), or one tile per cell for one batch block, which also folds each finished cell of layer 0 into dX.
   struct Unit {
+    enum Kind { kCell, kWeights, kInputGrad } kind;
     int64_t layer;
-    Tile tile;
-    bool weight_grads;  // a streamed weight-gradient unit for the cell (layer, s + 1 - layer)
+    Tile tile;  // kWeights: only its panels are used
   };
-  std::vector<Unit> work;
-  for (int64_t s = NumWavefrontSteps(TT, L) - 1; s >= -1; --s) {
-    work.clear();
-    if (streamed && s + 1 < NumWavefrontSteps(TT, L)) {
-      const WavefrontStep done = ActiveLayers(s + 1, TT, L);
-      for (int64_t l = done.first_layer; l <= done.last_layer; ++l)
-        for (int64_t g = 0; g < groups; ++g) work.push_back({l, {0, B, panels * g / groups, panels * (g + 1) / groups}, true});
+  auto wavefront = [&](int64_t row_begin, int64_t row_end, bool split, GradSink& sink, const ParallelFor& step_for) {
+    const int64_t rows = row_end - row_begin;
+    const std::vector<Tile> cell_tiles = row_tiles(row_begin, row_end, H, split ? PartsForWork(4.0 * rows * H * H) : 1);
+    const std::vector<Tile> input_grad_tiles = row_tiles(row_begin, row_end, D, 1);
+    const int64_t unit_groups = split ? groups : 1;
+    std::vector<Unit> work;
+    cpu::ScratchBuffer<T> serial_scratch;  // a block's, reused by all its steps
+    for (int64_t s = NumWavefrontSteps(TT, L) - 1; s >= -1; --s) {
+      work.clear();
+      if (streamed && s + 1 < NumWavefrontSteps(TT, L)) {
+        const WavefrontStep done = ActiveLayers(s + 1, TT, L);
+        for (int64_t l = done.first_layer; l <= done.last_layer; ++l)
+          for (int64_t g = 0; g < unit_groups; ++g)
+            work.push_back({Unit::kWeights, l, {0, 0, panels * g / unit_groups, panels * (g + 1) / unit_groups}});
+        if (!split && done.first_layer == 0)
+          for (const Tile& tile : input_grad_tiles) work.push_back({Unit::kInputGrad, 0, tile});
+      }
+      if (s >= 0) {
+        const WavefrontStep step = ActiveLayers(s, TT, L);
+        for (int64_t l = step.first_layer; l <= step.last_layer; ++l)
+          for (const Tile& tile : cell_tiles) work.push_back({Unit::kCell, l, tile});
+      }
+      step_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
+        cpu::ScratchBuffer<T> step_scratch;
+        cpu::ScratchBuffer<T>& scratch = split ? step_scratch : serial_scratch;
+        for (int64_t u = begin; u < end; ++u) {
+          const Unit& unit = work[u];
+          const int64_t l = unit.layer;
+          if (unit.kind == Unit::kCell) {
+            cell(l, s - l, unit.tile);
+          } else if (unit.kind == Unit::kInputGrad) {
+            input_grad(unit.tile, s + 1);
+          } else {
+            // The cell (l, t) of step s + 1: in(l, t) is the batch-major input at time t or the layer below's states.
+            const int64_t t = s + 1 - l, p0 = unit.tile.panel_begin, p1 = unit.tile.panel_end;
+            const cpu::GemmA<T> in = l == 0 ? cpu::GemmA<T>{inputs + row_begin * TT * D + t * D, 1, TT * D}
+                                            : cpu::GemmA<T>{h(l - 1, t) + row_begin * H, 1, H};
+            const T* prev = (t == 0 ? initial_states + l * B * H : h(l, t - 1)) + row_begin * H;
+            accumulate_weight_grads(sink, l, p0, p1, in, rows, prev, dz(l, t) + row_begin * H,
+                                    scratch.get(cpu::GemmScratchSize<T>(p1 - p0)));
+          }
+        }
+      });
     }
-    if (s >= 0) {
-      const WavefrontStep step = ActiveLayers(s, TT, L);
-      for (int64_t l = step.first_layer; l <= step.last_layer; ++l)
-        for (const Tile& tile : SplitTiles(B, panels, PartsForWork(4.0 * B * H * H), cpu::kGemmMr))
-          work.push_back({l, tile, false});
-    }
-    parallel_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
-      cpu::ScratchBuffer<T> scratch;
-      for (int64_t u = begin; u < end; ++u) {
-        const Unit& unit = work[u];
-        const int64_t l = unit.layer;
-        const Tile& tile = unit.tile;
-        if (unit.weight_grads) {
-          streamed_weight_grads(l, s + 1 - l, tile.panel_begin, tile.panel_end,
-                                scratch.get(cpu::GemmScratchSize<T>(tile.panel_end - tile.panel_begin)));
-          continue;
-        }
-        const int64_t t = s - l, r0 = tile.row_begin;
-        cpu::TileSpec<T> spec;
-        if (t + 1 < TT) spec.products[spec.num_products++] = {{dz(l, t + 1) + r0 * H, H, 1}, &wh_t[l]};
-        if (l + 1 < L) spec.products[spec.num_products++] = {{dz(l + 1, t) + r0 * H, H, 1}, &wx_t[l + 1]};
-        if (l == L - 1) {
-          spec.add[0] = grad_outputs + (r0 * TT + t) * H;
-          spec.add_ld[0] = TT * H;
-        }
-        if (t == TT - 1) {
-          spec.add[1] = grad_final_states + (l * B + r0) * H;
-          spec.add_ld[1] = H;
-        }
-        spec.epilogue = cpu::Epilogue::kActivationGrad;
-        spec.activation = activation;
-        spec.h = h(l, t) + r0 * H;
-        spec.h_ld = H;
-        spec.dst[0] = dz(l, t) + r0 * H;
-        spec.dst_ld[0] = H;
-        k.cell_tile(spec, tile.row_end - r0, H, tile.panel_begin, tile.panel_end);
+  };
+
+  GradSink sink;
+  make_sink(sink, nullptr);
+  if (!row_blocks.empty()) {
+    // Each batch block runs the whole reverse wavefront, its dX and its dH_init on one thread, into its own partial
+    // weight gradients, which are then added in block order.
+    std::vector<GradSink> partial(row_blocks.size());
+    std::vector<std::vector<T>> partial_storage(row_blocks.size());
+    parallel_for(static_cast<int64_t>(row_blocks.size()), [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        make_sink(partial[b], &partial_storage[b]);
+        const RowBlock& rb = row_blocks[b];
+        wavefront(rb.row_begin, rb.row_end, false, partial[b], SerialFor);
+        for (int64_t l = 0; l < L; ++l)
+          for (const Tile& tile : row_tiles(rb.row_begin, rb.row_end, H, 1)) initial_state_grad(l, tile);
       }
     });
-  }
-
-  std::vector<std::function<void()>> tasks;
-  // C[tile] = A op(B) for a pre-packed op(B), C overwritten.
-  auto add_packed_product = [&](cpu::GemmA<T> a, int64_t m, const cpu::PackedB<T>* b, T* c, int64_t ldc, int64_t n) {
-    for (const Tile& tile : SplitTiles(m, cpu::NumPanels<T>(n), PartsForWork(2.0 * m * n * b->k), cpu::kGemmMr))
-      tasks.push_back([=, &k] {
-        cpu::TileSpec<T> spec;
-        spec.products[0] = {{a.data + tile.row_begin * a.rs, a.rs, a.cs}, b};
-        spec.num_products = 1;
-        spec.dst[0] = c + tile.row_begin * ldc;
-        spec.dst_ld[0] = ldc;
-        k.cell_tile(spec, tile.row_end - tile.row_begin, n, tile.panel_begin, tile.panel_end);
-      });
-  };
-  for (int64_t t = 0; t < TT; ++t) add_packed_product({dz(0, t), H, 1}, B, &wx_t[0], grad_inputs + t * D, TT * D, D);
-  for (int64_t l = 0; l < L; ++l)
-    add_packed_product({dz(l, 0), H, 1}, B, &wh_t[l], grad_initial_states + l * B * H, H, H);
-
-  // Batched weight gradients: one task per layer and panel group over all T * B rows. Rows t = 0 pair dZ with
-  // the initial states, the others with the previous step's states; layer 0's inputs are first copied time major
-  // so that its rows line up with dZ's.
-  std::vector<T> inputs_tb;
-  if (!streamed) {
-    inputs_tb.resize(TT * B * D);
-    for (int64_t t = 0; t < TT; ++t)
-      for (int64_t b = 0; b < B; ++b)
-        std::copy_n(inputs + (b * TT + t) * D, D, inputs_tb.data() + (t * B + b) * D);
-    for (int64_t l = 0; l < L; ++l)
-      for (int64_t g = 0; g < groups; ++g) {
-        const int64_t p0 = panels * g / groups, p1 = panels * (g + 1) / groups;
-        tasks.push_back([=, &k, &inputs_tb, &accumulate_weight_grads] {
-          cpu::ScratchBuffer<T> buffer;
-          T* scratch = buffer.get(cpu::GemmScratchSize<T>(p1 - p0));
-          const T* in = l == 0 ? inputs_tb.data() : h(l - 1, 0);
-          const int64_t in_rs = in_size(l);
-          accumulate_weight_grads(l, p0, p1, {in, 1, in_rs}, B, initial_states + l * B * H, dz(l, 0), scratch);
-          if (TT > 1)
-            accumulate_weight_grads(l, p0, p1, {in + B * in_rs, 1, in_rs}, (TT - 1) * B, h(l, 0), dz(l, 1),
-                                    scratch);
-        });
+    for (size_t b = 0; b < row_blocks.size(); ++b)
+      for (int64_t l = 0; l < L; ++l) {
+        for (int64_t j = 0; j < in_size(l) * H; ++j) sink.dwx[l][j] += partial[b].dwx[l][j];
+        for (int64_t j = 0; j < H * H; ++j) sink.dwh[l][j] += partial[b].dwh[l][j];
+        for (int64_t j = 0; j < H; ++j) sink.bias_sums[l][j] += partial[b].bias_sums[l][j];
       }
+  } else {
+    wavefront(0, B, true, sink, parallel_for);
+
+    std::vector<std::function<void()>> tasks;
+    for (int64_t t = 0; t < TT; ++t)
+      for (const Tile& tile : row_tiles(0, B, D, PartsForWork(2.0 * B * D * H)))
+        tasks.push_back([=, &input_grad] { input_grad(tile, t); });
+    for (int64_t l = 0; l < L; ++l)
+      for (const Tile& tile : row_tiles(0, B, H, PartsForWork(2.0 * B * H * H)))
+        tasks.push_back([=, &initial_state_grad] { initial_state_grad(l, tile); });
+    // Batched weight gradients: one task per layer and panel group over all T * B rows. Rows t = 0 pair dZ with
+    // the initial states, the others with the previous step's states; layer 0's inputs are first copied time
+    // major so that its rows line up with dZ's.
+    std::vector<T> inputs_tb;
+    if (!streamed) {
+      inputs_tb.resize(TT * B * D);
+      for (int64_t t = 0; t < TT; ++t)
+        for (int64_t b = 0; b < B; ++b)
+          std::copy_n(inputs + (b * TT + t) * D, D, inputs_tb.data() + (t * B + b) * D);
+      for (int64_t l = 0; l < L; ++l)
+        for (int64_t g = 0; g < groups; ++g) {
+          const int64_t p0 = panels * g / groups, p1 = panels * (g + 1) / groups;
+          tasks.push_back([=, &inputs_tb, &accumulate_weight_grads, &sink] {
+            cpu::ScratchBuffer<T> buffer;
+            T* scratch = buffer.get(cpu::GemmScratchSize<T>(p1 - p0));
+            const T* in = l == 0 ? inputs_tb.data() : h(l - 1, 0);
+            const int64_t in_rs = in_size(l);
+            accumulate_weight_grads(sink, l, p0, p1, {in, 1, in_rs}, B, initial_states + l * B * H, dz(l, 0),
+                                    scratch);
+            if (TT > 1)
+              accumulate_weight_grads(sink, l, p0, p1, {in + B * in_rs, 1, in_rs}, (TT - 1) * B, h(l, 0), dz(l, 1),
+                                      scratch);
+          });
+        }
+    }
+    parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) tasks[i]();
+    });
   }
-  parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) tasks[i]();
-  });
   for (int64_t l = 0; l < L; ++l)
-    for (int64_t j = 0; j < H; ++j) grad_weights.biases[l][j] = static_cast<T>(bias_sums[l][j]);
+    for (int64_t j = 0; j < H; ++j) grad_weights.biases[l][j] = static_cast<T>(sink.bias_sums[l][j]);
 }
 
 template void StackedRnnBackwardCpu<float>(const Shape&, Activation, const float*, const Weights<float>&, const float*,

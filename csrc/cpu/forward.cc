@@ -1,5 +1,6 @@
 // Forward pass of the stacked RNN on the CPU: the wavefront over (layer, time) cells, each cell's two products, bias
-// and activation fused into one pass over its output tile.
+// and activation fused into one pass over its output tile. Large batches with small weights run as batch blocks
+// (cpu/wavefront.h), each block of rows the whole wavefront on one thread.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -49,43 +50,63 @@ void StackedRnnForwardCpu(const Shape& shape, Activation activation, const T* in
   const int64_t panels = cpu::NumPanels<T>(H);
   auto cell = [&](int64_t l, int64_t t) { return activations + (l * TT + t) * B * H; };
 
-  std::vector<CellTile> work;
-  for (int64_t s = 0; s < NumWavefrontSteps(TT, L); ++s) {
-    const WavefrontStep step = ActiveLayers(s, TT, L);
-    work.clear();
-    for (int64_t l = step.first_layer; l <= step.last_layer; ++l) {
-      const double flops = 2.0 * B * H * ((l == 0 ? D : H) + H);
-      for (const Tile& tile : SplitTiles(B, panels, PartsForWork(flops), cpu::kGemmMr)) work.push_back({l, tile});
+  // One tile of cell (l, t): both products, bias and activation in one pass, stored to up to three places.
+  auto cell_tile = [&](int64_t l, int64_t t, const Tile& tile) {
+    const int64_t r0 = tile.row_begin;
+    cpu::TileSpec<T> spec;
+    // Input product: the layer below at step t (layer 0 reads the batch-major inputs at time t).
+    spec.products[0].a = l == 0 ? cpu::GemmA<T>{inputs + r0 * TT * D + t * D, TT * D, 1}
+                                : cpu::GemmA<T>{cell(l - 1, t) + r0 * H, H, 1};
+    spec.products[0].b = &wx[l];
+    // Recurrent product: this layer at step t - 1 (the initial state at t = 0).
+    const T* prev = t == 0 ? initial_states + l * B * H : cell(l, t - 1);
+    spec.products[1] = {{prev + r0 * H, H, 1}, &wh[l]};
+    spec.num_products = 2;
+    spec.bias = weights.biases[l];
+    spec.epilogue = cpu::Epilogue::kActivate;
+    spec.activation = activation;
+    spec.dst[0] = cell(l, t) + r0 * H;
+    spec.dst_ld[0] = H;
+    if (l == L - 1) {
+      spec.dst[1] = outputs + (r0 * TT + t) * H;
+      spec.dst_ld[1] = TT * H;
     }
-    parallel_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
-      for (int64_t u = begin; u < end; ++u) {
-        const int64_t l = work[u].layer, t = s - l;
-        const Tile& tile = work[u].tile;
-        const int64_t r0 = tile.row_begin;
-        cpu::TileSpec<T> spec;
-        // Input product: the layer below at step t (layer 0 reads the batch-major inputs at time t).
-        spec.products[0].a = l == 0 ? cpu::GemmA<T>{inputs + r0 * TT * D + t * D, TT * D, 1}
-                                    : cpu::GemmA<T>{cell(l - 1, t) + r0 * H, H, 1};
-        spec.products[0].b = &wx[l];
-        // Recurrent product: this layer at step t - 1 (the initial state at t = 0).
-        const T* prev = t == 0 ? initial_states + l * B * H : cell(l, t - 1);
-        spec.products[1] = {{prev + r0 * H, H, 1}, &wh[l]};
-        spec.num_products = 2;
-        spec.bias = weights.biases[l];
-        spec.epilogue = cpu::Epilogue::kActivate;
-        spec.activation = activation;
-        spec.dst[0] = cell(l, t) + r0 * H;
-        spec.dst_ld[0] = H;
-        if (l == L - 1) {
-          spec.dst[1] = outputs + (r0 * TT + t) * H;
-          spec.dst_ld[1] = TT * H;
+    if (t == TT - 1) {
+      spec.dst[2] = final_states + (l * B + r0) * H;
+      spec.dst_ld[2] = H;
+    }
+    k.cell_tile(spec, tile.row_end - r0, H, tile.panel_begin, tile.panel_end);
+  };
+
+  // The wavefront over rows [row_begin, row_end), each step's cells split into tiles that `step_for` runs (TF's
+  // threads for the whole batch), or one tile per cell run by the calling thread (one batch block).
+  auto wavefront = [&](int64_t row_begin, int64_t row_end, bool split, const ParallelFor& step_for) {
+    std::vector<CellTile> work;
+    for (int64_t s = 0; s < NumWavefrontSteps(TT, L); ++s) {
+      const WavefrontStep step = ActiveLayers(s, TT, L);
+      work.clear();
+      for (int64_t l = step.first_layer; l <= step.last_layer; ++l) {
+        const double flops = 2.0 * (row_end - row_begin) * H * ((l == 0 ? D : H) + H);
+        for (Tile tile : SplitTiles(row_end - row_begin, panels, split ? PartsForWork(flops) : 1, cpu::kGemmMr)) {
+          tile.row_begin += row_begin;
+          tile.row_end += row_begin;
+          work.push_back({l, tile});
         }
-        if (t == TT - 1) {
-          spec.dst[2] = final_states + (l * B + r0) * H;
-          spec.dst_ld[2] = H;
-        }
-        k.cell_tile(spec, tile.row_end - r0, H, tile.panel_begin, tile.panel_end);
       }
+      step_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
+        for (int64_t u = begin; u < end; ++u) cell_tile(work[u].layer, s - work[u].layer, work[u].tile);
+      });
+    }
+  };
+
+  // Large batches with small weights: blocks of rows run the whole wavefront alone (cpu/wavefront.h).
+  const std::vector<RowBlock> blocks =
+      BatchBlocks(B, static_cast<int64_t>(sizeof(T)) * H * (std::max(D, L > 1 ? H : D) + H), cpu::kGemmMr);
+  if (blocks.empty()) {
+    wavefront(0, B, true, parallel_for);
+  } else {
+    parallel_for(static_cast<int64_t>(blocks.size()), [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) wavefront(blocks[b].row_begin, blocks[b].row_end, false, SerialFor);
     });
   }
 }
