@@ -1,5 +1,5 @@
-"""Saving models that hold StackedRNN: .keras files and model.export() SavedModels, reloaded in this process and in a
-fresh one that imports deeprnn_fast (which registers the layer class and loads the op library)."""
+"""Saving models that hold StackedRNN and StackedGRU: .keras files and model.export() SavedModels, reloaded in this
+process and in a fresh one that imports deeprnn_fast (which registers the layer classes and loads the op library)."""
 import os
 import subprocess
 import sys
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from layer_testing import random_weights
-from deeprnn_fast.layers import StackedRNN, _fused
+from deeprnn_fast.layers import StackedGRU, StackedRNN, _fused
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,6 +25,7 @@ def masked_model(rng):
     masked = keras.layers.Masking(0.0)(inputs)
     hidden = keras.layers.Bidirectional(StackedRNN(5, 2, dropout=0.3, return_sequences=True, seed=2,
                                                    kernel_regularizer="l2"))(masked)
+    hidden = StackedGRU(4, 2, dropout=0.2, return_sequences=True, seed=3, reset_after=False)(hidden)
     hidden = StackedRNN(4, 3, activation="relu", go_backwards=True)(hidden)
     model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
     random_weights(model, rng)
@@ -35,6 +36,7 @@ def unmasked_model(rng):
     """No mask, so that the SavedModel holds the fused op wherever the library is built."""
     inputs = keras.Input((6, 3))
     sequence, *states = StackedRNN(5, 2, return_sequences=True, return_state=True)(inputs)
+    sequence = StackedGRU(6, 2, return_sequences=True)(sequence)
     hidden = keras.layers.Bidirectional(StackedRNN(4, 2))(sequence)
     outputs = keras.layers.Dense(2)(keras.layers.Concatenate()([hidden] + states))
     model = keras.Model(inputs, outputs)
@@ -60,7 +62,7 @@ FRESH_PROCESS = textwrap.dedent("""
     import numpy as np
     import keras
     import tensorflow as tf
-    import deeprnn_fast.layers  # registers StackedRNN with Keras and loads the op library
+    import deeprnn_fast.layers  # registers StackedRNN and StackedGRU with Keras and loads the op library
 
     keras_file, saved_model, inputs, out_keras, out_saved_model, out_tfsm = sys.argv[1:]
     x = np.load(inputs)
@@ -79,7 +81,8 @@ def test_keras_file_and_export_reload_in_a_fresh_process(tmp_path):
     masked.save(tmp_path / "masked.keras")
     unmasked.export(str(tmp_path / "saved_model"), verbose=False)
     if _fused.library_loaded():  # the export holds the fused op, so the reload below exercises it
-        assert b"DeeprnnFast>StackedRnn" in (tmp_path / "saved_model" / "saved_model.pb").read_bytes()
+        graph = (tmp_path / "saved_model" / "saved_model.pb").read_bytes()
+        assert b"DeeprnnFast>StackedRnn" in graph and b"DeeprnnFast>StackedGru" in graph
     np.save(tmp_path / "x.npy", x)
     outputs = [tmp_path / f"{name}.npy" for name in ("keras", "saved_model", "tfsm")]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
