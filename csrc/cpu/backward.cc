@@ -14,6 +14,7 @@
 
 #include "cpu/gemm.h"
 #include "cpu/wavefront.h"
+#include "cpu/weight_grad_sink.h"
 #include "deeprnn/stacked_rnn.h"
 
 namespace deeprnn {
@@ -81,31 +82,20 @@ void StackedRnnBackwardCpu(const Shape& shape, Activation activation, const T* i
       std::min<int64_t>(panels, streamed ? (2 + L - 1) / L
                                          : std::max<int64_t>((2 + L - 1) / L, std::min<int64_t>(8, batched_flops / 5e8)));
 
-  // Where weight gradients accumulate: grad_weights itself, or one partial sum per batch block. The bias gradient
-  // is a column sum of dZ, kept in double.
-  struct GradSink {
-    std::vector<T*> dwx, dwh;
-    std::vector<std::vector<double>> bias_sums;
-  };
-  auto make_sink = [&](GradSink& sink, std::vector<T>* storage) {
-    if (storage) {
-      int64_t size = 0;
-      for (int64_t l = 0; l < L; ++l) size += (in_size(l) + H) * H;
-      storage->assign(size, T(0));
-    }
-    T* next = storage ? storage->data() : nullptr;
-    for (int64_t l = 0; l < L; ++l) {
-      sink.dwx.push_back(storage ? next : grad_weights.kernels[l]);
-      if (storage) next += in_size(l) * H;
-      sink.dwh.push_back(storage ? next : grad_weights.recurrent_kernels[l]);
-      if (storage) next += H * H;
-      sink.bias_sums.emplace_back(H, 0.0);
-    }
-  };
-  auto accumulate_weight_grads = [&](GradSink& sink, int64_t l, int64_t p0, int64_t p1, const cpu::GemmA<T>& in,
+  // Weight gradients accumulate into grad_weights (arrays 2 l and 2 l + 1: dW_x(l), dW_h(l)) or, per batch block,
+  // a zeroed copy (cpu/weight_grad_sink.h); bias gradients into column sums of dZ in double, sums l.
+  using Sink = cpu::WeightGradSink<T>;
+  std::vector<typename Sink::Array> grad_arrays;
+  for (int64_t l = 0; l < L; ++l) {
+    grad_arrays.push_back({grad_weights.kernels[l], in_size(l) * H});
+    grad_arrays.push_back({grad_weights.recurrent_kernels[l], H * H});
+  }
+  Sink sink(grad_arrays, std::vector<int64_t>(L, H));
+  auto accumulate_weight_grads = [&](Sink& sink, int64_t l, int64_t p0, int64_t p1, const cpu::GemmA<T>& in,
                                      int64_t k_rows, const T* prev, const T* dz_rows, T* scratch) {
-    const cpu::GemmOutput<T> outs[2] = {{in, in_size(l), sink.dwx[l], H}, {{prev, 1, H}, H, sink.dwh[l], H}};
-    k.gemm_shared_b(outs, 2, k_rows, dz_rows, H, H, p0, p1, scratch, sink.bias_sums[l].data());
+    const cpu::GemmOutput<T> outs[2] = {{in, in_size(l), sink.array(2 * l), H},
+                                        {{prev, 1, H}, H, sink.array(2 * l + 1), H}};
+    k.gemm_shared_b(outs, 2, k_rows, dz_rows, H, H, p0, p1, scratch, sink.sums(l));
   };
   // C[rows of tile] = A op(B) for a pre-packed op(B), C overwritten: the data gradients dX and dH_init.
   auto packed_product = [&](const Tile& tile, cpu::GemmA<T> a, const cpu::PackedB<T>* b, T* c, int64_t ldc,
@@ -125,12 +115,7 @@ void StackedRnnBackwardCpu(const Shape& shape, Activation activation, const T* i
   };
   // Tiles of rows [row_begin, row_end) of an [B, n] output: about `parts` of them, one when parts is 1.
   auto row_tiles = [](int64_t row_begin, int64_t row_end, int64_t n, int64_t parts) {
-    std::vector<Tile> tiles = SplitTiles(row_end - row_begin, cpu::NumPanels<T>(n), parts, cpu::kGemmMr);
-    for (Tile& tile : tiles) {
-      tile.row_begin += row_begin;
-      tile.row_end += row_begin;
-    }
-    return tiles;
+    return SplitRowRange(row_begin, row_end, cpu::NumPanels<T>(n), parts, cpu::kGemmMr);
   };
   // dZ for one tile of cell (l, t).
   auto cell = [&](int64_t l, int64_t t, const Tile& tile) {
@@ -162,7 +147,7 @@ void StackedRnnBackwardCpu(const Shape& shape, Activation activation, const T* i
     int64_t layer;
     Tile tile;  // kWeights: only its panels are used
   };
-  auto wavefront = [&](int64_t row_begin, int64_t row_end, bool split, GradSink& sink, const ParallelFor& step_for) {
+  auto wavefront = [&](int64_t row_begin, int64_t row_end, bool split, Sink& sink, const ParallelFor& step_for) {
     const int64_t rows = row_end - row_begin;
     const std::vector<Tile> cell_tiles = row_tiles(row_begin, row_end, H, split ? PartsForWork(4.0 * rows * H * H) : 1);
     const std::vector<Tile> input_grad_tiles = row_tiles(row_begin, row_end, D, 1);
@@ -208,28 +193,13 @@ void StackedRnnBackwardCpu(const Shape& shape, Activation activation, const T* i
     }
   };
 
-  GradSink sink;
-  make_sink(sink, nullptr);
   if (!row_blocks.empty()) {
-    // Each batch block runs the whole reverse wavefront, its dX and its dH_init on one thread, into its own partial
-    // weight gradients, which are then added in block order.
-    std::vector<GradSink> partial(row_blocks.size());
-    std::vector<std::vector<T>> partial_storage(row_blocks.size());
-    parallel_for(static_cast<int64_t>(row_blocks.size()), [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) {
-        make_sink(partial[b], &partial_storage[b]);
-        const RowBlock& rb = row_blocks[b];
-        wavefront(rb.row_begin, rb.row_end, false, partial[b], SerialFor);
-        for (int64_t l = 0; l < L; ++l)
-          for (const Tile& tile : row_tiles(rb.row_begin, rb.row_end, H, 1)) initial_state_grad(l, tile);
-      }
+    // Each batch block runs the whole reverse wavefront, its dX and its dH_init on one thread.
+    cpu::RunBlocksIntoSink(row_blocks, sink, parallel_for, [&](int64_t row_begin, int64_t row_end, Sink& partial) {
+      wavefront(row_begin, row_end, false, partial, SerialFor);
+      for (int64_t l = 0; l < L; ++l)
+        for (const Tile& tile : row_tiles(row_begin, row_end, H, 1)) initial_state_grad(l, tile);
     });
-    for (size_t b = 0; b < row_blocks.size(); ++b)
-      for (int64_t l = 0; l < L; ++l) {
-        for (int64_t j = 0; j < in_size(l) * H; ++j) sink.dwx[l][j] += partial[b].dwx[l][j];
-        for (int64_t j = 0; j < H * H; ++j) sink.dwh[l][j] += partial[b].dwh[l][j];
-        for (int64_t j = 0; j < H; ++j) sink.bias_sums[l][j] += partial[b].bias_sums[l][j];
-      }
   } else {
     wavefront(0, B, true, sink, parallel_for);
 
@@ -270,7 +240,7 @@ void StackedRnnBackwardCpu(const Shape& shape, Activation activation, const T* i
     });
   }
   for (int64_t l = 0; l < L; ++l)
-    for (int64_t j = 0; j < H; ++j) grad_weights.biases[l][j] = static_cast<T>(sink.bias_sums[l][j]);
+    for (int64_t j = 0; j < H; ++j) grad_weights.biases[l][j] = static_cast<T>(sink.sums_of(l)[j]);
 }
 
 template void StackedRnnBackwardCpu<float>(const Shape&, Activation, const float*, const Weights<float>&, const float*,

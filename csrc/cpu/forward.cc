@@ -78,8 +78,7 @@ void StackedRnnForwardCpu(const Shape& shape, Activation activation, const T* in
     k.cell_tile(spec, tile.row_end - r0, H, tile.panel_begin, tile.panel_end);
   };
 
-  // The wavefront over rows [row_begin, row_end), each step's cells split into tiles that `step_for` runs (TF's
-  // threads for the whole batch), or one tile per cell run by the calling thread (one batch block).
+  // The wavefront over rows [row_begin, row_end) (RunOverBatch in cpu/wavefront.h).
   auto wavefront = [&](int64_t row_begin, int64_t row_end, bool split, const ParallelFor& step_for) {
     std::vector<CellTile> work;
     for (int64_t s = 0; s < NumWavefrontSteps(TT, L); ++s) {
@@ -87,28 +86,18 @@ void StackedRnnForwardCpu(const Shape& shape, Activation activation, const T* in
       work.clear();
       for (int64_t l = step.first_layer; l <= step.last_layer; ++l) {
         const double flops = 2.0 * (row_end - row_begin) * H * ((l == 0 ? D : H) + H);
-        for (Tile tile : SplitTiles(row_end - row_begin, panels, split ? PartsForWork(flops) : 1, cpu::kGemmMr)) {
-          tile.row_begin += row_begin;
-          tile.row_end += row_begin;
+        const int64_t parts = split ? PartsForWork(flops) : 1;
+        for (const Tile& tile : SplitRowRange(row_begin, row_end, panels, parts, cpu::kGemmMr))
           work.push_back({l, tile});
-        }
       }
       step_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
         for (int64_t u = begin; u < end; ++u) cell_tile(work[u].layer, s - work[u].layer, work[u].tile);
       });
     }
   };
-
-  // Large batches with small weights: blocks of rows run the whole wavefront alone (cpu/wavefront.h).
-  const std::vector<RowBlock> blocks =
-      BatchBlocks(B, static_cast<int64_t>(sizeof(T)) * H * (std::max(D, L > 1 ? H : D) + H), cpu::kGemmMr);
-  if (blocks.empty()) {
-    wavefront(0, B, true, parallel_for);
-  } else {
-    parallel_for(static_cast<int64_t>(blocks.size()), [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) wavefront(blocks[b].row_begin, blocks[b].row_end, false, SerialFor);
-    });
-  }
+  const int64_t largest_weights = H * (std::max(D, L > 1 ? H : D) + H);
+  RunOverBatch(B, BatchBlocks(B, static_cast<int64_t>(sizeof(T)) * largest_weights, cpu::kGemmMr), parallel_for,
+               wavefront);
 }
 
 template void StackedRnnForwardCpu<float>(const Shape&, Activation, const float*, const Weights<float>&,

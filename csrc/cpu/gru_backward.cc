@@ -38,6 +38,7 @@
 #include "cpu/gemm.h"
 #include "cpu/gru_pointwise.h"
 #include "cpu/wavefront.h"
+#include "cpu/weight_grad_sink.h"
 #include "deeprnn/stacked_gru.h"
 
 namespace deeprnn {
@@ -141,40 +142,31 @@ void StackedGruBackwardCpu(const Shape& shape, const T* inputs, const GruWeights
 
   const std::vector<WeightBlock> blocks = WeightBlocks(H);
   const int64_t num_blocks = static_cast<int64_t>(blocks.size());
-  // Where weight gradients accumulate: grad_weights itself, or one partial sum per batch block. Bias gradients are
-  // column sums of grad_gates blocks, kept in double: bias_sums[l * num_blocks + i] for block i of layer l.
-  struct GradSink {
-    std::vector<T*> dwx, dwh;
-    std::vector<std::vector<double>> bias_sums;
-  };
-  auto make_sink = [&](GradSink& sink, std::vector<T>* storage) {
-    if (storage) {
-      int64_t size = 0;
-      for (int64_t l = 0; l < L; ++l) size += (in_size(l) + H) * 3 * H;
-      storage->assign(size, T(0));
-    }
-    T* next = storage ? storage->data() : nullptr;
-    for (int64_t l = 0; l < L; ++l) {
-      sink.dwx.push_back(storage ? next : grad_weights.kernels[l]);
-      if (storage) next += in_size(l) * 3 * H;
-      sink.dwh.push_back(storage ? next : grad_weights.recurrent_kernels[l]);
-      if (storage) next += H * 3 * H;
-      for (int64_t i = 0; i < num_blocks; ++i) sink.bias_sums.emplace_back(blocks[i].width, 0.0);
-    }
-  };
+  // Weight gradients accumulate into grad_weights (arrays 2 l and 2 l + 1: dWx(l), dWh(l)) or, per batch block,
+  // a zeroed copy (cpu/weight_grad_sink.h); bias gradients into column sums in double, sums l * num_blocks + i for
+  // block i of layer l.
+  using Sink = cpu::WeightGradSink<T>;
+  std::vector<typename Sink::Array> grad_arrays;
+  std::vector<int64_t> sum_sizes;
+  for (int64_t l = 0; l < L; ++l) {
+    grad_arrays.push_back({grad_weights.kernels[l], in_size(l) * 3 * H});
+    grad_arrays.push_back({grad_weights.recurrent_kernels[l], H * 3 * H});
+    for (int64_t i = 0; i < num_blocks; ++i) sum_sizes.push_back(blocks[i].width);
+  }
+  Sink sink(grad_arrays, sum_sizes);
   // Block i of layer l's weight gradients over k_rows rows: in and prev [k_rows, in] / [k_rows, H] (read
   // transposed), gg_rows [k_rows, G].
-  auto accumulate_weight_grads = [&](GradSink& sink, int64_t l, int64_t i, const cpu::GemmA<T>& in, int64_t k_rows,
+  auto accumulate_weight_grads = [&](Sink& sink, int64_t l, int64_t i, const cpu::GemmA<T>& in, int64_t k_rows,
                                      const T* prev, const T* gg_rows, cpu::ScratchBuffer<T>* scratch) {
     const WeightBlock& block = blocks[i];
     cpu::GemmOutput<T> outs[2];
     int num_outs = 0;
-    if (block.x_column >= 0) outs[num_outs++] = {in, in_size(l), sink.dwx[l] + block.x_column, 3 * H};
-    if (block.h_column >= 0) outs[num_outs++] = {{prev, 1, H}, H, sink.dwh[l] + block.h_column, 3 * H};
+    if (block.x_column >= 0) outs[num_outs++] = {in, in_size(l), sink.array(2 * l) + block.x_column, 3 * H};
+    if (block.h_column >= 0) outs[num_outs++] = {{prev, 1, H}, H, sink.array(2 * l + 1) + block.h_column, 3 * H};
     const int64_t block_panels = cpu::NumPanels<T>(block.width);
     k.gemm_shared_b(outs, num_outs, k_rows, gg_rows + block.column, G, block.width, 0, block_panels,
                     scratch->get(cpu::GemmScratchSize<T>(block_panels)),
-                    sink.bias_sums[l * num_blocks + i].data());
+                    sink.sums(l * num_blocks + i));
   };
   // C[rows of tile] = A op(B) (+ add) for a pre-packed op(B), C overwritten: the data gradients.
   auto packed_product = [&](const Tile& tile, cpu::GemmA<T> a, const cpu::PackedB<T>* b, const T* add, T* c,
@@ -198,12 +190,7 @@ void StackedGruBackwardCpu(const Shape& shape, const T* inputs, const GruWeights
   };
   // Tiles of rows [row_begin, row_end) of an [B, n] output: about `parts` of them, one when parts is 1.
   auto row_tiles = [](int64_t row_begin, int64_t row_end, int64_t n, int64_t parts) {
-    std::vector<Tile> tiles = SplitTiles(row_end - row_begin, cpu::NumPanels<T>(n), parts, cpu::kGemmMr);
-    for (Tile& tile : tiles) {
-      tile.row_begin += row_begin;
-      tile.row_end += row_begin;
-    }
-    return tiles;
+    return SplitRowRange(row_begin, row_end, cpu::NumPanels<T>(n), parts, cpu::kGemmMr);
   };
 
   // The cell (l, t) = (layer, s - layer) of step s: dh tile, then the elementwise pass.
@@ -245,7 +232,7 @@ void StackedGruBackwardCpu(const Shape& shape, const T* inputs, const GruWeights
     Tile tile;          // kCell, kInputGrad
     int64_t block = 0;  // kWeights: which WeightBlock
   };
-  auto wavefront = [&](int64_t row_begin, int64_t row_end, bool split, GradSink& sink, const ParallelFor& step_for) {
+  auto wavefront = [&](int64_t row_begin, int64_t row_end, bool split, Sink& sink, const ParallelFor& step_for) {
     const int64_t rows = row_end - row_begin;
     const std::vector<Tile> cell_tiles =
         row_tiles(row_begin, row_end, H, split ? PartsForWork(2.0 * 2 * rows * 3 * H * H) : 1);
@@ -290,30 +277,13 @@ void StackedGruBackwardCpu(const Shape& shape, const T* inputs, const GruWeights
     }
   };
 
-  GradSink sink;
-  make_sink(sink, nullptr);
   if (!row_blocks.empty()) {
-    // Each batch block runs the whole reverse wavefront and its dH_init on one thread, into its own partial sums,
-    // which are then added in block order.
-    std::vector<GradSink> partial(row_blocks.size());
-    std::vector<std::vector<T>> partial_storage(row_blocks.size());
-    parallel_for(static_cast<int64_t>(row_blocks.size()), [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) {
-        make_sink(partial[b], &partial_storage[b]);
-        const RowBlock& rb = row_blocks[b];
-        wavefront(rb.row_begin, rb.row_end, false, partial[b], SerialFor);
-        for (int64_t l = 0; l < L; ++l)
-          for (const Tile& tile : row_tiles(rb.row_begin, rb.row_end, H, 1)) initial_state_grad(l, tile);
-      }
+    // Each batch block runs the whole reverse wavefront and its dH_init on one thread.
+    cpu::RunBlocksIntoSink(row_blocks, sink, parallel_for, [&](int64_t row_begin, int64_t row_end, Sink& partial) {
+      wavefront(row_begin, row_end, false, partial, SerialFor);
+      for (int64_t l = 0; l < L; ++l)
+        for (const Tile& tile : row_tiles(row_begin, row_end, H, 1)) initial_state_grad(l, tile);
     });
-    for (size_t b = 0; b < row_blocks.size(); ++b) {
-      for (int64_t l = 0; l < L; ++l) {
-        for (int64_t j = 0; j < in_size(l) * 3 * H; ++j) sink.dwx[l][j] += partial[b].dwx[l][j];
-        for (int64_t j = 0; j < H * 3 * H; ++j) sink.dwh[l][j] += partial[b].dwh[l][j];
-      }
-      for (size_t i = 0; i < sink.bias_sums.size(); ++i)
-        for (size_t j = 0; j < sink.bias_sums[i].size(); ++j) sink.bias_sums[i][j] += partial[b].bias_sums[i][j];
-    }
   } else {
     wavefront(0, B, true, sink, parallel_for);
 
@@ -352,7 +322,7 @@ void StackedGruBackwardCpu(const Shape& shape, const T* inputs, const GruWeights
   for (int64_t l = 0; l < L; ++l)
     for (int64_t i = 0; i < num_blocks; ++i) {
       const WeightBlock& block = blocks[i];
-      const std::vector<double>& sums = sink.bias_sums[l * num_blocks + i];
+      const std::vector<double>& sums = sink.sums_of(l * num_blocks + i);
       for (int64_t j = 0; j < block.width; ++j) {
         if (block.x_column >= 0) grad_weights.biases[l][block.x_column + j] = static_cast<T>(sums[j]);
         if (block.h_column >= 0) grad_weights.biases[l][3 * H + block.h_column + j] = static_cast<T>(sums[j]);

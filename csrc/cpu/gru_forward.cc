@@ -117,8 +117,7 @@ void StackedGruForwardCpu(const Shape& shape, const T* inputs, const GruWeights<
     gru.forward(pass, m, tile.panel_begin * cpu::kNr<T>, std::min(H, tile.panel_end * cpu::kNr<T>));
   };
 
-  // The wavefront over rows [row_begin, row_end) of the batch, each step's cells split into tiles that
-  // `step_for` runs (TF's threads for the whole batch, the calling thread for one block of it).
+  // The wavefront over rows [row_begin, row_end) (RunOverBatch in cpu/wavefront.h).
   struct CellTile {
     int64_t layer;
     Tile tile;
@@ -131,11 +130,9 @@ void StackedGruForwardCpu(const Shape& shape, const T* inputs, const GruWeights<
       work.clear();
       for (int64_t l = step.first_layer; l <= step.last_layer; ++l) {
         const double flops = 2.0 * (row_end - row_begin) * 3 * H * ((l == 0 ? D : H) + H);
-        for (Tile tile : SplitTiles(row_end - row_begin, panels, split ? PartsForWork(flops) : 1, cpu::kGemmMr)) {
-          tile.row_begin += row_begin;
-          tile.row_end += row_begin;
+        const int64_t parts = split ? PartsForWork(flops) : 1;
+        for (const Tile& tile : SplitRowRange(row_begin, row_end, panels, parts, cpu::kGemmMr))
           work.push_back({l, tile});
-        }
       }
       step_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
         cpu::ScratchBuffer<T> step_pre;
@@ -147,16 +144,9 @@ void StackedGruForwardCpu(const Shape& shape, const T* inputs, const GruWeights<
       });
     }
   };
-
-  const std::vector<RowBlock> blocks =
-      BatchBlocks(B, static_cast<int64_t>(sizeof(T)) * 3 * H * (std::max(D, L > 1 ? H : D) + H), cpu::kGemmMr);
-  if (blocks.empty()) {
-    wavefront(0, B, true, parallel_for);
-  } else {
-    parallel_for(static_cast<int64_t>(blocks.size()), [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) wavefront(blocks[b].row_begin, blocks[b].row_end, false, SerialFor);
-    });
-  }
+  const int64_t largest_weights = 3 * H * (std::max(D, L > 1 ? H : D) + H);
+  RunOverBatch(B, BatchBlocks(B, static_cast<int64_t>(sizeof(T)) * largest_weights, cpu::kGemmMr), parallel_for,
+               wavefront);
 }
 
 template void StackedGruForwardCpu<float>(const Shape&, const float*, const GruWeights<float>&, const float*, float*,

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "deeprnn/stacked_rnn.h"
+
 namespace deeprnn {
 
 // Step s of the wavefront holds the cells (l, t = s - l) for l in [first, last]: layer l is active once its
@@ -53,6 +55,17 @@ inline int64_t PartsForWork(double flops, int64_t max_parts = 16) {
   return std::max<int64_t>(1, std::min<int64_t>(max_parts, static_cast<int64_t>(flops / 2.5e5)));
 }
 
+// SplitTiles over rows [row_begin, row_end) of a larger output: the tiles' rows are absolute.
+inline std::vector<Tile> SplitRowRange(int64_t row_begin, int64_t row_end, int64_t panels, int64_t parts,
+                                       int64_t row_quantum) {
+  std::vector<Tile> tiles = SplitTiles(row_end - row_begin, panels, parts, row_quantum);
+  for (Tile& tile : tiles) {
+    tile.row_begin += row_begin;
+    tile.row_end += row_begin;
+  }
+  return tiles;
+}
+
 // Batch blocks. The rows of the batch never meet in the recurrence (only the weight gradients sum over them), so a
 // large batch can be cut into blocks of rows that each run the whole wavefront on their own, one block per work
 // unit: no synchronisation between steps, and a block's cells stay in cache from one step to the next. That beats
@@ -82,6 +95,21 @@ inline std::vector<RowBlock> BatchBlocks(int64_t batch, int64_t weight_bytes, in
     blocks.push_back({std::min(batch, quanta * i / num * row_quantum),
                       std::min(batch, quanta * (i + 1) / num * row_quantum)});
   return blocks;
+}
+
+// Runs a pass over the whole batch: wavefront(row_begin, row_end, split, step_for) for rows [0, B) with each
+// step's tiles split across `parallel_for` when there are no blocks, else once per block on the thread that takes
+// it (split false, steps run serially).
+template <typename Wavefront>
+void RunOverBatch(int64_t batch, const std::vector<RowBlock>& blocks, const ParallelFor& parallel_for,
+                  Wavefront&& wavefront) {
+  if (blocks.empty()) {
+    wavefront(int64_t{0}, batch, true, parallel_for);
+    return;
+  }
+  parallel_for(static_cast<int64_t>(blocks.size()), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) wavefront(blocks[b].row_begin, blocks[b].row_end, false, SerialFor);
+  });
 }
 
 }  // namespace deeprnn
