@@ -159,6 +159,15 @@ def test_without_cooperative_launch_only_stepwise_runs():
         plan(1, 100, 256, 4, schedule="persistent", cooperative_launch=False)
 
 
+@pytest.mark.parametrize("cell,prefix", [("rnn", ""), ("gru", "GRU ")])
+def test_a_block_too_large_for_the_device_is_an_error_not_a_failed_launch(cell, prefix):
+    # Every schedule needs the streaming tile's shared memory; a device that cannot give it gets a clear error.
+    small_device = dict(H200_PROPS, smem_per_block_optin=1024)
+    with pytest.raises(ValueError, match=prefix + r"forward: a block needs \d+ bytes of shared memory; the device "
+                                                  r"allows 1024"):
+        kernels.plan(100, 10, 100, 100, 3, "float32", "forward", "auto", small_device, cell=cell)
+
+
 def test_empty_problems_plan_no_launch():
     assert plan(0, 10, 8, 2)["launches"] == 0
     assert plan(3, 0, 8, 2)["launches"] == 0

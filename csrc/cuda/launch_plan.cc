@@ -6,26 +6,19 @@
 #include <limits>
 #include <string>
 
+#include "cuda/plan_arithmetic.h"
 #include "deeprnn/stacked_rnn_cuda.h"
 
 namespace deeprnn {
 
 namespace {
 
-constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
-// The matrix-product kernels put output column tiles on gridDim.y (at most 65535 tiles of 64 columns).
-constexpr int64_t kMaxColumns = int64_t{65535} * kGemmTile;
-
-int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t RoundUp(int64_t a, int64_t b) { return CeilDiv(a, b) * b; }
-std::string Str(int64_t v) { return std::to_string(v); }
-
-// a * b, or -1 when the product overflows int64_t (both arguments non-negative).
-int64_t MulOrNeg(int64_t a, int64_t b) {
-  if (a == 0 || b == 0) return 0;
-  if (a > std::numeric_limits<int64_t>::max() / b) return -1;
-  return a * b;
-}
+using plan::CeilDiv;
+using plan::kInt32Max;
+using plan::kMaxColumns;
+using plan::MulOrNeg;
+using plan::RoundUp;
+using plan::Str;
 
 int64_t Product(std::initializer_list<int64_t> values) {
   int64_t p = 1;
@@ -84,15 +77,33 @@ CudaStatus ValidateCudaShape(const Shape& s) {
   return CudaStatus::Ok();
 }
 
+namespace {
+
+int64_t TanhSmemBytes(const WavefrontTile& tile, int64_t hidden, int64_t layers, bool resident, bool /*backward*/,
+                      int64_t element_bytes) {
+  return WavefrontSmemBytes(tile, hidden, layers, resident, element_bytes);
+}
+
+constexpr WavefrontCell kTanhCell = {"", 64, &WavefrontTileShape, &TanhSmemBytes};
+
+}  // namespace
+
 CudaStatus PlanWavefront(const Shape& shape, int element_bytes, Direction direction, const DeviceProps& props,
                          CudaSchedule requested, const OccupancyFn& occupancy, WavefrontPlan* plan) {
   CudaStatus status = ValidateCudaShape(shape);
   if (!status.ok()) return status;
+  return PlanCellWavefront(kTanhCell, shape, element_bytes, direction, props, requested, occupancy, plan);
+}
+
+CudaStatus PlanCellWavefront(const WavefrontCell& cell, const Shape& shape, int element_bytes, Direction direction,
+                             const DeviceProps& props, CudaSchedule requested, const OccupancyFn& occupancy,
+                             WavefrontPlan* plan) {
   if (element_bytes != 4 && element_bytes != 8)
     return CudaStatus::Error("element size must be 4 (float32) or 8 (float64) bytes; got " + Str(element_bytes));
   *plan = WavefrontPlan();
+  const bool backward = direction == Direction::kBackward;
   const int64_t B = shape.batch, T = shape.time, H = shape.hidden, L = shape.layers;
-  const char* pass = direction == Direction::kForward ? "forward" : "backward";
+  const std::string pass = std::string(cell.pass_prefix) + (backward ? "backward" : "forward");
   if (B == 0 || T == 0) {
     plan->reason = "nothing to compute: batch or time is 0";
     return CudaStatus::Ok();
@@ -106,10 +117,10 @@ CudaStatus PlanWavefront(const Shape& shape, int element_bytes, Direction direct
 
   // Weights on chip: block (l, c) keeps columns [16c, 16c + 16) of layer l's weights; the tile covers the batch.
   const int tile_r = SmallTileFor(B);
-  const WavefrontTile shape_r = WavefrontTileShape(tile_r);
+  const WavefrontTile shape_r = cell.tile_shape(tile_r);
   const int64_t rows_r = CeilDiv(B, shape_r.bm), cols_r = CeilDiv(H, shape_r.bn);
   const int64_t blocks_r = L * cols_r;
-  const int64_t smem_r = WavefrontSmemBytes(shape_r, H, L, true, element_bytes);
+  const int64_t smem_r = cell.smem_bytes(shape_r, H, L, true, backward, element_bytes);
   int64_t occ_r = 0;
   std::string why_not_r;
   if (!props.cooperative_launch) {
@@ -126,21 +137,23 @@ CudaStatus PlanWavefront(const Shape& shape, int element_bytes, Direction direct
   const bool r_ok = why_not_r.empty();
 
   // Streaming (persistent without weights on chip) and stepwise share the tile chosen for the batch.
-  const int tile_s = (B >= 64 && H >= 64) ? 5 : tile_r;
-  const WavefrontTile shape_s = WavefrontTileShape(tile_s);
+  const int tile_s = (B >= 64 && H >= cell.wide_tile_min_hidden) ? 5 : tile_r;
+  const WavefrontTile shape_s = cell.tile_shape(tile_s);
   const int64_t rows_s = CeilDiv(B, shape_s.bm), cols_s = CeilDiv(H, shape_s.bn);
   const int64_t items_s = MulOrNeg(MulOrNeg(max_active, rows_s), cols_s);
   if (items_s < 0 || items_s > kInt32Max)
     return CudaStatus::Error("a wavefront step of this shape has more than 2^31 - 1 tiles (layers " + Str(L) +
                              ", batch " + Str(B) + ", hidden " + Str(H) + ")");
-  const int64_t smem_s = WavefrontSmemBytes(shape_s, H, L, false, element_bytes);
+  const int64_t smem_s = cell.smem_bytes(shape_s, H, L, false, backward, element_bytes);
+  // Stepwise launches need this too: never for the tiles there are (at most 110 KB), but say so rather than fail at
+  // launch.
+  if (smem_s > props.smem_per_block_optin)
+    return CudaStatus::Error(pass + ": a block needs " + Str(smem_s) + " bytes of shared memory; the device allows " +
+                             Str(props.smem_per_block_optin));
   int64_t occ_s = 0;
   std::string why_not_s;
   if (!props.cooperative_launch) {
     why_not_s = "the device does not support cooperative launch (grid barriers)";
-  } else if (smem_s > props.smem_per_block_optin) {
-    why_not_s = "a block needs " + Str(smem_s) + " bytes of shared memory; the device allows " +
-                Str(props.smem_per_block_optin);
   } else {
     occ_s = occ(tile_s, smem_s);
     if (occ_s < 1) why_not_s = "no block of the persistent kernel fits on an SM";
@@ -157,8 +170,8 @@ CudaStatus PlanWavefront(const Shape& shape, int element_bytes, Direction direct
     plan->smem_bytes = smem_r;
     plan->blocks_per_sm = occ_r;
     plan->launches = 1;
-    plan->reason = std::string(pass) + ": persistent, weights on chip (" + Str(blocks_r) + " blocks x " +
-                   Str(smem_r) + " B shared memory): " + why;
+    plan->reason = pass + ": persistent, weights on chip (" + Str(blocks_r) + " blocks x " + Str(smem_r) +
+                   " B shared memory): " + why;
   };
   auto use_streaming = [&](const std::string& why) {
     plan->schedule = CudaSchedule::kPersistent;
@@ -170,7 +183,7 @@ CudaStatus PlanWavefront(const Shape& shape, int element_bytes, Direction direct
     plan->smem_bytes = smem_s;
     plan->blocks_per_sm = occ_s;
     plan->launches = 1;
-    plan->reason = std::string(pass) + ": persistent, weights streamed (" + Str(plan->grid) + " blocks): " + why;
+    plan->reason = pass + ": persistent, weights streamed (" + Str(plan->grid) + " blocks): " + why;
   };
   auto use_stepwise = [&](const std::string& why) {
     plan->schedule = CudaSchedule::kStepwise;
@@ -182,7 +195,7 @@ CudaStatus PlanWavefront(const Shape& shape, int element_bytes, Direction direct
     plan->smem_bytes = smem_s;
     plan->blocks_per_sm = 0;
     plan->launches = steps;
-    plan->reason = std::string(pass) + ": stepwise (" + Str(steps) + " launches): " + why;
+    plan->reason = pass + ": stepwise (" + Str(steps) + " launches): " + why;
   };
 
   // Weights on chip pay off while a block has few row tiles to walk through per step; beyond that, or when they
@@ -194,11 +207,11 @@ CudaStatus PlanWavefront(const Shape& shape, int element_bytes, Direction direct
       use_stepwise("requested");
       break;
     case CudaSchedule::kPersistentResident:
-      if (!r_ok) return CudaStatus::Error(std::string(pass) + ": weights cannot stay on chip: " + why_not_r);
+      if (!r_ok) return CudaStatus::Error(pass + ": weights cannot stay on chip: " + why_not_r);
       use_resident("requested");
       break;
     case CudaSchedule::kPersistentStreaming:
-      if (!s_ok) return CudaStatus::Error(std::string(pass) + ": persistent schedule unavailable: " + why_not_s);
+      if (!s_ok) return CudaStatus::Error(pass + ": persistent schedule unavailable: " + why_not_s);
       use_streaming("requested");
       break;
     case CudaSchedule::kPersistent:
@@ -210,7 +223,7 @@ CudaStatus PlanWavefront(const Shape& shape, int element_bytes, Direction direct
       } else if (r_ok) {
         use_resident("requested persistent; weights fit");
       } else {
-        return CudaStatus::Error(std::string(pass) + ": persistent schedule unavailable: " + why_not_s);
+        return CudaStatus::Error(pass + ": persistent schedule unavailable: " + why_not_s);
       }
       break;
     case CudaSchedule::kAuto:
@@ -251,9 +264,14 @@ ReductionSplit PlanColumnSumSplit(int64_t m, int64_t n) {
   return split;
 }
 
+int64_t GemmPartialElems(int64_t m, int64_t n, int64_t k) {
+  const ReductionSplit s = PlanGemmSplit(m, n, k);
+  return s.splits > 1 ? s.splits * m * n : 0;
+}
+
 namespace {
 
-constexpr int64_t kAlign = 256;
+using plan::kAlign;
 
 WorkspaceLayout MakeLayout(int64_t table_bytes, int64_t partial_bytes) {
   WorkspaceLayout w;
@@ -263,11 +281,6 @@ WorkspaceLayout MakeLayout(int64_t table_bytes, int64_t partial_bytes) {
   w.partial_bytes = partial_bytes;
   w.total_bytes = w.partial_offset + RoundUp(partial_bytes, kAlign);
   return w;
-}
-
-int64_t GemmPartialElems(int64_t m, int64_t n, int64_t k) {
-  const ReductionSplit s = PlanGemmSplit(m, n, k);
-  return s.splits > 1 ? s.splits * m * n : 0;
 }
 
 }  // namespace

@@ -144,10 +144,26 @@ int EstimateBlocksPerSm(const DeviceProps& props, int64_t smem_bytes, int thread
 CudaStatus ValidateCudaShape(const Shape& shape);
 
 // Plans the wavefront of one pass. `occupancy` may be empty: then EstimateBlocksPerSm with 64 registers per thread.
-// Errors: a bad shape or element size, or a persistent schedule that was asked for and cannot run (no cooperative
-// launch, weights that do not fit on chip, no block that fits on an SM).
+// Errors: a bad shape or element size, a block that needs more shared memory than the device allows, or a
+// persistent schedule that was asked for and cannot run (no cooperative launch, weights that do not fit on chip, no
+// block that fits on an SM).
 CudaStatus PlanWavefront(const Shape& shape, int element_bytes, Direction direction, const DeviceProps& props,
                          CudaSchedule requested, const OccupancyFn& occupancy, WavefrontPlan* plan);
+
+// What the planner needs to know of a cell (the tanh RNN's, the GRU's): its tiles and their shared memory. Both
+// cells' planners are PlanCellWavefront with their own WavefrontCell; the schedule rules are the same.
+struct WavefrontCell {
+  const char* pass_prefix;        // put before "forward" / "backward" in reasons and errors ("" or "GRU ")
+  int64_t wide_tile_min_hidden;   // streaming and stepwise take tile 5 from this H on (when B >= 64 too)
+  WavefrontTile (*tile_shape)(int index);
+  int64_t (*smem_bytes)(const WavefrontTile& tile, int64_t hidden, int64_t layers, bool resident, bool backward,
+                        int64_t element_bytes);
+};
+
+// PlanWavefront for any cell, for a shape the caller has validated.
+CudaStatus PlanCellWavefront(const WavefrontCell& cell, const Shape& shape, int element_bytes, Direction direction,
+                             const DeviceProps& props, CudaSchedule requested, const OccupancyFn& occupancy,
+                             WavefrontPlan* plan);
 
 // The tiled matrix products (layer 0's input projection, the data and weight gradients) use 64 x 64 output tiles
 // with a reduction chunk of 16; a long reduction (over all T*B rows, for weight gradients) is split into `splits`
@@ -166,6 +182,8 @@ struct ReductionSplit {
 ReductionSplit PlanGemmSplit(int64_t m, int64_t n, int64_t k);
 // Split of the column sums of an m x n matrix (bias gradients) over its m rows.
 ReductionSplit PlanColumnSumSplit(int64_t m, int64_t n);
+// Elements of workspace the split reduction of an [m, k] x [k, n] product needs for its partial sums (0 unsplit).
+int64_t GemmPartialElems(int64_t m, int64_t n, int64_t k);
 
 // Byte layout of the workspace of one pass; every region starts on a 256-byte boundary.
 struct WorkspaceLayout {
