@@ -2,6 +2,9 @@
 import numpy as np
 import tensorflow as tf
 
+# Agreement with the reference: float64 to rounding, float32 to a few ulp of the largest value compared.
+TOLERANCE = {tf.float64: 1e-10, tf.float32: 1e-5}
+
 
 def random_args(rng, batch, time, features, units, layers, dtype=tf.float64, scale=0.6):
     """Inputs, weights and initial states drawn afresh, at a scale that keeps tanh out of saturation so that every
@@ -46,3 +49,10 @@ def assert_close(actual, expected, rtol, atol, what=""):
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
+
+
+def scaled_close(actual, expected, dtype, what):
+    """assert_close at TOLERANCE[dtype], the absolute part scaled by the largest expected magnitude (at least 1)."""
+    tol = TOLERANCE[dtype]
+    scale = max(1.0, float(np.max(np.abs(np.asarray(expected)))) if np.size(expected) else 1.0)
+    assert_close(actual, expected, rtol=tol, atol=tol * scale, what=what)

@@ -8,9 +8,7 @@ import tensorflow as tf
 import deeprnn_fast
 from deeprnn_fast import _library, reference
 from deeprnn_fast.gru_ops import stacked_gru
-from op_testing import assert_close, flatten_args, loss_of
-
-TOLERANCE = {tf.float64: 1e-10, tf.float32: 1e-5}
+from op_testing import flatten_args, loss_of, scaled_close
 
 # (B, T, D, H, L): ones everywhere, H below / across / not a multiple of the 16- and 8-wide column tiles, B across
 # the 6-row register tile, D != H, deep stacks, a width where the weight-gradient products pack their operands, and
@@ -29,17 +27,8 @@ SHAPES = [
 ]
 
 
-@pytest.fixture
-def rng(request):
-    # Fresh data per test, reproducible from the test's name.
-    return np.random.default_rng(abs(hash(request.node.nodeid)) % (2 ** 32))
 
-
-@pytest.fixture(autouse=True, scope="module")
-def require_library():
-    info = deeprnn_fast.build_info()
-    if not info["loadable"]:
-        pytest.fail(f"the compiled op must be built for these tests: {info['error']}")
+pytestmark = pytest.mark.usefixtures("require_library")
 
 
 def random_gru_args(rng, batch, time, features, units, layers, dtype=tf.float64, scale=0.6):
@@ -66,11 +55,6 @@ def value_and_grads(fn, args):
         loss = loss_of(outputs, final_states)
     return outputs, final_states, tape.gradient(loss, flat)
 
-
-def scaled_close(actual, expected, dtype, what):
-    tol = TOLERANCE[dtype]
-    scale = max(1.0, float(np.max(np.abs(np.asarray(expected)))) if np.size(expected) else 1.0)
-    assert_close(actual, expected, rtol=tol, atol=tol * scale, what=what)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}-T{}-D{}-H{}-L{}".format(*s))

@@ -7,9 +7,7 @@ import tensorflow as tf
 
 import deeprnn_fast
 from deeprnn_fast import reference
-from op_testing import assert_close, flatten_args, loss_of, random_args, value_and_grads
-
-TOLERANCE = {tf.float64: 1e-10, tf.float32: 1e-5}
+from op_testing import flatten_args, loss_of, random_args, scaled_close, value_and_grads
 
 # (B, T, D, H, L): ones everywhere, H below / across / not a multiple of the 16- and 8-wide column tiles, B across
 # the 6-row register tile, D != H, deep stacks, a width where the weight-gradient product packs its operands, and a
@@ -28,23 +26,9 @@ SHAPES = [
 ]
 
 
-@pytest.fixture
-def rng(request):
-    # Fresh data per test, reproducible from the test's name.
-    return np.random.default_rng(abs(hash(request.node.nodeid)) % (2 ** 32))
 
+pytestmark = pytest.mark.usefixtures("require_library")
 
-@pytest.fixture(autouse=True, scope="module")
-def require_library():
-    info = deeprnn_fast.build_info()
-    if not info["loadable"]:
-        pytest.fail(f"the compiled op must be built for these tests: {info['error']}")
-
-
-def scaled_close(actual, expected, dtype, what):
-    tol = TOLERANCE[dtype]
-    scale = max(1.0, float(np.max(np.abs(np.asarray(expected)))) if np.size(expected) else 1.0)
-    assert_close(actual, expected, rtol=tol, atol=tol * scale, what=what)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}-T{}-D{}-H{}-L{}".format(*s))
