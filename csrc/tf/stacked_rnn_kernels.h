@@ -27,37 +27,6 @@ inline absl::Status ParseActivation(const std::string& name, deeprnn::Activation
   return absl::OkStatus();
 }
 
-// Reads B, T, D from inputs [B,T,D] and H from kernels[0] [D,H], then checks every weight and the initial states
-// against them.
-inline absl::Status CheckCommonInputs(tensorflow::OpKernelContext* ctx, int initial_states_index,
-                                      deeprnn::Shape* shape) {
-  const tensorflow::Tensor& inputs = ctx->input(0);
-  tensorflow::OpInputList kernels, recurrent_kernels;
-  TF_RETURN_IF_ERROR(ctx->input_list("kernels", &kernels));
-  TF_RETURN_IF_ERROR(ctx->input_list("recurrent_kernels", &recurrent_kernels));
-  if (inputs.dims() != 3)
-    return absl::InvalidArgumentError("inputs must have shape [batch, time, features] (rank 3); got " +
-                                      inputs.shape().DebugString());
-  const int64_t L = kernels.size();
-  const int64_t B = inputs.dim_size(0), T = inputs.dim_size(1), D = inputs.dim_size(2);
-  if (kernels[0].dims() != 2 || kernels[0].dim_size(0) != D)
-    return absl::InvalidArgumentError("kernels[0] must have shape [" + std::to_string(D) +
-                                      ", units] (inputs have " + std::to_string(D) + " features); got " +
-                                      kernels[0].shape().DebugString());
-  const int64_t H = kernels[0].dim_size(1);
-  if (D < 1 || H < 1)
-    return absl::InvalidArgumentError("features and units must be at least 1; got inputs " +
-                                      inputs.shape().DebugString() + " and kernels[0] " +
-                                      kernels[0].shape().DebugString());
-  for (int64_t l = 1; l < L; ++l)
-    TF_RETURN_IF_ERROR(ExpectShape(kernels[l], "kernels[" + std::to_string(l) + "]", {H, H}));
-  for (int64_t l = 0; l < L; ++l)
-    TF_RETURN_IF_ERROR(ExpectShape(recurrent_kernels[l], "recurrent_kernels[" + std::to_string(l) + "]", {H, H}));
-  TF_RETURN_IF_ERROR(ExpectShape(ctx->input(initial_states_index), "initial_states", {L, B, H}));
-  *shape = {B, T, D, H, L};
-  return absl::OkStatus();
-}
-
 }  // namespace internal
 
 template <typename Device, typename T>
@@ -71,7 +40,7 @@ class StackedRnnOp : public tensorflow::OpKernel {
 
   void Compute(tensorflow::OpKernelContext* ctx) override {
     ForwardArgs<T> args;
-    OP_REQUIRES_OK(ctx, internal::CheckCommonInputs(ctx, ctx->num_inputs() - 1, &args.shape));
+    OP_REQUIRES_OK(ctx, internal::CheckStackedInputs(ctx, ctx->num_inputs() - 1, 1, &args.shape));
     const int64_t B = args.shape.batch, TT = args.shape.time, H = args.shape.hidden, L = args.shape.layers;
     tensorflow::OpInputList kernels, recurrent_kernels, biases;
     OP_REQUIRES_OK(ctx, ctx->input_list("kernels", &kernels));
@@ -111,7 +80,7 @@ class StackedRnnGradOp : public tensorflow::OpKernel {
 
   void Compute(tensorflow::OpKernelContext* ctx) override {
     BackwardArgs<T> args;
-    OP_REQUIRES_OK(ctx, internal::CheckCommonInputs(ctx, ctx->num_inputs() - 4, &args.shape));
+    OP_REQUIRES_OK(ctx, internal::CheckStackedInputs(ctx, ctx->num_inputs() - 4, 1, &args.shape));
     const int64_t B = args.shape.batch, TT = args.shape.time, H = args.shape.hidden, L = args.shape.layers;
     const int n_in = ctx->num_inputs();
     const tensorflow::Tensor& activations = ctx->input(n_in - 3);
