@@ -460,47 +460,10 @@ template <typename T, bool kBackward>
 CudaStatus LaunchGruWavefront(const GruWavefrontParams<T>& params, const WavefrontPlan& plan, cudaStream_t stream,
                               int64_t* launches) {
   *launches = 0;
-  const int steps = params.time + params.layers - 1;
   if (params.batch == 0 || params.time == 0) return CudaStatus::Ok();
   DEEPRNN_RETURN_IF_NOT_OK((EnsureGruWavefrontSmemLimit<T, kBackward>(plan.tile)));
-  const GruWavefrontKernelFn<T> kernel = GruWavefrontKernelFor<T, kBackward>(plan.tile);
-  GruWavefrontParams<T> p = params;
-  p.row_tiles = static_cast<int32_t>(plan.row_tiles);
-  p.col_tiles = static_cast<int32_t>(plan.col_tiles);
-  if (plan.schedule == CudaSchedule::kPersistent) {
-    p.resident = plan.weights_on_chip ? 1 : 0;
-    p.first_step = kBackward ? steps - 1 : 0;
-    p.num_steps = steps;
-    void* args[] = {&p};
-    const std::string what = "cudaLaunchCooperativeKernel(" + GruWavefrontName(kBackward, plan.tile) + ", " +
-                             std::to_string(plan.grid) + " blocks, " + std::to_string(plan.smem_bytes) +
-                             " B shared memory)";
-    DEEPRNN_CUDA_RETURN_IF_ERROR(
-        what.c_str(), cudaLaunchCooperativeKernel(kernel, dim3(static_cast<unsigned>(plan.grid)),
-                                                  dim3(kWavefrontThreads), args,
-                                                  static_cast<size_t>(plan.smem_bytes), stream));
-    *launches = 1;
-    return CudaStatus::Ok();
-  }
-  p.resident = 0;
-  p.num_steps = 1;
-  const int per_cell = p.row_tiles * p.col_tiles;
-  for (int i = 0; i < steps; ++i) {
-    const int s = kBackward ? steps - 1 - i : i;
-    const int active = std::min(params.layers - 1, s) - std::max(0, s - (params.time - 1)) + 1;
-    p.first_step = s;
-    void* args[] = {&p};
-    const cudaError_t err = cudaLaunchKernel(kernel, dim3(static_cast<unsigned>(active * per_cell)),
-                                             dim3(kWavefrontThreads), args, static_cast<size_t>(plan.smem_bytes),
-                                             stream);
-    if (err != cudaSuccess) {
-      const std::string what = "launch of " + GruWavefrontName(kBackward, plan.tile) + " (stepwise, step " +
-                               std::to_string(s) + ")";
-      return CudaStatus::Error(CudaErrorText(what.c_str(), err));
-    }
-    ++*launches;
-  }
-  return CudaStatus::Ok();
+  return LaunchPlannedWavefront(GruWavefrontKernelFor<T, kBackward>(plan.tile), params, plan, kBackward,
+                                GruWavefrontName(kBackward, plan.tile), stream, launches);
 }
 
 }  // namespace cuda

@@ -332,25 +332,24 @@ CudaStatus WavefrontOccupancy(int tile, int64_t smem_bytes, int* blocks_per_sm) 
   return CudaStatus::Ok();
 }
 
-template <typename T, bool kBackward>
-CudaStatus LaunchWavefront(const WavefrontParams<T>& params, const WavefrontPlan& plan, cudaStream_t stream,
-                           int64_t* launches) {
+// Runs a planned wavefront with any cell's kernel: one cooperative launch over every step (persistent), or one launch
+// per step over that step's active cells (stepwise). Params is the cell's parameter block (WavefrontParams,
+// GruWavefrontParams): batch, time and layers are read, the tiling and step fields are filled in here. `name` names
+// the kernel in error messages.
+template <typename Params>
+CudaStatus LaunchPlannedWavefront(void (*kernel)(Params), Params p, const WavefrontPlan& plan, bool backward,
+                                  const std::string& name, cudaStream_t stream, int64_t* launches) {
   *launches = 0;
-  const int steps = params.time + params.layers - 1;
-  if (params.batch == 0 || params.time == 0) return CudaStatus::Ok();
-  DEEPRNN_RETURN_IF_NOT_OK((EnsureWavefrontSmemLimit<T, kBackward>(plan.tile)));
-  const WavefrontKernelFn<T, kBackward> kernel = WavefrontKernelFor<T, kBackward>(plan.tile);
-  WavefrontParams<T> p = params;
+  const int steps = p.time + p.layers - 1;
   p.row_tiles = static_cast<int32_t>(plan.row_tiles);
   p.col_tiles = static_cast<int32_t>(plan.col_tiles);
   if (plan.schedule == CudaSchedule::kPersistent) {
     p.resident = plan.weights_on_chip ? 1 : 0;
-    p.first_step = kBackward ? steps - 1 : 0;
+    p.first_step = backward ? steps - 1 : 0;
     p.num_steps = steps;
     void* args[] = {&p};
-    const std::string what = "cudaLaunchCooperativeKernel(" + WavefrontName(kBackward, plan.tile) + ", " +
-                             std::to_string(plan.grid) + " blocks, " + std::to_string(plan.smem_bytes) +
-                             " B shared memory)";
+    const std::string what = "cudaLaunchCooperativeKernel(" + name + ", " + std::to_string(plan.grid) + " blocks, " +
+                             std::to_string(plan.smem_bytes) + " B shared memory)";
     DEEPRNN_CUDA_RETURN_IF_ERROR(
         what.c_str(), cudaLaunchCooperativeKernel(kernel, dim3(static_cast<unsigned>(plan.grid)),
                                                   dim3(kWavefrontThreads), args,
@@ -362,21 +361,30 @@ CudaStatus LaunchWavefront(const WavefrontParams<T>& params, const WavefrontPlan
   p.num_steps = 1;
   const int per_cell = p.row_tiles * p.col_tiles;
   for (int i = 0; i < steps; ++i) {
-    const int s = kBackward ? steps - 1 - i : i;
-    const int active = std::min(params.layers - 1, s) - std::max(0, s - (params.time - 1)) + 1;
+    const int s = backward ? steps - 1 - i : i;
+    const int active = std::min(p.layers - 1, s) - std::max(0, s - (p.time - 1)) + 1;
     p.first_step = s;
     void* args[] = {&p};
     const cudaError_t err = cudaLaunchKernel(kernel, dim3(static_cast<unsigned>(active * per_cell)),
                                              dim3(kWavefrontThreads), args, static_cast<size_t>(plan.smem_bytes),
                                              stream);
     if (err != cudaSuccess) {
-      const std::string what = "launch of " + WavefrontName(kBackward, plan.tile) + " (stepwise, step " +
-                               std::to_string(s) + ")";
+      const std::string what = "launch of " + name + " (stepwise, step " + std::to_string(s) + ")";
       return CudaStatus::Error(CudaErrorText(what.c_str(), err));
     }
     ++*launches;
   }
   return CudaStatus::Ok();
+}
+
+template <typename T, bool kBackward>
+CudaStatus LaunchWavefront(const WavefrontParams<T>& params, const WavefrontPlan& plan, cudaStream_t stream,
+                           int64_t* launches) {
+  *launches = 0;
+  if (params.batch == 0 || params.time == 0) return CudaStatus::Ok();
+  DEEPRNN_RETURN_IF_NOT_OK((EnsureWavefrontSmemLimit<T, kBackward>(plan.tile)));
+  return LaunchPlannedWavefront(WavefrontKernelFor<T, kBackward>(plan.tile), params, plan, kBackward,
+                                WavefrontName(kBackward, plan.tile), stream, launches);
 }
 
 }  // namespace cuda
