@@ -422,38 +422,10 @@ inline std::string GruWavefrontName(bool backward, int tile) {
          std::to_string(tile) + ")";
 }
 
-// Raises the kernel's dynamic shared-memory limit to the device's opt-in maximum, once per device and tile (see
-// EnsureWavefrontSmemLimit in wavefront_kernel.cuh for why only ever to that one value).
-template <typename T, bool kBackward>
-CudaStatus EnsureGruWavefrontSmemLimit(int tile) {
-  static std::mutex mu;
-  static std::set<std::pair<int, int>> done;  // (device, tile)
-  DeviceProps props;
-  int device = 0;
-  DEEPRNN_RETURN_IF_NOT_OK(CurrentDeviceProps(&props, &device));
-  std::lock_guard<std::mutex> lock(mu);
-  if (done.count({device, tile})) return CudaStatus::Ok();
-  const std::string what = "cudaFuncSetAttribute(" + GruWavefrontName(kBackward, tile) +
-                           ", cudaFuncAttributeMaxDynamicSharedMemorySize, " +
-                           std::to_string(props.smem_per_block_optin) + ")";
-  DEEPRNN_CUDA_RETURN_IF_ERROR(what.c_str(),
-                               cudaFuncSetAttribute(GruWavefrontKernelFor<T, kBackward>(tile),
-                                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                    static_cast<int>(props.smem_per_block_optin)));
-  done.insert({device, tile});
-  return CudaStatus::Ok();
-}
-
 template <typename T, bool kBackward>
 CudaStatus GruWavefrontOccupancy(int tile, int64_t smem_bytes, int* blocks_per_sm) {
-  *blocks_per_sm = 0;
-  DEEPRNN_RETURN_IF_NOT_OK((EnsureGruWavefrontSmemLimit<T, kBackward>(tile)));
-  const std::string what =
-      "cudaOccupancyMaxActiveBlocksPerMultiprocessor(" + GruWavefrontName(kBackward, tile) + ")";
-  DEEPRNN_CUDA_RETURN_IF_ERROR(what.c_str(), cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                                                 blocks_per_sm, GruWavefrontKernelFor<T, kBackward>(tile),
-                                                 kWavefrontThreads, static_cast<size_t>(smem_bytes)));
-  return CudaStatus::Ok();
+  return KernelOccupancy(GruWavefrontKernelFor<T, kBackward>(tile), GruWavefrontName(kBackward, tile), smem_bytes,
+                         blocks_per_sm);
 }
 
 template <typename T, bool kBackward>
@@ -461,9 +433,10 @@ CudaStatus LaunchGruWavefront(const GruWavefrontParams<T>& params, const Wavefro
                               int64_t* launches) {
   *launches = 0;
   if (params.batch == 0 || params.time == 0) return CudaStatus::Ok();
-  DEEPRNN_RETURN_IF_NOT_OK((EnsureGruWavefrontSmemLimit<T, kBackward>(plan.tile)));
-  return LaunchPlannedWavefront(GruWavefrontKernelFor<T, kBackward>(plan.tile), params, plan, kBackward,
-                                GruWavefrontName(kBackward, plan.tile), stream, launches);
+  const GruWavefrontKernelFn<T> kernel = GruWavefrontKernelFor<T, kBackward>(plan.tile);
+  const std::string name = GruWavefrontName(kBackward, plan.tile);
+  DEEPRNN_RETURN_IF_NOT_OK(EnsureKernelSmemLimit(kernel, name));
+  return LaunchPlannedWavefront(kernel, params, plan, kBackward, name, stream, launches);
 }
 
 }  // namespace cuda

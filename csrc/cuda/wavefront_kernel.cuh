@@ -297,39 +297,46 @@ inline std::string WavefrontName(bool backward, int tile) {
          ")";
 }
 
-// Raises the kernel's dynamic shared-memory limit to the device's opt-in maximum, once per device. The limit is a
+// Raises a kernel's dynamic shared-memory limit to the device's opt-in maximum, once per device. The limit is a
 // property of the kernel shared by every thread of the process, so it is only ever raised to one value: lowering
 // it for a small launch could make a concurrent large launch of the same kernel fail (two TF ops at once). A high
-// limit costs nothing by itself; occupancy follows the shared memory each launch asks for.
-template <typename T, bool kBackward>
-CudaStatus EnsureWavefrontSmemLimit(int tile) {
+// limit costs nothing by itself; occupancy follows the shared memory each launch asks for. `name` names the kernel
+// in error messages.
+template <typename Params>
+CudaStatus EnsureKernelSmemLimit(void (*kernel)(Params), const std::string& name) {
   static std::mutex mu;
-  static std::set<std::pair<int, int>> done;  // (device, tile)
+  static std::set<std::pair<int, const void*>> done;  // (device, kernel)
   DeviceProps props;
   int device = 0;
   DEEPRNN_RETURN_IF_NOT_OK(CurrentDeviceProps(&props, &device));
   std::lock_guard<std::mutex> lock(mu);
-  if (done.count({device, tile})) return CudaStatus::Ok();
-  const std::string what = "cudaFuncSetAttribute(" + WavefrontName(kBackward, tile) +
-                           ", cudaFuncAttributeMaxDynamicSharedMemorySize, " +
+  const std::pair<int, const void*> key = {device, reinterpret_cast<const void*>(kernel)};
+  if (done.count(key)) return CudaStatus::Ok();
+  const std::string what = "cudaFuncSetAttribute(" + name + ", cudaFuncAttributeMaxDynamicSharedMemorySize, " +
                            std::to_string(props.smem_per_block_optin) + ")";
   DEEPRNN_CUDA_RETURN_IF_ERROR(what.c_str(),
-                               cudaFuncSetAttribute(WavefrontKernelFor<T, kBackward>(tile),
-                                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                     static_cast<int>(props.smem_per_block_optin)));
-  done.insert({device, tile});
+  done.insert(key);
+  return CudaStatus::Ok();
+}
+
+// Blocks of `kernel` with smem_bytes of dynamic shared memory that fit on one SM of the current device.
+template <typename Params>
+CudaStatus KernelOccupancy(void (*kernel)(Params), const std::string& name, int64_t smem_bytes, int* blocks_per_sm) {
+  *blocks_per_sm = 0;
+  DEEPRNN_RETURN_IF_NOT_OK(EnsureKernelSmemLimit(kernel, name));
+  const std::string what = "cudaOccupancyMaxActiveBlocksPerMultiprocessor(" + name + ")";
+  DEEPRNN_CUDA_RETURN_IF_ERROR(what.c_str(),
+                               cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, kernel, kWavefrontThreads,
+                                                                             static_cast<size_t>(smem_bytes)));
   return CudaStatus::Ok();
 }
 
 template <typename T, bool kBackward>
 CudaStatus WavefrontOccupancy(int tile, int64_t smem_bytes, int* blocks_per_sm) {
-  *blocks_per_sm = 0;
-  DEEPRNN_RETURN_IF_NOT_OK((EnsureWavefrontSmemLimit<T, kBackward>(tile)));
-  const std::string what = "cudaOccupancyMaxActiveBlocksPerMultiprocessor(" + WavefrontName(kBackward, tile) + ")";
-  DEEPRNN_CUDA_RETURN_IF_ERROR(what.c_str(), cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                                                 blocks_per_sm, WavefrontKernelFor<T, kBackward>(tile),
-                                                 kWavefrontThreads, static_cast<size_t>(smem_bytes)));
-  return CudaStatus::Ok();
+  return KernelOccupancy(WavefrontKernelFor<T, kBackward>(tile), WavefrontName(kBackward, tile), smem_bytes,
+                         blocks_per_sm);
 }
 
 // Runs a planned wavefront with any cell's kernel: one cooperative launch over every step (persistent), or one launch
@@ -382,9 +389,10 @@ CudaStatus LaunchWavefront(const WavefrontParams<T>& params, const WavefrontPlan
                            int64_t* launches) {
   *launches = 0;
   if (params.batch == 0 || params.time == 0) return CudaStatus::Ok();
-  DEEPRNN_RETURN_IF_NOT_OK((EnsureWavefrontSmemLimit<T, kBackward>(plan.tile)));
-  return LaunchPlannedWavefront(WavefrontKernelFor<T, kBackward>(plan.tile), params, plan, kBackward,
-                                WavefrontName(kBackward, plan.tile), stream, launches);
+  const WavefrontKernelFn<T, kBackward> kernel = WavefrontKernelFor<T, kBackward>(plan.tile);
+  const std::string name = WavefrontName(kBackward, plan.tile);
+  DEEPRNN_RETURN_IF_NOT_OK(EnsureKernelSmemLimit(kernel, name));
+  return LaunchPlannedWavefront(kernel, params, plan, kBackward, name, stream, launches);
 }
 
 }  // namespace cuda
