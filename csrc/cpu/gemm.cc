@@ -2,6 +2,8 @@
 #include "cpu/gemm.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 namespace deeprnn {
 namespace cpu {
@@ -14,7 +16,11 @@ const CpuKernelTable<double>& KernelTableGeneric(double);
 namespace {
 bool HasAvx2Fma() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool has = [] {
+    const char* forced = std::getenv("DEEPRNN_FAST_CPU_ISA");
+    if (forced != nullptr && std::strcmp(forced, "generic") == 0) return false;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
   return has;
 #else
   return false;
@@ -30,6 +36,12 @@ template const CpuKernelTable<float>& Kernels<float>();
 template const CpuKernelTable<double>& Kernels<double>();
 
 const char* KernelIsa() { return HasAvx2Fma() ? "avx2+fma" : "generic"; }
+
+}  // namespace cpu
+
+const char* CpuKernelIsa() { return cpu::KernelIsa(); }
+
+namespace cpu {
 
 template <typename T>
 PackedMatrix<T>::PackedMatrix(const T* b, int64_t ldb, bool transpose, int64_t rows, int64_t cols)

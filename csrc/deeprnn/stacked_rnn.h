@@ -41,6 +41,11 @@ using ParallelFor = std::function<void(int64_t n, const std::function<void(int64
 // Runs everything on the calling thread.
 void SerialFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
+// The instruction set the CPU passes run on: "avx2+fma" where the CPU has it, else "generic" (baseline x86-64 or
+// any other target). Chosen once per process; the environment variable DEEPRNN_FAST_CPU_ISA=generic forces the
+// baseline kernels (so that tests can check them on any machine).
+const char* CpuKernelIsa();
+
 template <typename T>
 struct Weights {
   const T* const* kernels;            // L pointers: [D,H] for layer 0, [H,H] for the others (W_x)

@@ -656,6 +656,8 @@ PYBIND11_MODULE(_kernels, m) {
 #endif
   }, "True when the module was compiled with the CUDA kernels.");
   m.def("cuda_available", &CudaAvailable, "True when the module has CUDA kernels and a CUDA device is visible.");
+  m.def("cpu_isa", [] { return std::string(deeprnn::CpuKernelIsa()); },
+        "The instruction set of the CPU passes: 'avx2+fma' or 'generic' (DEEPRNN_FAST_CPU_ISA=generic forces it).");
 
   m.def(
       "forward_cpu",
