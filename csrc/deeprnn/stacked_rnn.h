@@ -14,7 +14,9 @@
 // - Nothing here knows TensorFlow, Python or any allocator; callers own every buffer.
 //
 // Wavefront: cell (l, t) needs (l, t-1) and (l-1, t), so the cells with l + t = s are independent. The forward pass
-// walks s = 0..T+L-2 and computes every active layer of step s together; the backward pass walks s downwards.
+// walks s = 0..T+L-2 and computes every active layer of step s together; the backward pass walks s downwards. On the
+// CPU, a large batch with small weights is cut into blocks of rows (fixed by the shape) that each walk the whole
+// wavefront on one thread; otherwise each step's cells are split across threads.
 #ifndef DEEPRNN_STACKED_RNN_H_
 #define DEEPRNN_STACKED_RNN_H_
 
