@@ -104,3 +104,32 @@ def test_raw_op_rejects_integer_dtype():
     i = lambda *s: tf.ones(s, tf.int32)  # noqa: E731
     with pytest.raises((TypeError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError)):
         op(i(3, 4, 5), [i(5, 6)], [i(6, 6)], [i(6)], i(1, 3, 6))
+
+
+@pytest.mark.parametrize("cell, gates", [("rnn", 1), ("gru", 3)])
+def test_traced_ops_infer_every_static_shape(cell, gates):
+    # The shape functions (tf/shape_inference.h) must give the outputs their full static shapes from the weights
+    # alone, batch unknown; the hidden size here is only known from the recurrent kernels' rows.
+    lib = _library.library()
+    op = lib.deeprnn_fast_stacked_rnn if cell == "rnn" else lib.deeprnn_fast_stacked_gru
+    grad = lib.deeprnn_fast_stacked_rnn_grad if cell == "rnn" else lib.deeprnn_fast_stacked_gru_grad
+    B, T, D, H, L = None, 4, 5, 6, 2
+    bias_shape = [H] if cell == "rnn" else [2, 3 * H]
+    specs = [tf.TensorSpec([B, T, D]), tf.TensorSpec([D, None]), tf.TensorSpec([H, gates * H]),
+             tf.TensorSpec([None, None]), tf.TensorSpec([H, gates * H]), tf.TensorSpec(bias_shape),
+             tf.TensorSpec(bias_shape), tf.TensorSpec([L, B, H])]
+    seen = {}
+
+    @tf.function(input_signature=specs)
+    def trace(x, k0, k1, r0, r1, b0, b1, h0):
+        forward = op(x, [k0, k1], [r0, r1], [b0, b1], h0)
+        seen["forward"] = [t.shape.as_list() for t in forward]
+        backward = grad(x, [k0, k1], [r0, r1], h0, *forward[2:], forward[0], forward[1])
+        seen["grad"] = [t.shape.as_list() for t in tf.nest.flatten(backward)]
+        return forward[0]
+
+    trace.get_concrete_function()
+    expected = [[B, T, H], [L, B, H], [L, T, B, H]] + ([[L, T, B, 4 * H]] if cell == "gru" else [])
+    assert seen["forward"] == expected
+    assert seen["grad"] == [[B, T, D], [D, None], [H, gates * H], [None, None], [H, gates * H], bias_shape,
+                            bias_shape, [L, B, H]]

@@ -2,51 +2,13 @@
 // graph-construction time; the kernels check everything again at run time.
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
+#include "tf/shape_inference.h"
 
 namespace deeprnn_fast {
 
 using ::tensorflow::shape_inference::DimensionHandle;
 using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
-
-namespace {
-
-// Shapes shared by both ops: inputs [B,T,D], kernels[0] [D,3H], kernels[l>0] and recurrent_kernels [H,3H],
-// initial_states [N,B,H]. Merging fails with an error naming the input when two of them disagree.
-absl::Status InferGruSizes(InferenceContext* c, int initial_states_input, DimensionHandle* batch,
-                           DimensionHandle* time, DimensionHandle* hidden) {
-  int n;
-  TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
-  ShapeHandle inputs, kernel0;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &inputs));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &kernel0));
-  *batch = c->Dim(inputs, 0);
-  *time = c->Dim(inputs, 1);
-  DimensionHandle input;
-  TF_RETURN_IF_ERROR(c->Merge(c->Dim(inputs, 2), c->Dim(kernel0, 0), &input));
-  TF_RETURN_IF_ERROR(c->Divide(c->Dim(kernel0, 1), 3, /*evenly_divisible=*/true, hidden));
-  for (int l = 0; l < n; ++l) {
-    ShapeHandle kernel, recurrent;
-    TF_RETURN_IF_ERROR(c->WithRank(c->input(1 + l), 2, &kernel));
-    TF_RETURN_IF_ERROR(c->WithRank(c->input(1 + n + l), 2, &recurrent));
-    DimensionHandle unused;
-    if (l > 0) TF_RETURN_IF_ERROR(c->Merge(c->Dim(kernel, 0), *hidden, hidden));
-    TF_RETURN_IF_ERROR(c->Merge(c->Dim(recurrent, 0), *hidden, hidden));
-    DimensionHandle three_h;
-    TF_RETURN_IF_ERROR(c->Multiply(*hidden, 3, &three_h));
-    if (l > 0) TF_RETURN_IF_ERROR(c->Merge(c->Dim(kernel, 1), three_h, &unused));
-    TF_RETURN_IF_ERROR(c->Merge(c->Dim(recurrent, 1), three_h, &unused));
-  }
-  ShapeHandle initial;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(initial_states_input), 3, &initial));
-  DimensionHandle unused;
-  TF_RETURN_IF_ERROR(c->WithValue(c->Dim(initial, 0), n, &unused));
-  TF_RETURN_IF_ERROR(c->Merge(c->Dim(initial, 1), *batch, batch));
-  TF_RETURN_IF_ERROR(c->Merge(c->Dim(initial, 2), *hidden, hidden));
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 REGISTER_OP("DeeprnnFast>StackedGru")
     .Input("inputs: T")
@@ -64,7 +26,7 @@ REGISTER_OP("DeeprnnFast>StackedGru")
       int n;
       TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
       DimensionHandle batch, time, hidden;
-      TF_RETURN_IF_ERROR(InferGruSizes(c, 1 + 3 * n, &batch, &time, &hidden));
+      TF_RETURN_IF_ERROR(internal::InferStackedSizes(c, 1 + 3 * n, 3, &batch, &time, &hidden));
       DimensionHandle three_h, four_h;
       TF_RETURN_IF_ERROR(c->Multiply(hidden, 3, &three_h));
       TF_RETURN_IF_ERROR(c->Multiply(hidden, 4, &four_h));
@@ -117,7 +79,7 @@ REGISTER_OP("DeeprnnFast>StackedGruGrad")
       int n;
       TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
       DimensionHandle batch, time, hidden;
-      TF_RETURN_IF_ERROR(InferGruSizes(c, 1 + 2 * n, &batch, &time, &hidden));
+      TF_RETURN_IF_ERROR(internal::InferStackedSizes(c, 1 + 2 * n, 3, &batch, &time, &hidden));
       DimensionHandle three_h;
       TF_RETURN_IF_ERROR(c->Multiply(hidden, 3, &three_h));
       c->set_output(0, c->input(0));

@@ -2,49 +2,13 @@
 // Shape functions check what is known at graph-construction time; the kernels check everything again at run time.
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
+#include "tf/shape_inference.h"
 
 namespace deeprnn_fast {
 
 using ::tensorflow::shape_inference::DimensionHandle;
 using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
-
-namespace {
-
-// Shapes shared by both ops: inputs [B,T,D], kernels[0] [D,H], kernels[l>0] and recurrent_kernels [H,H],
-// initial_states [N,B,H]. Merging fails with an error naming the input when two of them disagree.
-absl::Status InferSizes(InferenceContext* c, int first_initial_state_input, DimensionHandle* batch,
-                        DimensionHandle* time, DimensionHandle* input, DimensionHandle* hidden) {
-  int n;
-  TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
-  ShapeHandle inputs, kernel0;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &inputs));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &kernel0));
-  *batch = c->Dim(inputs, 0);
-  *time = c->Dim(inputs, 1);
-  TF_RETURN_IF_ERROR(c->Merge(c->Dim(inputs, 2), c->Dim(kernel0, 0), input));
-  *hidden = c->Dim(kernel0, 1);
-  for (int l = 0; l < n; ++l) {
-    ShapeHandle kernel, recurrent;
-    TF_RETURN_IF_ERROR(c->WithRank(c->input(1 + l), 2, &kernel));
-    TF_RETURN_IF_ERROR(c->WithRank(c->input(1 + n + l), 2, &recurrent));
-    if (l > 0) {
-      TF_RETURN_IF_ERROR(c->Merge(c->Dim(kernel, 0), *hidden, hidden));
-      TF_RETURN_IF_ERROR(c->Merge(c->Dim(kernel, 1), *hidden, hidden));
-    }
-    TF_RETURN_IF_ERROR(c->Merge(c->Dim(recurrent, 0), *hidden, hidden));
-    TF_RETURN_IF_ERROR(c->Merge(c->Dim(recurrent, 1), *hidden, hidden));
-  }
-  ShapeHandle initial;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(first_initial_state_input), 3, &initial));
-  DimensionHandle unused;
-  TF_RETURN_IF_ERROR(c->WithValue(c->Dim(initial, 0), n, &unused));
-  TF_RETURN_IF_ERROR(c->Merge(c->Dim(initial, 1), *batch, batch));
-  TF_RETURN_IF_ERROR(c->Merge(c->Dim(initial, 2), *hidden, hidden));
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 REGISTER_OP("DeeprnnFast>StackedRnn")
     .Input("inputs: T")
@@ -61,8 +25,8 @@ REGISTER_OP("DeeprnnFast>StackedRnn")
     .SetShapeFn([](InferenceContext* c) {
       int n;
       TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
-      DimensionHandle batch, time, input, hidden;
-      TF_RETURN_IF_ERROR(InferSizes(c, 1 + 3 * n, &batch, &time, &input, &hidden));
+      DimensionHandle batch, time, hidden;
+      TF_RETURN_IF_ERROR(internal::InferStackedSizes(c, 1 + 3 * n, 1, &batch, &time, &hidden));
       for (int l = 0; l < n; ++l) {
         ShapeHandle bias;
         TF_RETURN_IF_ERROR(c->WithRank(c->input(1 + 2 * n + l), 1, &bias));
@@ -105,8 +69,8 @@ REGISTER_OP("DeeprnnFast>StackedRnnGrad")
     .SetShapeFn([](InferenceContext* c) {
       int n;
       TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
-      DimensionHandle batch, time, input, hidden;
-      TF_RETURN_IF_ERROR(InferSizes(c, 1 + 2 * n, &batch, &time, &input, &hidden));
+      DimensionHandle batch, time, hidden;
+      TF_RETURN_IF_ERROR(internal::InferStackedSizes(c, 1 + 2 * n, 1, &batch, &time, &hidden));
       c->set_output(0, c->input(0));
       for (int l = 0; l < n; ++l) {
         c->set_output(1 + l, c->input(1 + l));
