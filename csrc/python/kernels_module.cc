@@ -560,61 +560,59 @@ py::dict InfoDict(const deeprnn::CudaLaunchInfo& info, bool gru = false) {
   return d;
 }
 
-template <typename T>
-py::dict ForwardCuda(const Shape& s, Activation act, const ForwardArrays& a, py::handle workspace, uintptr_t stream,
-                     deeprnn::CudaSchedule schedule) {
-  ForwardPointers<T> p(CudaView, s, a);
+// The common part of every CUDA entry point: the workspace, the wait for the arrays' producers, then
+// call(workspace, workspace_bytes, stream, &info) without the GIL, and its status turned into an exception.
+template <typename Call>
+py::dict RunCuda(const std::vector<ArrayView>& views, int64_t workspace_needed, py::handle workspace, uintptr_t stream,
+                 bool gru, Call&& call) {
   int64_t bytes = 0;
-  void* ws = Workspace(workspace, deeprnn::StackedRnnForwardCudaWorkspaceBytes(s, sizeof(T)), &bytes);
-  WaitForProducers(p.views, stream);
+  void* ws = Workspace(workspace, workspace_needed, &bytes);
+  WaitForProducers(views, stream);
   deeprnn::CudaLaunchInfo info;
   deeprnn::CudaStatus st;
   {
     py::gil_scoped_release release;
-    st = deeprnn::StackedRnnForwardCuda<T>(s, act, p.inputs, p.W(), p.initial_states, p.outputs, p.final_states,
-                                           p.activations, ws, bytes, reinterpret_cast<void*>(stream), schedule, &info);
+    st = call(ws, bytes, reinterpret_cast<void*>(stream), &info);
   }
   CheckCuda(st);
-  return InfoDict(info);
+  return InfoDict(info, gru);
+}
+
+template <typename T>
+py::dict ForwardCuda(const Shape& s, Activation act, const ForwardArrays& a, py::handle workspace, uintptr_t stream,
+                     deeprnn::CudaSchedule schedule) {
+  ForwardPointers<T> p(CudaView, s, a);
+  return RunCuda(p.views, deeprnn::StackedRnnForwardCudaWorkspaceBytes(s, sizeof(T)), workspace, stream, false,
+                 [&](void* ws, int64_t bytes, void* cuda_stream, deeprnn::CudaLaunchInfo* info) {
+                   return deeprnn::StackedRnnForwardCuda<T>(s, act, p.inputs, p.W(), p.initial_states, p.outputs,
+                                                            p.final_states, p.activations, ws, bytes, cuda_stream,
+                                                            schedule, info);
+                 });
 }
 
 template <typename T>
 py::dict BackwardCuda(const Shape& s, Activation act, const BackwardArrays& a, py::handle workspace,
                       uintptr_t stream, deeprnn::CudaSchedule schedule) {
   BackwardPointers<T> p(CudaView, s, a);
-  int64_t bytes = 0;
-  void* ws = Workspace(workspace, deeprnn::StackedRnnBackwardCudaWorkspaceBytes(s, sizeof(T)), &bytes);
-  WaitForProducers(p.views, stream);
-  deeprnn::CudaLaunchInfo info;
-  deeprnn::CudaStatus st;
-  {
-    py::gil_scoped_release release;
-    st = deeprnn::StackedRnnBackwardCuda<T>(s, act, p.inputs, p.W(), p.initial_states, p.activations, p.grad_outputs,
-                                            p.grad_final_states, p.grad_inputs, p.G(), p.grad_initial_states,
-                                            p.grad_preactivations, ws, bytes, reinterpret_cast<void*>(stream),
-                                            schedule, &info);
-  }
-  CheckCuda(st);
-  return InfoDict(info);
+  return RunCuda(p.views, deeprnn::StackedRnnBackwardCudaWorkspaceBytes(s, sizeof(T)), workspace, stream, false,
+                 [&](void* ws, int64_t bytes, void* cuda_stream, deeprnn::CudaLaunchInfo* info) {
+                   return deeprnn::StackedRnnBackwardCuda<T>(
+                       s, act, p.inputs, p.W(), p.initial_states, p.activations, p.grad_outputs, p.grad_final_states,
+                       p.grad_inputs, p.G(), p.grad_initial_states, p.grad_preactivations, ws, bytes, cuda_stream,
+                       schedule, info);
+                 });
 }
 
 template <typename T>
 py::dict GruForwardCuda(const Shape& s, const GruForwardArrays& a, py::handle workspace, uintptr_t stream,
                         deeprnn::CudaSchedule schedule) {
   GruForwardPointers<T> p(CudaView, s, a);
-  int64_t bytes = 0;
-  void* ws = Workspace(workspace, deeprnn::StackedGruForwardCudaWorkspaceBytes(s, sizeof(T)), &bytes);
-  WaitForProducers(p.views, stream);
-  deeprnn::CudaLaunchInfo info;
-  deeprnn::CudaStatus st;
-  {
-    py::gil_scoped_release release;
-    st = deeprnn::StackedGruForwardCuda<T>(s, p.inputs, p.GruW(), p.initial_states, p.outputs, p.final_states,
-                                           p.activations, p.gates, ws, bytes, reinterpret_cast<void*>(stream),
-                                           schedule, &info);
-  }
-  CheckCuda(st);
-  return InfoDict(info, true);
+  return RunCuda(p.views, deeprnn::StackedGruForwardCudaWorkspaceBytes(s, sizeof(T)), workspace, stream, true,
+                 [&](void* ws, int64_t bytes, void* cuda_stream, deeprnn::CudaLaunchInfo* info) {
+                   return deeprnn::StackedGruForwardCuda<T>(s, p.inputs, p.GruW(), p.initial_states, p.outputs,
+                                                            p.final_states, p.activations, p.gates, ws, bytes,
+                                                            cuda_stream, schedule, info);
+                 });
 }
 
 template <typename T>
@@ -622,20 +620,13 @@ py::dict GruBackwardCuda(const Shape& s, const GruBackwardArrays& a, py::handle 
                          deeprnn::CudaSchedule schedule) {
   if (a.grad_gates.is_none()) throw py::type_error("grad_gates must be a CUDA array of shape (L, T, B, 4 * units)");
   GruBackwardPointers<T> p(CudaView, s, a);
-  int64_t bytes = 0;
-  void* ws = Workspace(workspace, deeprnn::StackedGruBackwardCudaWorkspaceBytes(s, sizeof(T)), &bytes);
-  WaitForProducers(p.views, stream);
-  deeprnn::CudaLaunchInfo info;
-  deeprnn::CudaStatus st;
-  {
-    py::gil_scoped_release release;
-    st = deeprnn::StackedGruBackwardCuda<T>(s, p.inputs, p.GruW(), p.initial_states, p.activations, p.gates,
-                                            p.grad_outputs, p.grad_final_states, p.grad_inputs, p.GruG(),
-                                            p.grad_initial_states, p.grad_gates, ws, bytes,
-                                            reinterpret_cast<void*>(stream), schedule, &info);
-  }
-  CheckCuda(st);
-  return InfoDict(info, true);
+  return RunCuda(p.views, deeprnn::StackedGruBackwardCudaWorkspaceBytes(s, sizeof(T)), workspace, stream, true,
+                 [&](void* ws, int64_t bytes, void* cuda_stream, deeprnn::CudaLaunchInfo* info) {
+                   return deeprnn::StackedGruBackwardCuda<T>(
+                       s, p.inputs, p.GruW(), p.initial_states, p.activations, p.gates, p.grad_outputs,
+                       p.grad_final_states, p.grad_inputs, p.GruG(), p.grad_initial_states, p.grad_gates, ws, bytes,
+                       cuda_stream, schedule, info);
+                 });
 }
 
 #endif  // DEEPRNN_WITH_CUDA
