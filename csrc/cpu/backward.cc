@@ -67,20 +67,17 @@ void StackedRnnBackwardCpu(const Shape& shape, Activation activation, const T* i
   // Large batches with small weights run the streamed schedule as batch blocks (cpu/wavefront.h): each block of
   // rows runs the reverse wavefront, its dX and its dH_init alone on one thread, into partial weight gradients
   // that are then added in block order.
-  int64_t largest_weights = 0;
-  for (int64_t l = 0; l < L; ++l) largest_weights = std::max(largest_weights, (in_size(l) + H) * H);
-  const bool streamed = B >= 128 && largest_weights * static_cast<int64_t>(sizeof(T)) <= (256 << 10);
-  // Batch blocks (cpu/wavefront.h) imply the streamed schedule: both need small weights, blocks a larger batch.
-  const std::vector<RowBlock> row_blocks =
-      streamed ? BatchBlocks(B, largest_weights * static_cast<int64_t>(sizeof(T)), cpu::kGemmMr)
-               : std::vector<RowBlock>();
+  const int64_t largest_weights = LargestLayerWeights(shape, 1);
+  const int64_t weight_bytes = largest_weights * static_cast<int64_t>(sizeof(T));
+  const bool streamed = StreamedWeightGrads(B, weight_bytes);
+  const std::vector<RowBlock> row_blocks = BatchBlocks(B, weight_bytes, cpu::kGemmMr);  // streamed when not empty
   // Column-panel groups per layer: every group re-reads the layer's activations, so few groups when the products
   // are small (and streamed: several layers' units then run side by side), more when a batched product is large
   // enough that a few tasks would leave cores idle at the end (each group about 0.5 GFLOP or more).
   const double batched_flops = 2.0 * TT * B * (largest_weights);
-  const int64_t groups =
-      std::min<int64_t>(panels, streamed ? (2 + L - 1) / L
-                                         : std::max<int64_t>((2 + L - 1) / L, std::min<int64_t>(8, batched_flops / 5e8)));
+  const int64_t few_groups = (2 + L - 1) / L;
+  const int64_t groups = std::min<int64_t>(
+      panels, streamed ? few_groups : std::max<int64_t>(few_groups, std::min<int64_t>(8, batched_flops / 5e8)));
 
   // Weight gradients accumulate into grad_weights (arrays 2 l and 2 l + 1: dW_x(l), dW_h(l)) or, per batch block,
   // a zeroed copy (cpu/weight_grad_sink.h); bias gradients into column sums of dZ in double, sums l.

@@ -95,9 +95,8 @@ void StackedRnnForwardCpu(const Shape& shape, Activation activation, const T* in
       });
     }
   };
-  const int64_t largest_weights = H * (std::max(D, L > 1 ? H : D) + H);
-  RunOverBatch(B, BatchBlocks(B, static_cast<int64_t>(sizeof(T)) * largest_weights, cpu::kGemmMr), parallel_for,
-               wavefront);
+  const int64_t weight_bytes = static_cast<int64_t>(sizeof(T)) * LargestLayerWeights(shape, 1);
+  RunOverBatch(B, BatchBlocks(B, weight_bytes, cpu::kGemmMr), parallel_for, wavefront);
 }
 
 template void StackedRnnForwardCpu<float>(const Shape&, Activation, const float*, const Weights<float>&,

@@ -62,12 +62,15 @@ struct WeightBlock {
 
 std::vector<WeightBlock> WeightBlocks(int64_t H) { return {{H, 2 * H, 0, 0}, {0, H, 2 * H, -1}, {3 * H, H, -1, 2 * H}}; }
 
+template <typename T>
+int64_t WeightBytes(const Shape& shape) {
+  return static_cast<int64_t>(sizeof(T)) * LargestLayerWeights(shape, 3);
+}
+
 // The streamed schedule: for large batches with small weights.
 template <typename T>
 bool Streamed(const Shape& shape) {
-  const int64_t widest_input = shape.layers > 1 ? std::max(shape.input, shape.hidden) : shape.input;
-  const int64_t largest_weights = (widest_input + shape.hidden) * 3 * shape.hidden;
-  return shape.batch >= 128 && largest_weights * static_cast<int64_t>(sizeof(T)) <= (256 << 10);
+  return StreamedWeightGrads(shape.batch, WeightBytes<T>(shape));
 }
 
 }  // namespace
@@ -123,11 +126,7 @@ void StackedGruBackwardCpu(const Shape& shape, const T* inputs, const GruWeights
   }
 
   const bool streamed = Streamed<T>(shape);
-  // Batch blocks (cpu/wavefront.h) imply the streamed schedule: both need small weights, blocks a larger batch.
-  const std::vector<RowBlock> row_blocks =
-      streamed ? BatchBlocks(B, static_cast<int64_t>(sizeof(T)) * 3 * H * (std::max(D, L > 1 ? H : D) + H),
-                             cpu::kGemmMr)
-               : std::vector<RowBlock>();
+  const std::vector<RowBlock> row_blocks = BatchBlocks(B, WeightBytes<T>(shape), cpu::kGemmMr);  // streamed if any
 
   auto h = [&](int64_t l, int64_t t) { return activations + (l * TT + t) * B * H; };
   auto h_prev = [&](int64_t l, int64_t t) { return t == 0 ? initial_states + l * B * H : h(l, t - 1); };

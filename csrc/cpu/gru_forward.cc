@@ -144,9 +144,8 @@ void StackedGruForwardCpu(const Shape& shape, const T* inputs, const GruWeights<
       });
     }
   };
-  const int64_t largest_weights = 3 * H * (std::max(D, L > 1 ? H : D) + H);
-  RunOverBatch(B, BatchBlocks(B, static_cast<int64_t>(sizeof(T)) * largest_weights, cpu::kGemmMr), parallel_for,
-               wavefront);
+  const int64_t weight_bytes = static_cast<int64_t>(sizeof(T)) * LargestLayerWeights(shape, 3);
+  RunOverBatch(B, BatchBlocks(B, weight_bytes, cpu::kGemmMr), parallel_for, wavefront);
 }
 
 template void StackedGruForwardCpu<float>(const Shape&, const float*, const GruWeights<float>&, const float*, float*,

@@ -66,6 +66,23 @@ inline std::vector<Tile> SplitRowRange(int64_t row_begin, int64_t row_end, int64
   return tiles;
 }
 
+// Weights small enough to stay in cache through a whole pass (one layer's input and recurrent kernels together):
+// below this, schedules that revisit the weights at every step (streamed weight gradients, batch blocks) pay off.
+constexpr int64_t kSmallWeightBytes = 256 << 10;
+
+// Elements of the largest layer's weights, input and recurrent kernels together, for a cell whose matrices hold
+// `gates` gate blocks of H columns side by side (1 for the tanh/relu RNN, 3 for the GRU).
+inline int64_t LargestLayerWeights(const Shape& shape, int64_t gates) {
+  const int64_t widest_input = shape.layers > 1 ? std::max(shape.input, shape.hidden) : shape.input;
+  return (widest_input + shape.hidden) * gates * shape.hidden;
+}
+
+// The backward passes fold the weight gradients in step by step while the cells are in cache (large batches, small
+// weights) instead of running them over all T * B rows at the end.
+inline bool StreamedWeightGrads(int64_t batch, int64_t weight_bytes) {
+  return batch >= 128 && weight_bytes <= kSmallWeightBytes;
+}
+
 // Batch blocks. The rows of the batch never meet in the recurrence (only the weight gradients sum over them), so a
 // large batch can be cut into blocks of rows that each run the whole wavefront on their own, one block per work
 // unit: no synchronisation between steps, and a block's cells stay in cache from one step to the next. That beats
@@ -85,10 +102,11 @@ constexpr int64_t kMinBlockRows = 64;
 constexpr int64_t kMaxBatchBlocks = 16;
 
 // The blocks of a batch-blocked schedule, in multiples of `row_quantum` rows, or none when the per-step split is the
-// better schedule. `weight_bytes` is the size of the largest layer's weights (input and recurrent kernels together).
+// better schedule. `weight_bytes` is the size of the largest layer's weights (LargestLayerWeights). Blocks imply the
+// streamed weight gradients (a larger batch, the same weight bound), which the backward passes rely on.
 inline std::vector<RowBlock> BatchBlocks(int64_t batch, int64_t weight_bytes, int64_t row_quantum) {
   std::vector<RowBlock> blocks;
-  if (batch < 4 * kMinBlockRows || weight_bytes > (256 << 10)) return blocks;
+  if (batch < 4 * kMinBlockRows || weight_bytes > kSmallWeightBytes) return blocks;
   const int64_t num = std::min(kMaxBatchBlocks, batch / kMinBlockRows);
   const int64_t quanta = (batch + row_quantum - 1) / row_quantum;
   for (int64_t i = 0; i < num; ++i)
