@@ -59,6 +59,22 @@ inline absl::Status ToAbsl(const char* pass, const deeprnn::CudaStatus& status) 
   return absl::InternalError(std::string("deeprnn_fast CUDA ") + pass + ": " + status.error);
 }
 
+// What every GPU launcher does around its one library call: TensorFlow's stream, the schedule override and a
+// workspace of `bytes`, then call(workspace, stream, schedule), whose status comes back as a TF error naming `pass`.
+// The workspace tensor is released on return: TensorFlow's GPU allocator is ordered on the op's stream, so the
+// kernels queued by `call` still own it.
+template <typename Call>
+absl::Status LaunchOnOpStream(tensorflow::OpKernelContext* ctx, const char* pass, int64_t bytes, Call&& call) {
+  void* stream = nullptr;
+  TF_RETURN_IF_ERROR(GpuStream(ctx, &stream));
+  deeprnn::CudaSchedule schedule = deeprnn::CudaSchedule::kAuto;
+  TF_RETURN_IF_ERROR(ScheduleFromEnvironment(&schedule));
+  tensorflow::Tensor storage;
+  void* workspace = nullptr;
+  TF_RETURN_IF_ERROR(AllocateWorkspace(ctx, bytes, &storage, &workspace));
+  return ToAbsl(pass, call(workspace, stream, schedule));
+}
+
 }  // namespace deeprnn_fast
 
 #endif  // DEEPRNN_FAST_TF_GPU_LAUNCH_HELPERS_H_

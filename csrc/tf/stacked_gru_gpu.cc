@@ -22,17 +22,13 @@ namespace deeprnn_fast {
 template <typename T>
 struct GruForwardLauncher<GpuDevice, T> {
   static absl::Status Run(tensorflow::OpKernelContext* ctx, const GruForwardArgs<T>& a) {
-    void* stream = nullptr;
-    TF_RETURN_IF_ERROR(GpuStream(ctx, &stream));
-    deeprnn::CudaSchedule schedule = deeprnn::CudaSchedule::kAuto;
-    TF_RETURN_IF_ERROR(ScheduleFromEnvironment(&schedule));
     const int64_t bytes = deeprnn::StackedGruForwardCudaWorkspaceBytes(a.shape, sizeof(T));
-    tensorflow::Tensor storage;
-    void* workspace = nullptr;
-    TF_RETURN_IF_ERROR(AllocateWorkspace(ctx, bytes, &storage, &workspace));
-    return ToAbsl("GRU forward", deeprnn::StackedGruForwardCuda<T>(
-                                        a.shape, a.inputs, a.weights(), a.initial_states, a.outputs, a.final_states,
-                                        a.activations, a.gates, workspace, bytes, stream, schedule));
+    return LaunchOnOpStream(ctx, "GRU forward", bytes,
+                            [&](void* workspace, void* stream, deeprnn::CudaSchedule schedule) {
+                              return deeprnn::StackedGruForwardCuda<T>(
+                                  a.shape, a.inputs, a.weights(), a.initial_states, a.outputs, a.final_states,
+                                  a.activations, a.gates, workspace, bytes, stream, schedule);
+                            });
   }
 };
 
@@ -43,18 +39,14 @@ struct GruBackwardLauncher<GpuDevice, T> {
     return shape.layers * shape.time * shape.batch * deeprnn::kGruGateSlots * shape.hidden;
   }
   static absl::Status Run(tensorflow::OpKernelContext* ctx, const GruBackwardArgs<T>& a) {
-    void* stream = nullptr;
-    TF_RETURN_IF_ERROR(GpuStream(ctx, &stream));
-    deeprnn::CudaSchedule schedule = deeprnn::CudaSchedule::kAuto;
-    TF_RETURN_IF_ERROR(ScheduleFromEnvironment(&schedule));
     const int64_t bytes = deeprnn::StackedGruBackwardCudaWorkspaceBytes(a.shape, sizeof(T));
-    tensorflow::Tensor storage;
-    void* workspace = nullptr;
-    TF_RETURN_IF_ERROR(AllocateWorkspace(ctx, bytes, &storage, &workspace));
-    return ToAbsl("GRU backward", deeprnn::StackedGruBackwardCuda<T>(
-                                         a.shape, a.inputs, a.weights(), a.initial_states, a.activations, a.gates,
-                                         a.grad_outputs, a.grad_final_states, a.grad_inputs, a.weight_grads(),
-                                         a.grad_initial_states, a.grad_gates, workspace, bytes, stream, schedule));
+    return LaunchOnOpStream(ctx, "GRU backward", bytes,
+                            [&](void* workspace, void* stream, deeprnn::CudaSchedule schedule) {
+                              return deeprnn::StackedGruBackwardCuda<T>(
+                                  a.shape, a.inputs, a.weights(), a.initial_states, a.activations, a.gates,
+                                  a.grad_outputs, a.grad_final_states, a.grad_inputs, a.weight_grads(),
+                                  a.grad_initial_states, a.grad_gates, workspace, bytes, stream, schedule);
+                            });
   }
 };
 

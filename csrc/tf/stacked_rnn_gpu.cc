@@ -21,35 +21,25 @@ namespace deeprnn_fast {
 template <typename T>
 struct ForwardLauncher<GpuDevice, T> {
   static absl::Status Run(tensorflow::OpKernelContext* ctx, const ForwardArgs<T>& a) {
-    void* stream = nullptr;
-    TF_RETURN_IF_ERROR(GpuStream(ctx, &stream));
-    deeprnn::CudaSchedule schedule = deeprnn::CudaSchedule::kAuto;
-    TF_RETURN_IF_ERROR(ScheduleFromEnvironment(&schedule));
     const int64_t bytes = deeprnn::StackedRnnForwardCudaWorkspaceBytes(a.shape, sizeof(T));
-    tensorflow::Tensor storage;
-    void* workspace = nullptr;
-    TF_RETURN_IF_ERROR(AllocateWorkspace(ctx, bytes, &storage, &workspace));
-    return ToAbsl("forward", deeprnn::StackedRnnForwardCuda<T>(a.shape, a.activation, a.inputs, a.weights(),
-                                                                a.initial_states, a.outputs, a.final_states,
-                                                                a.activations, workspace, bytes, stream, schedule));
+    return LaunchOnOpStream(ctx, "forward", bytes, [&](void* workspace, void* stream, deeprnn::CudaSchedule schedule) {
+      return deeprnn::StackedRnnForwardCuda<T>(a.shape, a.activation, a.inputs, a.weights(), a.initial_states,
+                                               a.outputs, a.final_states, a.activations, workspace, bytes, stream,
+                                               schedule);
+    });
   }
 };
 
 template <typename T>
 struct BackwardLauncher<GpuDevice, T> {
   static absl::Status Run(tensorflow::OpKernelContext* ctx, const BackwardArgs<T>& a) {
-    void* stream = nullptr;
-    TF_RETURN_IF_ERROR(GpuStream(ctx, &stream));
-    deeprnn::CudaSchedule schedule = deeprnn::CudaSchedule::kAuto;
-    TF_RETURN_IF_ERROR(ScheduleFromEnvironment(&schedule));
     const int64_t bytes = deeprnn::StackedRnnBackwardCudaWorkspaceBytes(a.shape, sizeof(T));
-    tensorflow::Tensor storage;
-    void* workspace = nullptr;
-    TF_RETURN_IF_ERROR(AllocateWorkspace(ctx, bytes, &storage, &workspace));
-    return ToAbsl("backward", deeprnn::StackedRnnBackwardCuda<T>(
-                                  a.shape, a.activation, a.inputs, a.weights(), a.initial_states, a.activations,
-                                  a.grad_outputs, a.grad_final_states, a.grad_inputs, a.weight_grads(),
-                                  a.grad_initial_states, a.grad_preactivations, workspace, bytes, stream, schedule));
+    return LaunchOnOpStream(ctx, "backward", bytes, [&](void* workspace, void* stream, deeprnn::CudaSchedule schedule) {
+      return deeprnn::StackedRnnBackwardCuda<T>(a.shape, a.activation, a.inputs, a.weights(), a.initial_states,
+                                                a.activations, a.grad_outputs, a.grad_final_states, a.grad_inputs,
+                                                a.weight_grads(), a.grad_initial_states, a.grad_preactivations,
+                                                workspace, bytes, stream, schedule);
+    });
   }
 };
 
