@@ -156,6 +156,6 @@ setup(
     cmdclass={"build_ext": BuildLibraries},
     python_requires=">=3.10",
     install_requires=[TF_REQUIREMENT, "numpy", "numba", "pybind11", "tqdm", "matplotlib"],
-    entry_points={"console_scripts": ["deeprnn-fast=deeprnn_fast.cli:main"]},
+    entry_points={"console_scripts": ["deeprnn-fast=deeprnn_fast.language_model.cli:main"]},
     zip_safe=False,
 )

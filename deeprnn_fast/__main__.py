@@ -1,6 +1,6 @@
 """`python -m deeprnn_fast`: the same command line as the console script `deeprnn-fast`."""
 import sys
 
-from deeprnn_fast.cli import main
+from deeprnn_fast.language_model.cli import main
 
 sys.exit(main())

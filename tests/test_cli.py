@@ -1,4 +1,4 @@
-"""The command line (deeprnn_fast.cli): `train` writes a complete run directory, `generate` continues a prefix, and
+"""The command line (deeprnn_fast.language_model.cli): `train` writes a complete run directory, `generate` continues a prefix, and
 every input a user can get wrong ends in one line on stderr, exit code 2, and an --out left as it was."""
 import json
 import os
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deeprnn_fast import cli, data
+from deeprnn_fast.language_model import cli, data
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--epochs", "3", "--batch-size", "32", "--hidden", "16", "--num-steps", "8", "--num-train", "480",
@@ -186,7 +186,7 @@ def test_offline_without_a_file_says_how_to_supply_one(tmp_path, monkeypatch, ca
 
 
 def test_a_failure_during_training_leaves_nothing_behind(text_file, tmp_path, monkeypatch):
-    from deeprnn_fast import language_model
+    from deeprnn_fast.language_model import model as language_model
 
     def broken(*args, **kwargs):
         raise FloatingPointError("the training loss became nan in epoch 1; try a smaller --lr")

@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 CHECK = textwrap.dedent('''
     import json
     import numpy as np
-    from deeprnn_fast import _kernels as k, oracle
+    from deeprnn_fast import _kernels as k
+    from deeprnn_fast.testing import oracle
 
     def nans(dtype, *shape):
         return np.full(shape, np.nan, dtype)

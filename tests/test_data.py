@@ -1,4 +1,4 @@
-"""The book's data pipeline (deeprnn_fast.data): preprocessing, vocabulary, windows, split, and where the text comes
+"""The book's data pipeline (deeprnn_fast.language_model.data): preprocessing, vocabulary, windows, split, and where the text comes
 from (an explicit file, the environment, the cache, a download checked against its SHA-1)."""
 import functools
 import http.server
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deeprnn_fast import data
+from deeprnn_fast.language_model import data
 
 REPO = Path(__file__).resolve().parent.parent
 

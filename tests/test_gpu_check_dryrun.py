@@ -31,7 +31,7 @@ def test_check_script_dry_run(tmp_path):
 
 
 def test_dry_run_refuses_the_cuda_backend():
-    from deeprnn_fast import gpu_check
+    from deeprnn_fast.testing import gpu_check
     with pytest.raises(SystemExit, match="dry-run"):
         gpu_check.main(["--dry-run", "--backend", "cuda"])
 
@@ -39,6 +39,6 @@ def test_dry_run_refuses_the_cuda_backend():
 def test_a_second_build_of_the_module_is_refused_in_one_process(tmp_path):
     """CPython would silently hand back the module already imported under the same name."""
     import deeprnn_fast._kernels  # noqa: F401
-    from deeprnn_fast import gpu_check
+    from deeprnn_fast.testing import gpu_check
     with pytest.raises(SystemExit, match="already imported"):
         gpu_check.load_kernels(str(tmp_path / "_kernels.so"))

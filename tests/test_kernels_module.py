@@ -4,8 +4,8 @@ machine without a GPU."""
 import numpy as np
 import pytest
 
-from deeprnn_fast import oracle
-from deeprnn_fast.gpu_check import H200_PROPS, FakeCudaArray
+from deeprnn_fast.testing import oracle
+from deeprnn_fast.testing.gpu_check import H200_PROPS, FakeCudaArray
 
 kernels = pytest.importorskip("deeprnn_fast._kernels",
                               reason="deeprnn_fast._kernels is not built (python setup.py build_ext --inplace)")

@@ -1,4 +1,4 @@
-"""The character language model (deeprnn_fast.language_model): the three recurrent stacks compute the same model,
+"""The character language model (deeprnn_fast.language_model.model): the three recurrent stacks compute the same model,
 the book's initialisation, training lowers perplexity, greedy generation, and the model directory."""
 import math
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeprnn_fast import data, model_dir
-from deeprnn_fast import language_model as lm
+from deeprnn_fast.language_model import data, model_dir
+from deeprnn_fast.language_model import model as lm
 
 TANH_IMPLEMENTATIONS = ["fused", "reference", "keras"]
 

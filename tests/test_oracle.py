@@ -1,11 +1,11 @@
-"""The float64 NumPy oracle (deeprnn_fast.oracle), tanh RNN and GRU: its backward against finite differences of its
+"""The float64 NumPy oracle (deeprnn_fast.testing.oracle), tanh RNN and GRU: its backward against finite differences of its
 forward, and both against the plain-TensorFlow reference and TensorFlow's autodiff (where TensorFlow is installed)."""
 import zlib
 
 import numpy as np
 import pytest
 
-from deeprnn_fast import oracle
+from deeprnn_fast.testing import oracle
 
 
 def _loss(p, x, wx, wh, b, h0):

@@ -3,7 +3,7 @@
 #   1. builds the TF-free module deeprnn_fast._kernels and the C++ self-check for the local GPU
 #      (benchmarks/gpu/build_kernels.py: nvcc + g++, no setup.py, no TensorFlow);
 #   2. correctness of forward and backward, every schedule, tanh / relu RNN and GRU, against the float64 oracle
-#      (deeprnn_fast/gpu_check.py), and the C++ self-check (CUDA library against the CPU library, RNN and GRU);
+#      (deeprnn_fast/testing/gpu_check.py), and the C++ self-check (CUDA library against the CPU library, RNN and GRU);
 #   3. compute-sanitizer memcheck and racecheck on the self-check's small cases, where the tool works;
 #   4. timings of the fused tanh RNN against PyTorch's cuDNN RNN and of the fused GRU against cuDNN's GRU
 #      (nn.GRU(num_layers=L)), and the cost of one grid barrier; two tables at the end.
@@ -30,7 +30,7 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 if [[ "${1:-}" == "--dry-run" ]]; then
   shift
-  exec "$PY" -m deeprnn_fast.gpu_check --dry-run --out "$OUT_DIR" "$@"
+  exec "$PY" -m deeprnn_fast.testing.gpu_check --dry-run --out "$OUT_DIR" "$@"
 fi
 
 echo "== check.sh: build ($(date -u +%H:%M:%S))"
@@ -46,7 +46,7 @@ fi
 cp "$BUILD_DIR"/ptxas_sm_*.txt "$OUT_DIR/" 2>/dev/null || true
 MODULE=$(ls "$BUILD_DIR"/_kernels*.so | head -n 1)
 echo "== check.sh: built in $(( $(date +%s) - START )) s; running gpu_check"
-"$PY" -m deeprnn_fast.gpu_check --kernels "$MODULE" --selfcheck "$BUILD_DIR/stacked_rnn_selfcheck" \
+"$PY" -m deeprnn_fast.testing.gpu_check --kernels "$MODULE" --selfcheck "$BUILD_DIR/stacked_rnn_selfcheck" \
   --out "$OUT_DIR" --deadline $(( START + BUDGET_S )) "$@"
 RC=$?
 echo "== check.sh: finished in $(( $(date +%s) - START )) s with exit code $RC; outputs in $OUT_DIR"

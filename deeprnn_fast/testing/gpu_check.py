@@ -3,7 +3,7 @@
 Run by benchmarks/gpu/check.sh on a CUDA machine (nvcc, PyTorch, NumPy; no TensorFlow, no network), which builds
 the TF-free module deeprnn_fast._kernels first. Parts, in order, each bounded by a deadline so the whole check fits
 the device lease:
-1. correctness: forward and backward of every schedule against the float64 NumPy oracle (deeprnn_fast.oracle) over
+1. correctness: forward and backward of every schedule against the float64 NumPy oracle (deeprnn_fast.testing.oracle) over
    a grid of shapes with edge cases, for the tanh and relu RNN and the GRU (up to H = 1024), on fresh random inputs
    each run (the seed is printed), with every output poisoned with NaN before each run; the schedules are also
    compared with each other on the same inputs; plus the C++ self-check (CUDA library against the CPU library, RNN
@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from deeprnn_fast import oracle
+from deeprnn_fast.testing import oracle
 
 # An H200's properties as cudaGetDeviceProperties reports them (for planning without a GPU).
 H200_PROPS = dict(sm_count=132, smem_per_block_optin=232448, smem_per_sm=233472, reserved_smem_per_block=1024,

@@ -1,7 +1,7 @@
 """Float64 NumPy forward and backward of the stacked RNN and GRU: the oracle the kernels are checked against.
 
 No TensorFlow here, so it also runs on the GPU machines (which have NumPy and PyTorch but no TensorFlow), in the GPU
-check script (deeprnn_fast.gpu_check) and in the tests. Everything is computed in float64 whatever the input dtype,
+check script (deeprnn_fast.testing.gpu_check) and in the tests. Everything is computed in float64 whatever the input dtype,
 one cell at a time, in the library's layouts (csrc/deeprnn/stacked_rnn.h):
 
     inputs [B,T,D]  kernels[l] [D or H, H]  recurrent_kernels[l] [H,H]  biases[l] [H]  initial_states [L,B,H]

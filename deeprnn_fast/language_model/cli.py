@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from deeprnn_fast import data as data_module
-from deeprnn_fast import model_dir
+from deeprnn_fast.language_model import data as data_module
+from deeprnn_fast.language_model import model_dir
 
 PROG = "deeprnn-fast"
 CELLS = ("tanh", "relu", "gru")  # as language_model.CELLS, repeated here so that --help needs no TensorFlow
@@ -211,7 +211,7 @@ def _train_into(args, corpus, directory: Path):
     import keras
     from tqdm import tqdm
 
-    from deeprnn_fast import language_model as lm
+    from deeprnn_fast.language_model import model as lm
 
     if corpus.note:
         print(f"note: {corpus.note}", file=sys.stderr)
@@ -300,7 +300,7 @@ def run_generate(args):
     # The model directory and the prefix are checked before TensorFlow loads.
     description = model_dir.read_description(args.model)
     data_module.check_prefix(data_module.Vocab(description["vocab"]), args.prefix)
-    from deeprnn_fast import language_model as lm
+    from deeprnn_fast.language_model import model as lm
 
     model = lm.load_model(args.model)
     print(lm.generate(model, args.prefix, args.num))

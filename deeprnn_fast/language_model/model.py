@@ -15,8 +15,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deeprnn_fast import model_dir, reference
-from deeprnn_fast.data import LanguageModelData, Vocab, check_prefix
+from deeprnn_fast import reference
+from deeprnn_fast.language_model import model_dir
+from deeprnn_fast.language_model.data import LanguageModelData, Vocab, check_prefix
 
 CELLS = ("tanh", "relu", "gru")
 IMPLEMENTATIONS = ("fused", "reference", "keras")
@@ -343,7 +344,7 @@ def generate(model: CharLanguageModel, prefix: str, num: int) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The model directory (see deeprnn_fast.model_dir).
+# The model directory (see deeprnn_fast.language_model.model_dir).
 
 def save_model(model: CharLanguageModel, directory, extra: Optional[dict] = None):
     description = {**asdict(model.config), "recurrent_layer": type(model.rnn).__name__,
