@@ -1,8 +1,9 @@
 """Builds deeprnn_fast from source against the installed TensorFlow.
 
-Two shared libraries come out of csrc/ (see csrc/README.md for the tree):
-- deeprnn_fast/_stacked_rnn_ops.so: the TensorFlow op library (kernel library + TF adapter);
-- deeprnn_fast/_kernels.<abi>.so: a pybind11 module over the same kernel library, with no TensorFlow in it.
+Two shared libraries come out of csrc/ (csrc/build.py describes the sources and flags, for this file and for
+benchmarks/gpu/build_kernels.py):
+- deeprnn_fast/_stacked_rnn_ops.so: the TensorFlow op library (kernel library + TF adapter csrc/tf/);
+- deeprnn_fast/_kernels.<abi>.so: a pybind11 module over the same kernel library (csrc/python/), with no TensorFlow.
 
 Where nvcc is found (CUDA_HOME, /usr/local/cuda, or PATH) the CUDA sources are compiled too and both libraries get
 GPU kernels; DEEPRNN_FAST_CUDA=0 forces a CPU-only build. DEEPRNN_FAST_CUDA_ARCHS (default "80;90") names the
@@ -10,6 +11,7 @@ targets; PTX of the newest is embedded as well. Any failed compile or link fails
 install without the library. Install with `pip install --no-build-isolation .` so that the op is built against
 the TensorFlow it will run with; deeprnn_fast refuses to load a library built for another TensorFlow.
 """
+import importlib.util
 import json
 import os
 import shutil
@@ -17,7 +19,6 @@ import subprocess
 import sys
 import sysconfig
 from concurrent.futures import ThreadPoolExecutor
-from glob import glob
 
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
@@ -26,26 +27,21 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 TF_REQUIREMENT = "tensorflow>=2.21,<2.22"
 
 
-def find_nvcc():
-    if os.environ.get("DEEPRNN_FAST_CUDA", "1") == "0":
-        return None
-    candidates = []
-    if os.environ.get("CUDA_HOME"):
-        candidates.append(os.path.join(os.environ["CUDA_HOME"], "bin", "nvcc"))
-    candidates.append("/usr/local/cuda/bin/nvcc")
-    candidates.append(shutil.which("nvcc") or "")
-    for path in candidates:
-        if path and os.access(path, os.X_OK):
-            return os.path.realpath(path)
-    return None
+def load_build_description():
+    spec = importlib.util.spec_from_file_location("deeprnn_build", os.path.join(ROOT, "csrc", "build.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BUILD = load_build_description()
 
 
 def cuda_archs():
-    text = os.environ.get("DEEPRNN_FAST_CUDA_ARCHS", "80;90")
-    archs = [a.strip() for a in text.replace(",", ";").split(";") if a.strip()]
-    if not archs or not all(a.isdigit() for a in archs):
-        raise SystemExit(f"DEEPRNN_FAST_CUDA_ARCHS must list compute capabilities like '80;90'; got {text!r}")
-    return archs
+    try:
+        return BUILD.parse_archs(os.environ.get("DEEPRNN_FAST_CUDA_ARCHS", BUILD.DEFAULT_CUDA_ARCHS))
+    except ValueError as e:
+        raise SystemExit(f"DEEPRNN_FAST_CUDA_ARCHS: {e}")
 
 
 def run(cmd):
@@ -69,9 +65,8 @@ class BuildLibraries(build_ext):
         import pybind11
         import tensorflow as tf
 
-        nvcc = find_nvcc()
+        nvcc = BUILD.find_nvcc()
         archs = cuda_archs() if nvcc else []
-        cuda_home = os.path.dirname(os.path.dirname(nvcc)) if nvcc else None
         build_dir = os.path.abspath(os.path.join(self.build_temp, "deeprnn_objs"))
         os.makedirs(build_dir, exist_ok=True)
         jobs = []
@@ -81,44 +76,34 @@ class BuildLibraries(build_ext):
             return os.path.join(build_dir, f"{tag}_{rel}.o")
 
         defines = ["-DDEEPRNN_WITH_CUDA=1"] if nvcc else []
-        common = ["g++", "-O3", "-fPIC", "-Wall", "-Wno-psabi", f"-I{ROOT}/csrc"] + defines
+        common = ["g++"] + BUILD.CXX_FLAGS + defines
         library_objs = []
-        for src in sorted(glob(f"{ROOT}/csrc/cpu/*.cc") + glob(f"{ROOT}/csrc/cuda/*.cc")):
+        for src in BUILD.library_sources():
             o = obj(src, "lib")
-            jobs.append(common + ["-std=gnu++17", "-c", src, "-o", o])
+            jobs.append(common + ["-c", src, "-o", o])
             library_objs.append(o)
         if nvcc:
-            gencode = []
-            for a in archs:
-                gencode += ["-gencode", f"arch=compute_{a},code=sm_{a}"]
-            gencode += ["-gencode", f"arch=compute_{archs[-1]},code=compute_{archs[-1]}"]
-            for src in sorted(glob(f"{ROOT}/csrc/cuda/*.cu")):
+            for src in BUILD.cuda_sources():
                 o = obj(src, "cu")
-                jobs.append([nvcc, "-O3", "-std=c++17", "-Xcompiler", "-fPIC", f"-I{ROOT}/csrc"] + gencode
-                            + ["-c", src, "-o", o])
+                jobs.append([nvcc] + BUILD.NVCC_FLAGS + BUILD.gencode_flags(archs) + ["-c", src, "-o", o])
                 library_objs.append(o)
         tf_objs = []
         tf_cuda = ["-DGOOGLE_CUDA=1"] if nvcc else []
-        for src in sorted(glob(f"{ROOT}/csrc/tf/*.cc")):
+        for src in BUILD.tf_sources():
             o = obj(src, "tf")
             jobs.append(common + tf.sysconfig.get_compile_flags() + tf_cuda + ["-O2", "-c", src, "-o", o])
             tf_objs.append(o)
         py_objs = []
         py_includes = [f"-I{pybind11.get_include()}", f"-I{sysconfig.get_paths()['include']}"]
-        for src in sorted(glob(f"{ROOT}/csrc/python/*.cc")):
+        for src in BUILD.python_sources():
             o = obj(src, "py")
-            jobs.append(common + ["-std=gnu++17", "-fvisibility=hidden"] + py_includes + ["-c", src, "-o", o])
+            jobs.append(common + ["-fvisibility=hidden"] + py_includes + ["-c", src, "-o", o])
             py_objs.append(o)
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             list(pool.map(run, jobs))
 
-        cuda_link = []
-        if nvcc:
-            # The CUDA runtime is linked statically and kept private: TF's own library exports a CUDA 12 runtime
-            # that the op's calls would otherwise bind to (../shared/notes/building-tf-ops.md).
-            cuda_link = [f"-L{cuda_home}/lib64", "-l:libcudart_static.a",
-                         "-Wl,--exclude-libs,libcudart_static.a", "-ldl", "-lrt", "-lpthread"]
+        cuda_link = BUILD.cuda_link_flags(nvcc) if nvcc else []
         ops_lib = self.get_ext_fullpath("deeprnn_fast._stacked_rnn_ops")
         kernels_lib = self.get_ext_fullpath("deeprnn_fast._kernels")
         package_dir = os.path.dirname(ops_lib)
@@ -152,7 +137,7 @@ setup(
     package_data={"deeprnn_fast": ["_build_info.json", "*.so"]},
     # Placeholder extensions tell setuptools the two outputs; BuildLibraries builds them itself.
     ext_modules=[Extension("deeprnn_fast._stacked_rnn_ops", sources=[])]
-    + ([Extension("deeprnn_fast._kernels", sources=[])] if glob(f"{ROOT}/csrc/python/*.cc") else []),
+    + ([Extension("deeprnn_fast._kernels", sources=[])] if BUILD.python_sources() else []),
     cmdclass={"build_ext": BuildLibraries},
     python_requires=">=3.10",
     install_requires=[TF_REQUIREMENT, "numpy", "numba", "pybind11", "tqdm", "matplotlib"],

@@ -163,7 +163,7 @@ def build_deeprnn_fast_gru(config, inputs):
     """deeprnn_fast.stacked_gru: the fused GRU op (Keras' GRUCell maths, reset_after=True)."""
     deeprnn_fast = _import_deeprnn_fast()
     require_compiled_library(deeprnn_fast)
-    from deeprnn_fast.gru_ops import stacked_gru
+    from deeprnn_fast.ops import stacked_gru
     kernels, recurrent_kernels, biases = gru_variables(config)
 
     def forward(x):

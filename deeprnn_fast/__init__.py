@@ -13,7 +13,6 @@ except ImportError:  # pragma: no cover - exercised on TF-free GPU machines
 
 if _tf is not None:
     from deeprnn_fast import reference  # noqa: F401
-    from deeprnn_fast.ops import build_info, stacked_rnn  # noqa: F401
+    from deeprnn_fast.ops import build_info, stacked_gru, stacked_lstm, stacked_rnn  # noqa: F401
     # Importing the layers registers them with Keras (for .keras files) and loads the op library (for SavedModels).
-    from deeprnn_fast.gru_ops import stacked_gru  # noqa: F401
     from deeprnn_fast.layers import StackedGRU, StackedRNN, from_keras  # noqa: F401

@@ -74,3 +74,17 @@ def library_or_warn():
             warnings.warn(f"{e}. Falling back to the plain-TensorFlow reference implementation (slow).",
                           RuntimeWarning, stacklevel=3)
         return None
+
+
+def cpu_isa():
+    """The instruction set the CPU kernels run on in this process ("avx512", "avx2", "generic"), or None when the
+    TF-free module deeprnn_fast._kernels, which reports it, is not built. A DEEPRNN_FAST_CPU_ISA that this processor
+    cannot run is reported as its error message."""
+    try:
+        from deeprnn_fast import _kernels
+    except ImportError:
+        return None
+    try:
+        return _kernels.cpu_isa()
+    except RuntimeError as e:
+        return f"unavailable: {e}"

@@ -1,4 +1,4 @@
-"""Argument checks shared by the fused op wrapper and the reference.
+"""Argument checks shared by the fused ops' wrappers and the reference, for every cell.
 
 Every error names the argument and the shape or dtype that was expected, so that bad input never reaches a kernel.
 Dimensions that are unknown at trace time are left to the op kernel, which checks them again at run time.
@@ -8,18 +8,38 @@ from typing import List, Optional
 
 import tensorflow as tf
 
-ACTIVATIONS = ("tanh", "relu")
 FLOAT_DTYPES = (tf.float32, tf.float64)
+TOKEN_DTYPES = (tf.int32, tf.int64)
+
+
+@dataclass(frozen=True)
+class CellLayout:
+    """How a cell's weights and states look (the C++ library's CellLayout, csrc/deeprnn/stacked.h)."""
+    gates: int                 # gate blocks of H columns in every weight matrix
+    bias_rows: Optional[int]   # None: a layer's bias is [G*H]; else [bias_rows, G*H]
+    states: int                # state tensors per layer (the LSTM's h and c)
+    gate_names: str            # Keras' gate order, for messages
+
+
+# The one name of each cell, as everywhere in the package (the C++ library's deeprnn::Cell).
+CELLS = {
+    "tanh": CellLayout(1, None, 1, ""),
+    "relu": CellLayout(1, None, 1, ""),
+    "gru": CellLayout(3, 2, 1, "z, r, n"),
+    "lstm": CellLayout(4, None, 2, "i, f, c, o"),
+}
+RNN_ACTIVATIONS = ("tanh", "relu")
 
 
 @dataclass
-class StackedRnnArgs:
-    inputs: tf.Tensor
+class StackedArgs:
+    cell: str
+    inputs: Optional[tf.Tensor]   # [B, T, D] floats, or None with tokens
+    tokens: Optional[tf.Tensor]   # [B, T] int32 token ids (one-hot inputs of D = kernels[0] rows), or None
     kernels: List[tf.Tensor]
     recurrent_kernels: List[tf.Tensor]
     biases: List[tf.Tensor]
-    initial_states: List[tf.Tensor]
-    activation: str
+    initial_states: list          # per layer a tensor [B, H], or for the LSTM a pair (h, c)
     dtype: tf.DType
     batch: object  # int, or a scalar tensor when the batch size is only known at run time
     time: Optional[int]
@@ -36,14 +56,14 @@ def _as_list(name, value):
     return list(value)
 
 
-def _convert(name, value, dtype=None):
+def _convert(name, value, dtype=None, allowed=FLOAT_DTYPES):
     try:
         tensor = tf.convert_to_tensor(value, dtype=dtype)
     except (TypeError, ValueError) as e:
         expected = f" of dtype {dtype.name}" if dtype is not None else ""
         raise ValueError(f"{name} must be a tensor{expected}: {e}") from None
-    if tensor.dtype not in FLOAT_DTYPES:
-        raise ValueError(f"{name} must be float32 or float64; got {tensor.dtype.name}")
+    if tensor.dtype not in allowed:
+        raise ValueError(f"{name} must be {' or '.join(d.name for d in allowed)}; got {tensor.dtype.name}")
     return tensor
 
 
@@ -60,14 +80,31 @@ def _check_shape(name, tensor, expected):
             raise ValueError(f"{name} must have shape {text}; got shape {shape}")
 
 
-def _stacked_args(inputs, kernels, recurrent_kernels, biases, initial_states, gates, bias_rows):
-    """The checks both cells share. `gates` column blocks of H per weight matrix (1 for the RNN, 3 for the GRU's
-    z | r | n); biases are [H * gates] when bias_rows is None, else [bias_rows, H * gates].
+def _inputs(value):
+    """Float inputs [B, T, D], or integer token ids [B, T] (what a one-hot input of kernels[0]'s rows computes)."""
+    probe = value if tf.is_tensor(value) or isinstance(value, tf.Variable) else None
+    if probe is None:
+        try:
+            probe = tf.convert_to_tensor(value)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"inputs must be a tensor: {e}") from None
+    if probe.dtype in TOKEN_DTYPES and probe.shape.rank == 2:
+        return None, tf.cast(probe, tf.int32)
+    if probe.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"inputs must be float32 or float64; got {probe.dtype.name} (integer token ids are "
+                         f"accepted as a [batch, time] tensor; got shape {probe.shape})")
+    inputs = _convert("inputs", probe, allowed=FLOAT_DTYPES)
+    if inputs.shape.rank is not None and inputs.shape.rank != 3:
+        raise ValueError(f"inputs must have shape [batch, time, features] (rank 3); got shape {inputs.shape}")
+    return inputs, None
 
-    Returns (inputs, kernels, recurrent_kernels, biases, initial_states, dtype, batch, time, input_size, hidden,
-    layers) with every tensor converted and checked."""
-    inputs = _convert("inputs", inputs)
-    dtype = inputs.dtype
+
+def stacked_args(cell, inputs, kernels, recurrent_kernels, biases, initial_states):
+    """Checks and converts the arguments of `deeprnn_fast.stacked_*` / `deeprnn_fast.reference.stacked_*` for `cell`
+    (one of CELLS); returns a StackedArgs."""
+    layout = CELLS[cell]
+    gates = layout.gates
+    dense, tokens = _inputs(inputs)
     kernels = _as_list("kernels", kernels)
     recurrent_kernels = _as_list("recurrent_kernels", recurrent_kernels)
     biases = _as_list("biases", biases)
@@ -75,13 +112,16 @@ def _stacked_args(inputs, kernels, recurrent_kernels, biases, initial_states, ga
     for name, lst in (("recurrent_kernels", recurrent_kernels), ("biases", biases)):
         if len(lst) != layers:
             raise ValueError(f"{name} must hold one tensor per layer ({layers}, as kernels); got {len(lst)}")
+    kernel0 = _convert("kernels[0]", kernels[0])
+    dtype = dense.dtype if dense is not None else kernel0.dtype
 
     def convert_all(name, lst):
         out = []
         for l, v in enumerate(lst):
             t = _convert(f"{name}[{l}]", v)
             if t.dtype != dtype:
-                raise ValueError(f"{name}[{l}] must have the dtype of inputs ({dtype.name}); got {t.dtype.name}")
+                source = "inputs" if dense is not None else "kernels[0]"
+                raise ValueError(f"{name}[{l}] must have the dtype of {source} ({dtype.name}); got {t.dtype.name}")
             out.append(t)
         return out
 
@@ -89,71 +129,63 @@ def _stacked_args(inputs, kernels, recurrent_kernels, biases, initial_states, ga
     recurrent_kernels = convert_all("recurrent_kernels", recurrent_kernels)
     biases = convert_all("biases", biases)
 
-    if inputs.shape.rank is not None and inputs.shape.rank != 3:
-        raise ValueError(f"inputs must have shape [batch, time, features] (rank 3); got shape {inputs.shape}")
-    in_shape = inputs.shape.as_list() if inputs.shape.rank else [None, None, None]
+    source = dense if dense is not None else tokens
+    in_shape = source.shape.as_list() if source.shape.rank else [None, None, None]
     _check_shape("kernels[0]", kernels[0], [None, None])
     input_size, columns = kernels[0].shape.as_list() if kernels[0].shape.rank else (None, None)
     units = "units" if gates == 1 else f"{gates} * units"
+    rows = "features" if dense is not None else "vocabulary"
     if columns is None or columns % gates or columns == 0:
-        what = "" if gates == 1 else " (the gates z, r, n side by side)"
-        raise ValueError(f"kernels[0] must have a statically known shape [features, {units}]{what}; "
+        what = "" if gates == 1 else f" (the gates {layout.gate_names} side by side)"
+        raise ValueError(f"kernels[0] must have a statically known shape [{rows}, {units}]{what}; "
                          f"got {kernels[0].shape}")
     hidden = columns // gates
-    if input_size is not None and in_shape[2] is not None and input_size != in_shape[2]:
+    if dense is not None and input_size is not None and in_shape[2] is not None and input_size != in_shape[2]:
         raise ValueError(f"kernels[0] must have shape [{in_shape[2]}, {columns}] (inputs have {in_shape[2]} "
                          f"features); got shape {kernels[0].shape}")
-    input_size = input_size if input_size is not None else in_shape[2]
-    bias_shape = [columns] if bias_rows is None else [bias_rows, columns]
+    if dense is not None and input_size is None:
+        input_size = in_shape[2]
+    if tokens is not None and input_size is None:
+        raise ValueError("with token inputs, kernels[0] must have a statically known number of rows (the "
+                         f"vocabulary); got {kernels[0].shape}")
+    bias_shape = [columns] if layout.bias_rows is None else [layout.bias_rows, columns]
     for l in range(layers):
         if l > 0:
             _check_shape(f"kernels[{l}]", kernels[l], [hidden, columns])
         _check_shape(f"recurrent_kernels[{l}]", recurrent_kernels[l], [hidden, columns])
         _check_shape(f"biases[{l}]", biases[l], bias_shape)
 
-    batch = in_shape[0] if in_shape[0] is not None else tf.shape(inputs)[0]
+    batch = in_shape[0] if in_shape[0] is not None else tf.shape(source)[0]
+    zeros = lambda: tf.zeros(tf.stack([batch, hidden]) if tf.is_tensor(batch) else [batch, hidden], dtype)  # noqa
+    static_batch = batch if isinstance(batch, int) else None
     if initial_states is None:
-        initial_states = [tf.zeros(tf.stack([batch, hidden]) if tf.is_tensor(batch) else [batch, hidden], dtype)
+        initial_states = [zeros() if layout.states == 1 else tuple(zeros() for _ in range(layout.states))
                           for _ in range(layers)]
     else:
         initial_states = _as_list("initial_states", initial_states)
         if len(initial_states) != layers:
-            raise ValueError(f"initial_states must hold one [batch, {hidden}] tensor per layer ({layers});"
-                             f" got {len(initial_states)}")
-        initial_states = convert_all("initial_states", initial_states)
-        static_batch = batch if isinstance(batch, int) else None
-        for l, s in enumerate(initial_states):
-            _check_shape(f"initial_states[{l}]", s, [static_batch, hidden])
-    return (inputs, kernels, recurrent_kernels, biases, initial_states, dtype, batch, in_shape[1], input_size, hidden,
-            layers)
+            each = f"[batch, {hidden}] tensor" if layout.states == 1 else f"pair (h, c) of [batch, {hidden}] tensors"
+            raise ValueError(f"initial_states must hold one {each} per layer ({layers}); got {len(initial_states)}")
+        if layout.states == 1:
+            initial_states = convert_all("initial_states", initial_states)
+            for l, s in enumerate(initial_states):
+                _check_shape(f"initial_states[{l}]", s, [static_batch, hidden])
+        else:
+            pairs = []
+            for l, pair in enumerate(initial_states):
+                if not isinstance(pair, (list, tuple)) or len(pair) != layout.states:
+                    raise ValueError(f"initial_states[{l}] must be a pair (h, c) of [batch, {hidden}] tensors; got "
+                                     f"{type(pair).__name__}")
+                pair = tuple(convert_all(f"initial_states[{l}]", list(pair)))
+                for name, s in zip("hc", pair):
+                    _check_shape(f"initial_states[{l}].{name}", s, [static_batch, hidden])
+                pairs.append(pair)
+            initial_states = pairs
+    return StackedArgs(cell, dense, tokens, kernels, recurrent_kernels, biases, initial_states, dtype, batch,
+                       in_shape[1], input_size, hidden, layers)
 
 
-def stacked_rnn_args(inputs, kernels, recurrent_kernels, biases, initial_states, activation):
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}; got {activation!r}")
-    (inputs, kernels, recurrent_kernels, biases, initial_states, dtype, batch, time, input_size, hidden,
-     layers) = _stacked_args(inputs, kernels, recurrent_kernels, biases, initial_states, gates=1, bias_rows=None)
-    return StackedRnnArgs(inputs, kernels, recurrent_kernels, biases, initial_states, activation, dtype, batch, time,
-                          input_size, hidden, layers)
-
-
-@dataclass
-class StackedGruArgs:
-    inputs: tf.Tensor
-    kernels: List[tf.Tensor]            # [in, 3H]: gates z | r | n side by side
-    recurrent_kernels: List[tf.Tensor]  # [H, 3H]
-    biases: List[tf.Tensor]             # [2, 3H]: input bias, recurrent bias
-    initial_states: List[tf.Tensor]
-    dtype: tf.DType
-    batch: object  # int, or a scalar tensor when the batch size is only known at run time
-    time: Optional[int]
-    input_size: int
-    hidden: int
-    layers: int
-
-
-def stacked_gru_args(inputs, kernels, recurrent_kernels, biases, initial_states):
-    """The checks of stacked_rnn_args for the GRU's shapes: kernels [in, 3H], recurrent kernels [H, 3H], biases
-    [2, 3H] (Keras' GRUCell with reset_after=True)."""
-    return StackedGruArgs(*_stacked_args(inputs, kernels, recurrent_kernels, biases, initial_states, gates=3,
-                                         bias_rows=2))
+def rnn_activation(activation):
+    if activation not in RNN_ACTIVATIONS:
+        raise ValueError(f"activation must be one of {RNN_ACTIVATIONS}; got {activation!r}")
+    return activation

@@ -1,20 +1,26 @@
-"""The fused stacked-RNN op: the public wrapper and its registered gradient.
+"""The fused stacked-RNN ops, one per cell: the public wrappers and their registered gradients.
 
-Split of work between the op and Python: the op does everything that runs once per (layer, time step) - the
+Split of work between the ops and Python: the op does everything that runs once per (layer, time step) - the
 wavefront of fused cells forward, the reverse wavefront backward, and the weight-gradient products over all steps -
 because those are what per-op dispatch makes slow. Python only checks arguments, stacks the initial states into one
-[L, B, H] tensor and splits the final states back into a list.
+tensor and splits the final states back into a list.
+
+Every wrapper takes dense inputs [B, T, D] or integer token ids [B, T]: a token input computes what a one-hot input
+of kernels[0]'s rows computes, without the one-hot tensor and its product (kernels[0] is then [vocabulary, G*H]), and
+its gradient is a sum of rows. Every wrapper falls back to the same-named function of `deeprnn_fast.reference`, with
+one warning, when the compiled library is unavailable.
 """
 import tensorflow as tf
 
 from deeprnn_fast import _library, _validate, reference
 
-__all__ = ["stacked_rnn", "build_info"]
+__all__ = ["stacked_rnn", "stacked_gru", "stacked_lstm", "build_info"]
 
 
 def build_info():
     """How the compiled library was built: the TensorFlow version, whether CUDA kernels were built and for which
-    targets, and whether the library can be loaded in this process (with the reason when it cannot)."""
+    targets, whether the library can be loaded in this process (with the reason when it cannot), and the CPU
+    instruction set its kernels run on here."""
     info = _library.read_build_info()
     result = {
         "built": info is not None,
@@ -23,6 +29,7 @@ def build_info():
         "cuda": bool(info and info.get("cuda")),
         "cuda_archs": list(info.get("cuda_archs", [])) if info else [],
         "library_path": _library.LIBRARY_PATH,
+        "cpu_isa": _library.cpu_isa(),
     }
     try:
         _library.library()
@@ -32,11 +39,46 @@ def build_info():
     return result
 
 
+# The op of each cell in the compiled library, and the attributes that select the cell.
+_FORWARD_OPS = {"tanh": "deeprnn_fast_stacked_rnn", "relu": "deeprnn_fast_stacked_rnn",
+                "gru": "deeprnn_fast_stacked_gru", "lstm": "deeprnn_fast_stacked_lstm"}
+_GRAD_OPS = {"DeeprnnFast>StackedRnn": "deeprnn_fast_stacked_rnn_grad",
+             "DeeprnnFast>StackedGru": "deeprnn_fast_stacked_gru_grad",
+             "DeeprnnFast>StackedLstm": "deeprnn_fast_stacked_lstm_grad"}
+
+
+def _cell_attrs(cell):
+    return {"activation": cell} if cell in _validate.RNN_ACTIVATIONS else {}
+
+
+def _fused(cell, inputs, kernels, recurrent_kernels, biases, initial_states):
+    lib = _library.library_or_warn()
+    fallback = {"tanh": reference.stacked_rnn, "relu": reference.stacked_rnn, "gru": reference.stacked_gru,
+                "lstm": reference.stacked_lstm}[cell]
+    if lib is None:
+        extra = _cell_attrs(cell)
+        return fallback(inputs, kernels, recurrent_kernels, biases, initial_states, **extra)
+    args = _validate.stacked_args(cell, inputs, kernels, recurrent_kernels, biases, initial_states)
+    lstm = _validate.CELLS[cell].states > 1
+    states = tf.stack([tf.stack(pair) for pair in args.initial_states] if lstm else args.initial_states)
+    if args.tokens is not None:
+        dense, tokens = tf.zeros(tf.stack([tf.shape(args.tokens)[0], tf.shape(args.tokens)[1], 0]), args.dtype), \
+            [args.tokens]
+    else:
+        dense, tokens = args.inputs, []
+    results = getattr(lib, _FORWARD_OPS[cell])(dense, args.kernels, args.recurrent_kernels, args.biases, states,
+                                               tokens, **_cell_attrs(cell))
+    outputs, final_states = results[0], tf.unstack(results[1], num=args.layers)
+    if lstm:
+        final_states = [tuple(tf.unstack(pair, num=2)) for pair in final_states]
+    return outputs, final_states
+
+
 def stacked_rnn(inputs, kernels, recurrent_kernels, biases, initial_states=None, activation="tanh"):
     """Fused stacked RNN: H_t^(l) = phi(H_t^(l-1) W_x^(l) + H_{t-1}^(l) W_h^(l) + b^(l)).
 
     Args:
-      inputs: [B, T, D] float32 or float64 tensor (batch major, as in Keras).
+      inputs: [B, T, D] float32 or float64 tensor (batch major, as in Keras), or [B, T] integer token ids.
       kernels: list of L tensors, [D, H] for the first layer and [H, H] for the others.
       recurrent_kernels: list of L tensors [H, H].
       biases: list of L tensors [H].
@@ -45,30 +87,74 @@ def stacked_rnn(inputs, kernels, recurrent_kernels, biases, initial_states=None,
 
     Returns:
       (outputs, final_states): the top layer's sequence [B, T, H] and a list of L final states [B, H].
-      Differentiable with respect to every tensor argument.
-
-    Falls back to `deeprnn_fast.reference.stacked_rnn`, with one warning, when the compiled library is unavailable.
+      Differentiable with respect to every float tensor argument.
     """
-    lib = _library.library_or_warn()
-    if lib is None:
-        return reference.stacked_rnn(inputs, kernels, recurrent_kernels, biases, initial_states, activation)
-    args = _validate.stacked_rnn_args(inputs, kernels, recurrent_kernels, biases, initial_states, activation)
-    outputs, final_states, _ = lib.deeprnn_fast_stacked_rnn(
-        args.inputs, args.kernels, args.recurrent_kernels, args.biases, tf.stack(args.initial_states),
-        activation=args.activation)
-    return outputs, tf.unstack(final_states, num=args.layers)
+    return _fused(_validate.rnn_activation(activation), inputs, kernels, recurrent_kernels, biases, initial_states)
 
 
-@tf.RegisterGradient("DeeprnnFast>StackedRnn")
-def _stacked_rnn_grad(op, grad_outputs, grad_final_states, _grad_activations):
-    """One fused backward op. The activations output exists for this function only; its gradient is ignored."""
+def stacked_gru(inputs, kernels, recurrent_kernels, biases, initial_states=None):
+    """Fused stacked GRU: Keras' GRUCell with reset_after=True (its default, the cuDNN-compatible form), per layer
+
+        z = sigmoid(x Wx_z + bx_z + h Wh_z + bh_z),  r = sigmoid(x Wx_r + bx_r + h Wh_r + bh_r),
+        n = tanh(x Wx_n + bx_n + r * (h Wh_n + bh_n)),  h' = z * h + (1 - z) * n.
+
+    Args:
+      inputs: [B, T, D] float32 or float64 tensor (batch major, as in Keras), or [B, T] integer token ids.
+      kernels: list of L tensors, [D, 3H] for the first layer and [H, 3H] for the others: Keras' `kernel`, the
+        gates' columns side by side in the order z, r, n.
+      recurrent_kernels: list of L tensors [H, 3H]: Keras' `recurrent_kernel`.
+      biases: list of L tensors [2, 3H]: Keras' `bias`, the input bias in row 0 and the recurrent bias in row 1.
+      initial_states: None (zeros) or a list of L tensors [B, H].
+
+    Returns:
+      (outputs, final_states): the top layer's sequence [B, T, H] and a list of L final states [B, H].
+      Differentiable with respect to every float tensor argument.
+    """
+    return _fused("gru", inputs, kernels, recurrent_kernels, biases, initial_states)
+
+
+def stacked_lstm(inputs, kernels, recurrent_kernels, biases, initial_states=None):
+    """Fused stacked LSTM: Keras' LSTMCell (sigmoid recurrent activation, tanh activation), per layer
+
+        [i, f, g, o] = x Wx + h Wh + b (gate order i, f, c, o),  i, f, o sigmoid, g tanh,
+        c' = f * c + i * g,  h' = o * tanh(c').
+
+    Args:
+      inputs: [B, T, D] float32 or float64 tensor (batch major, as in Keras), or [B, T] integer token ids.
+      kernels: list of L tensors, [D, 4H] for the first layer and [H, 4H] for the others: Keras' `kernel`.
+      recurrent_kernels: list of L tensors [H, 4H]: Keras' `recurrent_kernel`.
+      biases: list of L tensors [4H]: Keras' `bias`.
+      initial_states: None (zeros) or a list of L pairs (h, c) of [B, H] tensors.
+
+    Returns:
+      (outputs, final_states): the top layer's h sequence [B, T, H] and a list of L pairs (h, c) of [B, H].
+      Differentiable with respect to every float tensor argument.
+    """
+    return _fused("lstm", inputs, kernels, recurrent_kernels, biases, initial_states)
+
+
+def _stacked_grad(op, grad_outputs, grad_final_states, *_grad_saved):
+    """One fused backward op for every cell's forward op. The activations and gates outputs exist for this
+    function only; their gradients are ignored. An input whose gradient nobody asked for (a constant, tokens)
+    costs nothing: the tape says which (skip_input_indices), and the op then skips dX."""
     n = op.get_attr("N")
+    has_tokens = op.get_attr("num_tokens") > 0
     inputs = op.inputs[0]
     kernels = list(op.inputs[1:1 + n])
     recurrent_kernels = list(op.inputs[1 + n:1 + 2 * n])
     initial_states = op.inputs[1 + 3 * n]
-    grads = _library.library().deeprnn_fast_stacked_rnn_grad(
-        inputs, kernels, recurrent_kernels, initial_states, op.outputs[2], grad_outputs, grad_final_states,
-        activation=op.get_attr("activation"))
+    tokens = list(op.inputs[2 + 3 * n:]) if has_tokens else []
+    skip = getattr(op, "skip_input_indices", None) or ()
+    compute_grad_inputs = not has_tokens and 0 not in skip
+    attrs = {"activation": op.get_attr("activation")} if op.type == "DeeprnnFast>StackedRnn" else {}
+    saved = list(op.outputs[2:])  # activations, and the gates of a cell that saves them
+    grads = getattr(_library.library(), _GRAD_OPS[op.type])(
+        inputs, kernels, recurrent_kernels, initial_states, *saved, grad_outputs, grad_final_states, tokens,
+        compute_grad_inputs=compute_grad_inputs, **attrs)
     grad_inputs, grad_kernels, grad_recurrent, grad_biases, grad_initial = grads
-    return [grad_inputs] + list(grad_kernels) + list(grad_recurrent) + list(grad_biases) + [grad_initial]
+    return ([grad_inputs if compute_grad_inputs else None] + list(grad_kernels) + list(grad_recurrent)
+            + list(grad_biases) + [grad_initial] + [None] * len(tokens))
+
+
+for _op_type in _GRAD_OPS:
+    tf.RegisterGradient(_op_type)(_stacked_grad)

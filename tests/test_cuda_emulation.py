@@ -25,8 +25,8 @@ pytestmark = pytest.mark.skipif(os.environ.get("DEEPRNN_FAST_EMULATION_TESTS") !
 
 def _build():
     asan = os.environ.get("DEEPRNN_FAST_EMULATION_ASAN") == "1"
-    sources = sorted(glob.glob(f"{ROOT}/csrc/**/*.*", recursive=True) + glob.glob(f"{ROOT}/tests/cuda_emulation/*")
-                     + [f"{ROOT}/benchmarks/gpu/build_kernels.py"])
+    sources = sorted(p for p in glob.glob(f"{ROOT}/csrc/**/*", recursive=True) + glob.glob(f"{ROOT}/tests/cuda_emulation/*")
+                     + [f"{ROOT}/benchmarks/gpu/build_kernels.py"] if os.path.isfile(p) and "__pycache__" not in p)
     digest = hashlib.sha256(str(asan).encode())
     for path in sources:
         with open(path, "rb") as f:

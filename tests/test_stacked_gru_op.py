@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import deeprnn_fast
 from deeprnn_fast import _library, reference
-from deeprnn_fast.gru_ops import stacked_gru
+from deeprnn_fast.ops import stacked_gru
 from op_testing import flatten_args, loss_of, scaled_close
 
 # (B, T, D, H, L): ones everywhere, H below / across / not a multiple of the 16- and 8-wide column tiles, B across
@@ -317,7 +317,7 @@ def test_raw_op_rejects_garbage(case, mode):
     op = _library.library().deeprnn_fast_stacked_gru
     as_f32 = lambda x: tf.constant(x, tf.float32)  # noqa: E731
     run = lambda: op(as_f32(inputs), [as_f32(k) for k in kernels], [as_f32(r) for r in recurrent],  # noqa: E731
-                     [as_f32(b) for b in biases], as_f32(initial))
+                     [as_f32(b) for b in biases], as_f32(initial), tokens=[])
     if mode == "graph":
         run = tf.function(run)
     with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match=message):
@@ -329,4 +329,4 @@ def test_raw_gradient_op_rejects_mismatched_gates():
     ones = lambda *s: tf.ones(s, tf.float32)  # noqa: E731
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"gates must have shape \[1, 4, 3, 24\]"):
         grad(ones(3, 4, 5), [ones(5, 18)], [ones(6, 18)], ones(1, 3, 6), ones(1, 4, 3, 6), ones(1, 4, 3, 18),
-             ones(3, 4, 6), ones(1, 3, 6))
+             ones(3, 4, 6), ones(1, 3, 6), tokens=[])

@@ -2,9 +2,10 @@
 
     python benchmarks/gpu/build_kernels.py --out build/gpu_check [--cuda on|off|emulate] [--arch native|90|80;90]
 
-Compiles csrc/cpu/*.cc and csrc/cuda/*.cc with g++, csrc/cuda/*.cu with nvcc (or, with --cuda emulate, with g++
-against the CPU emulation of CUDA in tests/cuda_emulation), and csrc/python/*.cc with the pybind11 and Python
-headers of the interpreter running this script, all in parallel; then links
+Compiles the sources csrc/build.py lists (the one build description, shared with setup.py): the kernel library with
+g++, csrc/cuda/*.cu with nvcc (or, with --cuda emulate, with g++ against the CPU emulation of CUDA in
+tests/cuda_emulation), and csrc/python/*.cc with the pybind11 and Python headers of the interpreter running this
+script, all in parallel; then links
     OUT/_kernels<EXT_SUFFIX>        the module (load it with gpu_check --kernels, or copy it into deeprnn_fast/)
     OUT/stacked_rnn_selfcheck       tests/cuda_emulation/selfcheck_main.cc: the CUDA library against the CPU library
     OUT/ptxas_sm_XX.txt             nvcc's -Xptxas -v report (registers, shared memory, spills per kernel)
@@ -14,8 +15,8 @@ script then installs it from there into OUT/pydeps (pip --no-index) or fails say
 """
 import argparse
 import glob
+import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -23,6 +24,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def load_build_description():
+    spec = importlib.util.spec_from_file_location("deeprnn_build", os.path.join(ROOT, "csrc", "build.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BUILD = load_build_description()
 
 
 def find_pybind11(out_dir):
@@ -44,14 +55,6 @@ def find_pybind11(out_dir):
     sys.path.insert(0, target)
     import pybind11
     return pybind11.get_include()
-
-
-def find_nvcc():
-    for path in (os.path.join(os.environ.get("CUDA_HOME", ""), "bin", "nvcc"), "/usr/local/cuda/bin/nvcc",
-                 shutil.which("nvcc") or ""):
-        if path and os.access(path, os.X_OK):
-            return os.path.realpath(path)
-    return None
 
 
 def native_archs():
@@ -99,7 +102,7 @@ def main(argv=None):
     out = os.path.abspath(args.out)
     objs = os.path.join(out, "objs")
     os.makedirs(objs, exist_ok=True)
-    nvcc = find_nvcc() if args.cuda in ("auto", "on") else None
+    nvcc = BUILD.find_nvcc() if args.cuda in ("auto", "on") else None
     if args.cuda == "on" and nvcc is None:
         raise SystemExit("build_kernels: --cuda on but no nvcc (CUDA_HOME, /usr/local/cuda, PATH)")
     mode = "cuda" if nvcc else ("emulate" if args.cuda == "emulate" else "cpu")
@@ -108,7 +111,7 @@ def main(argv=None):
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
 
     with_cuda = ["-DDEEPRNN_WITH_CUDA=1"] if mode != "cpu" else []
-    gxx = ["g++", "-O3", "-fPIC", "-Wall", "-Wno-psabi", "-std=gnu++17", f"-I{ROOT}/csrc"] + with_cuda
+    gxx = ["g++"] + BUILD.CXX_FLAGS + with_cuda
     emu = ["g++", "-O2", "-fPIC", "-Wall", "-Wno-psabi", "-Wno-unknown-pragmas", "-std=c++20",
            "-DDEEPRNN_CUDA_EMULATION=1", f"-I{ROOT}/tests/cuda_emulation", f"-I{ROOT}/csrc"]
     if args.asan:
@@ -118,7 +121,7 @@ def main(argv=None):
     def obj(src, tag):
         return os.path.join(objs, tag + "_" + os.path.relpath(src, ROOT).replace(os.sep, "_") + ".o")
 
-    for src in sorted(glob.glob(f"{ROOT}/csrc/cpu/*.cc") + glob.glob(f"{ROOT}/csrc/cuda/*.cc")):
+    for src in BUILD.library_sources():
         o = obj(src, "lib")
         jobs.append((gxx + ["-c", src, "-o", o], None))
         lib.append(o)
@@ -127,21 +130,19 @@ def main(argv=None):
     if mode == "cuda":
         archs = native_archs() if args.arch == "native" else [a for a in args.arch.replace(",", ";").split(";") if a]
         cuda_home = os.path.dirname(os.path.dirname(nvcc))
-        gencode = []
-        for a in archs:
-            gencode += ["-gencode", f"arch=compute_{a},code=sm_{a}"]
-        for src in sorted(glob.glob(f"{ROOT}/csrc/cuda/*.cu")):
+        gencode = BUILD.gencode_flags(archs, ptx=False)
+        for src in BUILD.cuda_sources():
             o = obj(src, "cu")
             log = os.path.join(objs, os.path.basename(src) + ".ptxas.txt")
-            jobs.append(([nvcc, "-O3", "-std=c++17", "-lineinfo", "-Xcompiler", "-fPIC", "-Xptxas", "-v",
-                          f"-I{ROOT}/csrc"] + gencode + ["-c", src, "-o", o], log))
+            jobs.append(([nvcc] + BUILD.NVCC_FLAGS + ["-lineinfo", "-Xptxas", "-v"] + gencode + ["-c", src, "-o", o],
+                         log))
             lib.append(o)
     elif mode == "emulate":
-        for src in sorted(glob.glob(f"{ROOT}/csrc/cuda/*.cu")):
+        for src in BUILD.cuda_sources():
             o = obj(src, "emu")
             jobs.append((emu + ["-x", "c++", "-c", src, "-o", o], None))
             lib.append(o)
-    for src in sorted(glob.glob(f"{ROOT}/csrc/python/*.cc")):
+    for src in BUILD.python_sources():
         o = obj(src, "py")
         jobs.append((gxx + ["-fvisibility=hidden", f"-I{pybind_include}", f"-I{py_include}", "-c", src, "-o", o],
                      None))
@@ -162,8 +163,7 @@ def main(argv=None):
     link = ["-lpthread"]
     if mode == "cuda":
         # Static, private CUDA runtime: the module then loads without a system libcudart and exports no cuda* symbol.
-        link = [f"-L{cuda_home}/lib64", "-l:libcudart_static.a", "-Wl,--exclude-libs,libcudart_static.a", "-ldl",
-                "-lrt", "-lpthread"]
+        link = BUILD.cuda_link_flags(nvcc)
     sanitize = ["-fsanitize=address,undefined"] if (args.asan and mode == "emulate") else []
     module = os.path.join(out, "_kernels" + suffix)
     run(["g++", "-shared", "-o", module + ".tmp"] + lib + py + link)

@@ -25,6 +25,7 @@
 #include "deeprnn/stacked_gru_cuda.h"
 #include "deeprnn/stacked_rnn.h"
 #include "deeprnn/stacked_rnn_cuda.h"
+#include "deeprnn/stacked.h"
 
 namespace py = pybind11;
 
@@ -334,39 +335,83 @@ struct GruBackwardPointers : Pointers<T> {
 
 // ---- CPU ----
 
+deeprnn::Cell CellOf(Activation act) { return act == Activation::kRelu ? deeprnn::Cell::kRelu : deeprnn::Cell::kTanh; }
+
 template <typename T>
 void ForwardCpu(const Shape& s, Activation act, const ForwardArrays& a) {
   ForwardPointers<T> p(HostView, s, a);
+  deeprnn::ForwardArgs<T> args;
+  args.cell = CellOf(act);
+  args.shape = s;
+  args.inputs.dense = p.inputs;
+  args.weights = p.W();
+  args.initial_states = p.initial_states;
+  args.outputs = p.outputs;
+  args.final_states = p.final_states;
+  args.activations = p.activations;
   py::gil_scoped_release release;
-  deeprnn::StackedRnnForwardCpu<T>(s, act, p.inputs, p.W(), p.initial_states, p.outputs, p.final_states,
-                                   p.activations, deeprnn::SerialFor);
+  deeprnn::StackedForwardCpu<T>(args, deeprnn::SerialFor);
 }
 
 template <typename T>
 void BackwardCpu(const Shape& s, Activation act, const BackwardArrays& a) {
   BackwardPointers<T> p(HostView, s, a);
+  deeprnn::BackwardArgs<T> args;
+  args.cell = CellOf(act);
+  args.shape = s;
+  args.inputs.dense = p.inputs;
+  args.weights = p.W();
+  args.initial_states = p.initial_states;
+  args.activations = p.activations;
+  args.grad_outputs = p.grad_outputs;
+  args.grad_final_states = p.grad_final_states;
+  args.grad_inputs = p.grad_inputs;
+  args.grad_weights = p.G();
+  args.grad_initial_states = p.grad_initial_states;
+  // grad_preactivations is at least [L,T,B,H]; the pass may need more for large batches.
+  const int64_t needed = deeprnn::StackedBackwardCpuScratchSize(args.cell, s, sizeof(T));
+  std::vector<T> extra(needed > s.layers * s.time * s.batch * s.hidden ? needed : 0);
+  T* scratch = extra.empty() ? p.grad_preactivations : extra.data();
   py::gil_scoped_release release;
-  deeprnn::StackedRnnBackwardCpu<T>(s, act, p.inputs, p.W(), p.initial_states, p.activations, p.grad_outputs,
-                                    p.grad_final_states, p.grad_inputs, p.G(), p.grad_initial_states,
-                                    p.grad_preactivations, deeprnn::SerialFor);
+  deeprnn::StackedBackwardCpu<T>(args, scratch, deeprnn::SerialFor);
 }
 
 template <typename T>
 void GruForwardCpu(const Shape& s, const GruForwardArrays& a) {
   GruForwardPointers<T> p(HostView, s, a);
+  deeprnn::ForwardArgs<T> args;
+  args.cell = deeprnn::Cell::kGru;
+  args.shape = s;
+  args.inputs.dense = p.inputs;
+  args.weights = p.GruW();
+  args.initial_states = p.initial_states;
+  args.outputs = p.outputs;
+  args.final_states = p.final_states;
+  args.activations = p.activations;
+  args.saved = p.gates;
   py::gil_scoped_release release;
-  deeprnn::StackedGruForwardCpu<T>(s, p.inputs, p.GruW(), p.initial_states, p.outputs, p.final_states,
-                                   p.activations, p.gates, deeprnn::SerialFor);
+  deeprnn::StackedForwardCpu<T>(args, deeprnn::SerialFor);
 }
 
 template <typename T>
 void GruBackwardCpu(const Shape& s, const GruBackwardArrays& a) {
   GruBackwardPointers<T> p(HostView, s, a);
+  deeprnn::BackwardArgs<T> args;
+  args.cell = deeprnn::Cell::kGru;
+  args.shape = s;
+  args.inputs.dense = p.inputs;
+  args.weights = p.GruW();
+  args.initial_states = p.initial_states;
+  args.activations = p.activations;
+  args.saved = p.gates;
+  args.grad_outputs = p.grad_outputs;
+  args.grad_final_states = p.grad_final_states;
+  args.grad_inputs = p.grad_inputs;
+  args.grad_weights = p.GruG();
+  args.grad_initial_states = p.grad_initial_states;
   py::gil_scoped_release release;
-  std::vector<T> scratch(static_cast<size_t>(deeprnn::StackedGruBackwardCpuScratchSize<T>(s)));
-  deeprnn::StackedGruBackwardCpu<T>(s, p.inputs, p.GruW(), p.initial_states, p.activations, p.gates, p.grad_outputs,
-                                    p.grad_final_states, p.grad_inputs, p.GruG(), p.grad_initial_states,
-                                    scratch.data(), deeprnn::SerialFor);
+  std::vector<T> scratch(static_cast<size_t>(deeprnn::StackedBackwardCpuScratchSize(args.cell, s, sizeof(T))));
+  deeprnn::StackedBackwardCpu<T>(args, scratch.data(), deeprnn::SerialFor);
 }
 
 // ---- planning (no GPU needed) ----
@@ -648,7 +693,7 @@ PYBIND11_MODULE(_kernels, m) {
   }, "True when the module was compiled with the CUDA kernels.");
   m.def("cuda_available", &CudaAvailable, "True when the module has CUDA kernels and a CUDA device is visible.");
   m.def("cpu_isa", [] { return std::string(deeprnn::CpuKernelIsa()); },
-        "The instruction set of the CPU passes: 'avx2+fma' or 'generic' (DEEPRNN_FAST_CPU_ISA=generic forces it).");
+        "The instruction set of the CPU passes: 'avx512', 'avx2' or 'generic' (DEEPRNN_FAST_CPU_ISA forces one).");
 
   m.def(
       "forward_cpu",

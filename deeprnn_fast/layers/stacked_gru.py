@@ -107,10 +107,10 @@ class StackedGRU(StackedRecurrentBase):
         return None
 
     def _run_fused(self, inputs, cell_weights, initial_states):
-        from deeprnn_fast import gru_ops  # lazily, as _fused: the package may still be loading
+        from deeprnn_fast import ops  # lazily, as _fused: the package may still be loading
         biases = [b if b is not None else tf.zeros([2, 3 * self.units], inputs.dtype) for _, _, b in cell_weights]
-        return gru_ops.stacked_gru(inputs, [k for k, _, _ in cell_weights], [r for _, r, _ in cell_weights], biases,
-                                   initial_states)
+        return ops.stacked_gru(inputs, [k for k, _, _ in cell_weights], [r for _, r, _ in cell_weights], biases,
+                               initial_states)
 
     def _recurrent_mask(self, state):
         """Keras' GRU recurrent_dropout: one [B, H] mask per gate (z, r, h), layer and call, the same for every

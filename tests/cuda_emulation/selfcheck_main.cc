@@ -112,8 +112,17 @@ void RunCase(const Case& c, uint64_t seed) {
     cb.push_back(bias[l].data());
   }
   std::vector<T> y(B * TT * H), fin(L * B * H), act(L * TT * B * H);
-  deeprnn::StackedRnnForwardCpu<T>(c.shape, c.activation, x.data(), {cwx.data(), cwh.data(), cb.data()}, h0.data(),
-                                   y.data(), fin.data(), act.data(), deeprnn::SerialFor);
+  const deeprnn::Cell cell = c.activation == Activation::kRelu ? deeprnn::Cell::kRelu : deeprnn::Cell::kTanh;
+  deeprnn::ForwardArgs<T> fa;
+  fa.cell = cell;
+  fa.shape = c.shape;
+  fa.inputs.dense = x.data();
+  fa.weights = {cwx.data(), cwh.data(), cb.data()};
+  fa.initial_states = h0.data();
+  fa.outputs = y.data();
+  fa.final_states = fin.data();
+  fa.activations = act.data();
+  deeprnn::StackedForwardCpu<T>(fa, deeprnn::SerialFor);
   std::vector<T> dx(B * TT * D), dh0(L * B * H), dpre(L * TT * B * H);
   std::vector<std::vector<T>> dwx, dwh, db;
   std::vector<T*> pdwx, pdwh, pdb;
@@ -127,10 +136,20 @@ void RunCase(const Case& c, uint64_t seed) {
     pdwh.push_back(dwh[l].data());
     pdb.push_back(db[l].data());
   }
-  deeprnn::StackedRnnBackwardCpu<T>(c.shape, c.activation, x.data(), {cwx.data(), cwh.data(), cb.data()}, h0.data(),
-                                    act.data(), dy.data(), dfinal.data(), dx.data(),
-                                    {pdwx.data(), pdwh.data(), pdb.data()}, dh0.data(), dpre.data(),
-                                    deeprnn::SerialFor);
+  // With B < 128 the CPU pass keeps dLoss/dZ of every cell in its scratch: [L,T,B,H], compared below.
+  deeprnn::BackwardArgs<T> ba;
+  ba.cell = cell;
+  ba.shape = c.shape;
+  ba.inputs.dense = x.data();
+  ba.weights = {cwx.data(), cwh.data(), cb.data()};
+  ba.initial_states = h0.data();
+  ba.activations = act.data();
+  ba.grad_outputs = dy.data();
+  ba.grad_final_states = dfinal.data();
+  ba.grad_inputs = dx.data();
+  ba.grad_weights = {pdwx.data(), pdwh.data(), pdb.data()};
+  ba.grad_initial_states = dh0.data();
+  deeprnn::StackedBackwardCpu<T>(ba, dpre.data(), deeprnn::SerialFor);
 
   // "Device".
   DeviceBuffer<T> gx(B * TT * D), gh0(L * B * H), gy(B * TT * H), gfin(L * B * H), gact(L * TT * B * H);
@@ -259,9 +278,19 @@ void RunGruCase(const Shape& shape, CudaSchedule schedule, uint64_t seed) {
     cb.push_back(bias[l].data());
   }
   std::vector<T> y(B * TT * H), fin(L * B * H), act(L * TT * B * H), gates(L * TT * B * G);
-  deeprnn::StackedGruForwardCpu<T>(shape, x.data(), {cwx.data(), cwh.data(), cb.data()}, h0.data(), y.data(),
-                                   fin.data(), act.data(), gates.data(), deeprnn::SerialFor);
-  std::vector<T> dx(B * TT * D), dh0(L * B * H), scratch(deeprnn::StackedGruBackwardCpuScratchSize<T>(shape));
+  deeprnn::ForwardArgs<T> fa;
+  fa.cell = deeprnn::Cell::kGru;
+  fa.shape = shape;
+  fa.inputs.dense = x.data();
+  fa.weights = {cwx.data(), cwh.data(), cb.data()};
+  fa.initial_states = h0.data();
+  fa.outputs = y.data();
+  fa.final_states = fin.data();
+  fa.activations = act.data();
+  fa.saved = gates.data();
+  deeprnn::StackedForwardCpu<T>(fa, deeprnn::SerialFor);
+  std::vector<T> dx(B * TT * D), dh0(L * B * H),
+      scratch(deeprnn::StackedBackwardCpuScratchSize(deeprnn::Cell::kGru, shape, sizeof(T)));
   std::vector<std::vector<T>> dwx, dwh, db;
   std::vector<T*> pdwx, pdwh, pdb;
   for (int64_t l = 0; l < L; ++l) {
@@ -274,10 +303,20 @@ void RunGruCase(const Shape& shape, CudaSchedule schedule, uint64_t seed) {
     pdwh.push_back(dwh[l].data());
     pdb.push_back(db[l].data());
   }
-  deeprnn::StackedGruBackwardCpu<T>(shape, x.data(), {cwx.data(), cwh.data(), cb.data()}, h0.data(), act.data(),
-                                    gates.data(), dy.data(), dfinal.data(), dx.data(),
-                                    {pdwx.data(), pdwh.data(), pdb.data()}, dh0.data(), scratch.data(),
-                                    deeprnn::SerialFor);
+  deeprnn::BackwardArgs<T> ba;
+  ba.cell = deeprnn::Cell::kGru;
+  ba.shape = shape;
+  ba.inputs.dense = x.data();
+  ba.weights = {cwx.data(), cwh.data(), cb.data()};
+  ba.initial_states = h0.data();
+  ba.activations = act.data();
+  ba.saved = gates.data();
+  ba.grad_outputs = dy.data();
+  ba.grad_final_states = dfinal.data();
+  ba.grad_inputs = dx.data();
+  ba.grad_weights = {pdwx.data(), pdwh.data(), pdb.data()};
+  ba.grad_initial_states = dh0.data();
+  deeprnn::StackedBackwardCpu<T>(ba, scratch.data(), deeprnn::SerialFor);
 
   // "Device".
   DeviceBuffer<T> gx(B * TT * D), gh0(L * B * H), gy(B * TT * H), gfin(L * B * H), gact(L * TT * B * H);
@@ -349,7 +388,7 @@ void RunGruCase(const Shape& shape, CudaSchedule schedule, uint64_t seed) {
     ++failures;
     std::exit(1);
   }
-  // The GRU's CPU pass uses a float approximation of exp (cpu/gru_pointwise_simd.h); the kernels use expf.
+  // The GRU's CPU pass uses a float approximation of exp (engine/cpu/simd.h); the kernels use expf.
   const double tol = sizeof(T) == 4 ? 5e-5 : 1e-12;
   double worst = 0;
   std::string worst_name = "-";

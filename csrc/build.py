@@ -1,0 +1,88 @@
+"""The one build description of csrc/: which sources make which library, with which flags, and where nvcc is.
+
+Read by setup.py (the installed package: the TensorFlow op library and the pybind11 module) and by
+benchmarks/gpu/build_kernels.py (the TF-free module and the CUDA self-check on GPU machines, or against the CUDA
+emulation in the tests). Plain Python with no imports beyond the standard library, so that both can load it by
+path without installing anything.
+
+The parts of csrc/:
+- the kernel library: csrc/engine/ (the wavefront engine: CPU schedules and products, CUDA planning) and
+  csrc/cells/ (each cell's maths), plus the CUDA kernels csrc/cuda/*.cu;
+- the adapters: csrc/tf/ (the TensorFlow ops, g++ with TensorFlow's flags) and csrc/python/ (the pybind11 module).
+"""
+import os
+import shutil
+from glob import glob
+
+CSRC = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(CSRC)
+
+# g++ flags of every C++ source of the kernel library and the pybind11 module (the CPU engine's instruction sets
+# are chosen per translation unit by `#pragma GCC target`, never by flags here).
+CXX_FLAGS = ["-O3", "-fPIC", "-Wall", "-Wno-psabi", "-std=gnu++17", f"-I{CSRC}"]
+NVCC_FLAGS = ["-O3", "-std=c++17", "-Xcompiler", "-fPIC", f"-I{CSRC}"]
+DEFAULT_CUDA_ARCHS = "80;90"
+
+
+def library_sources():
+    """The kernel library's host C++ sources (CPU engine, cells' registry, CUDA launch planning)."""
+    return sorted(glob(f"{CSRC}/engine/**/*.cc", recursive=True) + glob(f"{CSRC}/cells/**/*.cc", recursive=True)
+                  + glob(f"{CSRC}/cuda/*.cc"))
+
+
+def cuda_sources():
+    return sorted(glob(f"{CSRC}/cuda/*.cu"))
+
+
+def tf_sources():
+    return sorted(glob(f"{CSRC}/tf/*.cc"))
+
+
+def python_sources():
+    return sorted(glob(f"{CSRC}/python/*.cc"))
+
+
+def all_sources():
+    """Every file the libraries are built from (headers included): what a cache of a build must hash."""
+    return sorted(p for p in glob(f"{CSRC}/**/*", recursive=True) if os.path.isfile(p))
+
+
+def find_nvcc(environ=os.environ):
+    """nvcc from CUDA_HOME, /usr/local/cuda or PATH; None when absent or when DEEPRNN_FAST_CUDA=0 asks for a CPU-only
+    build."""
+    if environ.get("DEEPRNN_FAST_CUDA", "1") == "0":
+        return None
+    candidates = []
+    if environ.get("CUDA_HOME"):
+        candidates.append(os.path.join(environ["CUDA_HOME"], "bin", "nvcc"))
+    candidates += ["/usr/local/cuda/bin/nvcc", shutil.which("nvcc") or ""]
+    for path in candidates:
+        if path and os.access(path, os.X_OK):
+            return os.path.realpath(path)
+    return None
+
+
+def parse_archs(text):
+    """'80;90' (or '80,90') -> ['80', '90']; ValueError naming the variable otherwise."""
+    archs = [a.strip() for a in text.replace(",", ";").split(";") if a.strip()]
+    if not archs or not all(a.isdigit() for a in archs):
+        raise ValueError(f"CUDA architectures must be compute capabilities like '80;90'; got {text!r}")
+    return archs
+
+
+def gencode_flags(archs, ptx=True):
+    """SASS for every architecture, plus PTX of the newest so that later GPUs can JIT it."""
+    flags = []
+    for a in archs:
+        flags += ["-gencode", f"arch=compute_{a},code=sm_{a}"]
+    if ptx:
+        flags += ["-gencode", f"arch=compute_{archs[-1]},code=compute_{archs[-1]}"]
+    return flags
+
+
+def cuda_link_flags(nvcc):
+    """The CUDA runtime linked statically and kept private: TensorFlow's own library exports a CUDA 12 runtime that
+    the library's calls would otherwise bind to (and the modules then load without a system libcudart)."""
+    cuda_home = os.path.dirname(os.path.dirname(nvcc))
+    return [f"-L{cuda_home}/lib64", "-l:libcudart_static.a", "-Wl,--exclude-libs,libcudart_static.a", "-ldl", "-lrt",
+            "-lpthread"]

@@ -1,0 +1,38 @@
+// The CPU backward pass's scratch (engine/cpu/backward.h): grad slots for every cell, or two per layer for the
+// streamed schedule, then the rolling dh and dc buffers of two cells per layer.
+#include "cells/gru/cell.h"
+#include "cells/lstm/cell.h"
+#include "cells/rnn/cell.h"
+#include "deeprnn/stacked.h"
+#include "engine/cpu/wavefront.h"
+
+namespace deeprnn {
+
+namespace {
+
+template <typename Cell>
+int64_t ScratchSizeOf(const Shape& shape, int element_bytes) {
+  const CellLayout layout = Cell::kLayout;
+  const int64_t weight_bytes = element_bytes * LargestLayerWeights(shape, layout.gates);
+  const bool streamed = StreamedWeightGrads(shape.batch, weight_bytes);
+  const int64_t cells = streamed ? std::min<int64_t>(2, shape.time) : shape.time;
+  const int64_t cell_values = shape.batch * shape.hidden;
+  int64_t size = shape.layers * cells * cell_values * Cell::kGradSlots;
+  if (!Cell::kFusedEpilogue) size += shape.layers * 2 * cell_values;  // dh
+  if (layout.states > 1) size += shape.layers * 2 * cell_values;      // dc
+  return size;
+}
+
+}  // namespace
+
+int64_t StackedBackwardCpuScratchSize(Cell cell, const Shape& shape, int element_bytes) {
+  switch (cell) {
+    case Cell::kTanh: return ScratchSizeOf<RnnCell<Cell::kTanh>>(shape, element_bytes);
+    case Cell::kRelu: return ScratchSizeOf<RnnCell<Cell::kRelu>>(shape, element_bytes);
+    case Cell::kGru: return ScratchSizeOf<GruCell>(shape, element_bytes);
+    case Cell::kLstm: return ScratchSizeOf<LstmCell>(shape, element_bytes);
+  }
+  return 0;
+}
+
+}  // namespace deeprnn

@@ -1,0 +1,135 @@
+// The wavefront schedule of a stacked RNN and the split of one step's cells into work units.
+#ifndef DEEPRNN_ENGINE_CPU_WAVEFRONT_H_
+#define DEEPRNN_ENGINE_CPU_WAVEFRONT_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "deeprnn/stacked.h"
+
+namespace deeprnn {
+
+// Step s of the wavefront holds the cells (l, t = s - l) for l in [first, last]: layer l is active once its
+// input (l - 1, t) exists and until its sequence ends. There are T + L - 1 steps.
+struct WavefrontStep {
+  int64_t first_layer;
+  int64_t last_layer;
+};
+
+inline int64_t NumWavefrontSteps(int64_t time, int64_t layers) { return time == 0 ? 0 : time + layers - 1; }
+
+inline WavefrontStep ActiveLayers(int64_t step, int64_t time, int64_t layers) {
+  return {std::max<int64_t>(0, step - time + 1), std::min<int64_t>(layers - 1, step)};
+}
+
+// A rectangle of one output matrix: rows [row_begin, row_end) and column panels [panel_begin, panel_end).
+struct Tile {
+  int64_t row_begin, row_end, panel_begin, panel_end;
+};
+
+// Splits an m x (panels) output into about `parts` tiles: across panels first (each tile then reads every row of
+// A against a few packed weight panels that stay in cache), then across rows in multiples of `row_quantum`.
+// Depends only on its arguments, so the same call always gives the same tiles.
+inline std::vector<Tile> SplitTiles(int64_t m, int64_t panels, int64_t parts, int64_t row_quantum) {
+  std::vector<Tile> tiles;
+  if (m <= 0 || panels <= 0) return tiles;
+  parts = std::max<int64_t>(1, parts);
+  const int64_t panel_parts = std::min(panels, parts);
+  const int64_t row_tiles = (m + row_quantum - 1) / row_quantum;
+  const int64_t row_parts = std::min(row_tiles, std::max<int64_t>(1, parts / panel_parts));
+  for (int64_t pr = 0; pr < panel_parts; ++pr) {
+    const int64_t p0 = panels * pr / panel_parts, p1 = panels * (pr + 1) / panel_parts;
+    for (int64_t rr = 0; rr < row_parts; ++rr) {
+      const int64_t r0 = std::min(m, row_tiles * rr / row_parts * row_quantum);
+      const int64_t r1 = std::min(m, row_tiles * (rr + 1) / row_parts * row_quantum);
+      if (r1 > r0 && p1 > p0) tiles.push_back({r0, r1, p0, p1});
+    }
+  }
+  return tiles;
+}
+
+// How many tiles a product of `flops` floating-point operations is worth splitting into: enough to feed a few
+// threads, few enough that each tile amortises its dispatch (about 0.25 MFLOP at least).
+inline int64_t PartsForWork(double flops, int64_t max_parts = 16) {
+  return std::max<int64_t>(1, std::min<int64_t>(max_parts, static_cast<int64_t>(flops / 2.5e5)));
+}
+
+// SplitTiles over rows [row_begin, row_end) of a larger output: the tiles' rows are absolute.
+inline std::vector<Tile> SplitRowRange(int64_t row_begin, int64_t row_end, int64_t panels, int64_t parts,
+                                       int64_t row_quantum) {
+  std::vector<Tile> tiles = SplitTiles(row_end - row_begin, panels, parts, row_quantum);
+  for (Tile& tile : tiles) {
+    tile.row_begin += row_begin;
+    tile.row_end += row_begin;
+  }
+  return tiles;
+}
+
+// Weights small enough to stay in cache through a whole pass (one layer's input and recurrent kernels together):
+// below this, schedules that revisit the weights at every step (streamed weight gradients, batch blocks) pay off.
+constexpr int64_t kSmallWeightBytes = 256 << 10;
+
+// Elements of the largest layer's weights, input and recurrent kernels together, for a cell whose matrices hold
+// `gates` gate blocks of H columns side by side (1 for the tanh/relu RNN, 3 for the GRU).
+inline int64_t LargestLayerWeights(const Shape& shape, int64_t gates) {
+  const int64_t widest_input = shape.layers > 1 ? std::max(shape.input, shape.hidden) : shape.input;
+  return (widest_input + shape.hidden) * gates * shape.hidden;
+}
+
+// The backward passes fold the weight gradients in step by step while the cells are in cache (large batches, small
+// weights) instead of running them over all T * B rows at the end.
+inline bool StreamedWeightGrads(int64_t batch, int64_t weight_bytes) {
+  return batch >= 128 && weight_bytes <= kSmallWeightBytes;
+}
+
+// Batch blocks. The rows of the batch never meet in the recurrence (only the weight gradients sum over them), so a
+// large batch can be cut into blocks of rows that each run the whole wavefront on their own, one block per work
+// unit: no synchronisation between steps, and a block's cells stay in cache from one step to the next. That beats
+// splitting every step's cells across threads when the batch is large and the weights small (the book's B = 1024,
+// H = 32: a step is ~0.3 ms of work, and ~65 steps per training step each pay a fork and a join). Wide layers keep
+// the per-step split, since every block would read all the weights at every step.
+//
+// The blocks depend only on the shape (never on the thread count), so the partial weight gradients they produce are
+// summed in the same order on any machine and results stay bitwise reproducible.
+struct RowBlock {
+  int64_t row_begin, row_end;
+};
+
+// Every block has at least kMinBlockRows rows (so that its products stay efficient) and there are at most
+// kMaxBatchBlocks (enough to balance that many threads, few enough that the partial weight gradients stay small).
+constexpr int64_t kMinBlockRows = 64;
+constexpr int64_t kMaxBatchBlocks = 16;
+
+// The blocks of a batch-blocked schedule, in multiples of `row_quantum` rows, or none when the per-step split is the
+// better schedule. `weight_bytes` is the size of the largest layer's weights (LargestLayerWeights). Blocks imply the
+// streamed weight gradients (a larger batch, the same weight bound), which the backward passes rely on.
+inline std::vector<RowBlock> BatchBlocks(int64_t batch, int64_t weight_bytes, int64_t row_quantum) {
+  std::vector<RowBlock> blocks;
+  if (batch < 4 * kMinBlockRows || weight_bytes > kSmallWeightBytes) return blocks;
+  const int64_t num = std::min(kMaxBatchBlocks, batch / kMinBlockRows);
+  const int64_t quanta = (batch + row_quantum - 1) / row_quantum;
+  for (int64_t i = 0; i < num; ++i)
+    blocks.push_back({std::min(batch, quanta * i / num * row_quantum),
+                      std::min(batch, quanta * (i + 1) / num * row_quantum)});
+  return blocks;
+}
+
+// Runs a pass over the whole batch: wavefront(row_begin, row_end, split, step_for) for rows [0, B) with each
+// step's tiles split across `parallel_for` when there are no blocks, else once per block on the thread that takes
+// it (split false, steps run serially).
+template <typename Wavefront>
+void RunOverBatch(int64_t batch, const std::vector<RowBlock>& blocks, const ParallelFor& parallel_for,
+                  Wavefront&& wavefront) {
+  if (blocks.empty()) {
+    wavefront(int64_t{0}, batch, true, parallel_for);
+    return;
+  }
+  parallel_for(static_cast<int64_t>(blocks.size()), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) wavefront(blocks[b].row_begin, blocks[b].row_end, false, SerialFor);
+  });
+}
+
+}  // namespace deeprnn
+
+#endif  // DEEPRNN_ENGINE_CPU_WAVEFRONT_H_

@@ -1,0 +1,66 @@
+// The LSTM's op definitions ("DeeprnnFast>" namespaced like the tanh RNN's; see ops_rnn.cc for the conventions).
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tf/shape_inference.h"
+
+namespace deeprnn_fast {
+
+using ::tensorflow::shape_inference::InferenceContext;
+
+REGISTER_OP("DeeprnnFast>StackedLstm")
+    .Input("inputs: T")
+    .Input("kernels: N * T")
+    .Input("recurrent_kernels: N * T")
+    .Input("biases: N * T")
+    .Input("initial_states: T")
+    .Input("tokens: num_tokens * int32")
+    .Output("outputs: T")
+    .Output("final_states: T")
+    .Output("activations: T")
+    .Output("gates: T")
+    .Attr("T: {float, double}")
+    .Attr("N: int >= 1")
+    .Attr("num_tokens: int >= 0 = 0")
+    .SetShapeFn([](InferenceContext* c) { return internal::ForwardShapes(c, deeprnn::Cell::kLstm); })
+    .Doc(R"doc(
+Fused stacked LSTM, Keras' LSTMCell, gate order [i, f, c, o]: [a_i | a_f | a_g | a_o] = x Wx + h Wh + b,
+i, f, o = sigmoid(a_i, a_f, a_o), g = tanh(a_g), c' = f * c + i * g, h' = o * tanh(c').
+
+inputs: [B, T, D], batch major; with tokens, an empty [B, T, 0] tensor.
+kernels: N tensors, [D, 4H] for the first layer, [H, 4H] for the others (Wx, columns i | f | c | o).
+recurrent_kernels: N tensors [H, 4H] (Wh).
+biases: N tensors [4H].
+initial_states: [N, 2, B, H]: every layer's h (index 0) and c (index 1).
+tokens: none, or one [B, T] tensor of token ids in [0, D) (see DeeprnnFast>StackedRnn).
+outputs: [B, T, H], the top layer's h sequence.
+final_states: [N, 2, B, H], every layer's h and c after the last step (initial_states when T = 0).
+activations: [N, T, B, H], every layer's h, time major: for the gradient. Its own gradient is ignored.
+gates: [N, T, B, 5H], per cell and row [i | f | g | o | c']: for the gradient. Its own gradient is ignored.
+)doc");
+
+REGISTER_OP("DeeprnnFast>StackedLstmGrad")
+    .Input("inputs: T")
+    .Input("kernels: N * T")
+    .Input("recurrent_kernels: N * T")
+    .Input("initial_states: T")
+    .Input("activations: T")
+    .Input("gates: T")
+    .Input("grad_outputs: T")
+    .Input("grad_final_states: T")
+    .Input("tokens: num_tokens * int32")
+    .Output("grad_inputs: T")
+    .Output("grad_kernels: N * T")
+    .Output("grad_recurrent_kernels: N * T")
+    .Output("grad_biases: N * T")
+    .Output("grad_initial_states: T")
+    .Attr("T: {float, double}")
+    .Attr("N: int >= 1")
+    .Attr("num_tokens: int >= 0 = 0")
+    .Attr("compute_grad_inputs: bool = true")
+    .SetShapeFn([](InferenceContext* c) { return internal::GradShapes(c, deeprnn::Cell::kLstm); })
+    .Doc(R"doc(
+Gradient of DeeprnnFast>StackedLstm with respect to all of its inputs, given the forward op's activations and gates
+and the gradients of its outputs and final states (compute_grad_inputs as for DeeprnnFast>StackedRnnGrad).
+)doc");
+
+}  // namespace deeprnn_fast

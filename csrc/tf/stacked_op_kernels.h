@@ -1,0 +1,193 @@
+// The op kernels of every cell's ops (ops_*.cc), forward and gradient, for any device: check every input (the raw
+// ops can be called with anything), allocate outputs and scratch with TensorFlow's allocator, then hand the
+// library's argument structs (deeprnn/stacked.h) to the device's launcher (tf/launchers.h). A device file registers
+// them with DEEPRNN_FAST_REGISTER_KERNELS.
+#ifndef DEEPRNN_FAST_TF_STACKED_OP_KERNELS_H_
+#define DEEPRNN_FAST_TF_STACKED_OP_KERNELS_H_
+
+#include <string>
+#include <vector>
+
+#include "deeprnn/stacked.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tf/input_checks.h"
+#include "tf/launchers.h"
+
+namespace deeprnn_fast {
+
+namespace internal {
+
+// The cell of an op: fixed by the op's name, and for the tanh/relu RNN's ops by their `activation` attribute.
+inline absl::Status CellOfOp(tensorflow::OpKernelConstruction* ctx, deeprnn::Cell* cell) {
+  const std::string& op = ctx->def().op();
+  if (op == "DeeprnnFast>StackedGru" || op == "DeeprnnFast>StackedGruGrad") {
+    *cell = deeprnn::Cell::kGru;
+  } else if (op == "DeeprnnFast>StackedLstm" || op == "DeeprnnFast>StackedLstmGrad") {
+    *cell = deeprnn::Cell::kLstm;
+  } else {
+    std::string activation;
+    TF_RETURN_IF_ERROR(ctx->GetAttr("activation", &activation));
+    if (!deeprnn::CellFromName(activation, cell) || (*cell != deeprnn::Cell::kTanh && *cell != deeprnn::Cell::kRelu))
+      return absl::InvalidArgumentError("activation must be 'tanh' or 'relu'; got '" + activation + "'");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace internal
+
+template <typename Device, typename T>
+class StackedForwardOp : public tensorflow::OpKernel {
+ public:
+  explicit StackedForwardOp(tensorflow::OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, internal::CellOfOp(ctx, &cell_));
+  }
+
+  void Compute(tensorflow::OpKernelContext* ctx) override {
+    const deeprnn::CellLayout layout = deeprnn::LayoutOf(cell_);
+    deeprnn::ForwardArgs<T> args;
+    args.cell = cell_;
+    const tensorflow::Tensor* tokens;
+    OP_REQUIRES_OK(ctx, internal::CheckProblem(ctx, cell_, "initial_states", &args.shape, &tokens));
+    const deeprnn::Shape& s = args.shape;
+    tensorflow::OpInputList kernels, recurrent_kernels, biases;
+    OP_REQUIRES_OK(ctx, ctx->input_list("kernels", &kernels));
+    OP_REQUIRES_OK(ctx, ctx->input_list("recurrent_kernels", &recurrent_kernels));
+    OP_REQUIRES_OK(ctx, ctx->input_list("biases", &biases));
+    for (int64_t l = 0; l < s.layers; ++l)
+      OP_REQUIRES_OK(ctx, internal::ExpectShape(biases[l], "biases[" + std::to_string(l) + "]",
+                                                internal::BiasShape(layout, s.hidden)));
+    if (tokens) OP_REQUIRES_OK(ctx, (Launcher<Device, T>::CheckTokens(*tokens, s.input)));
+
+    tensorflow::Tensor *outputs, *final_states, *activations, *saved = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("outputs", {s.batch, s.time, s.hidden}, &outputs));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("final_states", tensorflow::TensorShape(internal::StatesShape(layout, s)),
+                                             &final_states));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("activations", {s.layers, s.time, s.batch, s.hidden}, &activations));
+    if (layout.saved_slots > 0)
+      OP_REQUIRES_OK(ctx, ctx->allocate_output("gates", {s.layers, s.time, s.batch, layout.saved_slots * s.hidden},
+                                               &saved));
+    const std::vector<const T*> k = internal::Pointers<T>(kernels), rk = internal::Pointers<T>(recurrent_kernels),
+                                b = internal::Pointers<T>(biases);
+    const tensorflow::Tensor* initial_states;
+    OP_REQUIRES_OK(ctx, ctx->input("initial_states", &initial_states));
+    if (tokens) {
+      args.inputs.tokens = tokens->flat<int32_t>().data();
+    } else {
+      args.inputs.dense = ctx->input(0).flat<T>().data();
+    }
+    args.weights = {k.data(), rk.data(), b.data()};
+    args.initial_states = initial_states->flat<T>().data();
+    args.outputs = outputs->flat<T>().data();
+    args.final_states = final_states->flat<T>().data();
+    args.activations = activations->flat<T>().data();
+    args.saved = saved ? saved->flat<T>().data() : nullptr;
+    OP_REQUIRES_OK(ctx, (Launcher<Device, T>::Forward(ctx, args)));
+  }
+
+ private:
+  deeprnn::Cell cell_;
+};
+
+template <typename Device, typename T>
+class StackedGradOp : public tensorflow::OpKernel {
+ public:
+  explicit StackedGradOp(tensorflow::OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, internal::CellOfOp(ctx, &cell_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("compute_grad_inputs", &compute_grad_inputs_));
+  }
+
+  void Compute(tensorflow::OpKernelContext* ctx) override {
+    const deeprnn::CellLayout layout = deeprnn::LayoutOf(cell_);
+    deeprnn::BackwardArgs<T> args;
+    args.cell = cell_;
+    const tensorflow::Tensor* tokens;
+    OP_REQUIRES_OK(ctx, internal::CheckProblem(ctx, cell_, "initial_states", &args.shape, &tokens));
+    const deeprnn::Shape& s = args.shape;
+    const tensorflow::Tensor *activations, *grad_outputs, *grad_final_states, *saved = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->input("activations", &activations));
+    OP_REQUIRES_OK(ctx, ctx->input("grad_outputs", &grad_outputs));
+    OP_REQUIRES_OK(ctx, ctx->input("grad_final_states", &grad_final_states));
+    OP_REQUIRES_OK(ctx, internal::ExpectShape(*activations, "activations", {s.layers, s.time, s.batch, s.hidden}));
+    if (layout.saved_slots > 0) {
+      OP_REQUIRES_OK(ctx, ctx->input("gates", &saved));
+      OP_REQUIRES_OK(ctx, internal::ExpectShape(*saved, "gates",
+                                                {s.layers, s.time, s.batch, layout.saved_slots * s.hidden}));
+    }
+    OP_REQUIRES_OK(ctx, internal::ExpectShape(*grad_outputs, "grad_outputs", {s.batch, s.time, s.hidden}));
+    OP_REQUIRES_OK(ctx, internal::ExpectShape(*grad_final_states, "grad_final_states",
+                                              internal::StatesShape(layout, s)));
+    if (tokens) OP_REQUIRES_OK(ctx, (Launcher<Device, T>::CheckTokens(*tokens, s.input)));
+    tensorflow::OpInputList kernels, recurrent_kernels;
+    OP_REQUIRES_OK(ctx, ctx->input_list("kernels", &kernels));
+    OP_REQUIRES_OK(ctx, ctx->input_list("recurrent_kernels", &recurrent_kernels));
+
+    tensorflow::Tensor* grad_inputs;
+    const bool dx = compute_grad_inputs_ && tokens == nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("grad_inputs",
+                                             dx ? ctx->input(0).shape() : tensorflow::TensorShape({s.batch, s.time, 0}),
+                                             &grad_inputs));
+    tensorflow::OpOutputList grad_kernels, grad_recurrent_kernels, grad_biases;
+    OP_REQUIRES_OK(ctx, ctx->output_list("grad_kernels", &grad_kernels));
+    OP_REQUIRES_OK(ctx, ctx->output_list("grad_recurrent_kernels", &grad_recurrent_kernels));
+    OP_REQUIRES_OK(ctx, ctx->output_list("grad_biases", &grad_biases));
+    std::vector<T*> gk(s.layers), grk(s.layers), gb(s.layers);
+    std::vector<const T*> no_biases(s.layers, nullptr);
+    for (int64_t l = 0; l < s.layers; ++l) {
+      tensorflow::Tensor *k, *rk, *b;
+      OP_REQUIRES_OK(ctx, grad_kernels.allocate(l, kernels[l].shape(), &k));
+      OP_REQUIRES_OK(ctx, grad_recurrent_kernels.allocate(l, recurrent_kernels[l].shape(), &rk));
+      OP_REQUIRES_OK(ctx, grad_biases.allocate(
+                              l, tensorflow::TensorShape(internal::BiasShape(layout, s.hidden)), &b));
+      gk[l] = k->flat<T>().data();
+      grk[l] = rk->flat<T>().data();
+      gb[l] = b->flat<T>().data();
+    }
+    tensorflow::Tensor* grad_initial_states;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output("grad_initial_states",
+                                             tensorflow::TensorShape(internal::StatesShape(layout, s)),
+                                             &grad_initial_states));
+    tensorflow::Tensor scratch;
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DataTypeToEnum<T>::value,
+                                           {Launcher<Device, T>::BackwardScratchSize(cell_, s)}, &scratch));
+
+    const std::vector<const T*> k = internal::Pointers<T>(kernels), rk = internal::Pointers<T>(recurrent_kernels);
+    const tensorflow::Tensor* initial_states;
+    OP_REQUIRES_OK(ctx, ctx->input("initial_states", &initial_states));
+    if (tokens) {
+      args.inputs.tokens = tokens->flat<int32_t>().data();
+    } else {
+      args.inputs.dense = ctx->input(0).flat<T>().data();
+    }
+    args.weights = {k.data(), rk.data(), no_biases.data()};
+    args.initial_states = initial_states->flat<T>().data();
+    args.activations = activations->flat<T>().data();
+    args.saved = saved ? saved->flat<T>().data() : nullptr;
+    args.grad_outputs = grad_outputs->flat<T>().data();
+    args.grad_final_states = grad_final_states->flat<T>().data();
+    args.grad_inputs = dx ? grad_inputs->flat<T>().data() : nullptr;
+    args.grad_weights = {gk.data(), grk.data(), gb.data()};
+    args.grad_initial_states = grad_initial_states->flat<T>().data();
+    OP_REQUIRES_OK(ctx, (Launcher<Device, T>::Backward(ctx, args, scratch.flat<T>().data())));
+  }
+
+ private:
+  deeprnn::Cell cell_;
+  bool compute_grad_inputs_;
+};
+
+}  // namespace deeprnn_fast
+
+// Registers the forward and gradient kernels of every cell's ops for one device (tensorflow::DEVICE_CPU /
+// DEVICE_GPU), device tag and dtype.
+#define DEEPRNN_FAST_REGISTER_KERNELS_FOR_OP(OP, DEVICE, DeviceTag, T)                                     \
+  REGISTER_KERNEL_BUILDER(Name("DeeprnnFast>" OP).Device(DEVICE).TypeConstraint<T>("T"),                \
+                          ::deeprnn_fast::StackedForwardOp<DeviceTag, T>);                              \
+  REGISTER_KERNEL_BUILDER(Name("DeeprnnFast>" OP "Grad").Device(DEVICE).TypeConstraint<T>("T"),         \
+                          ::deeprnn_fast::StackedGradOp<DeviceTag, T>);
+#define DEEPRNN_FAST_REGISTER_KERNELS(DEVICE, DeviceTag, T)                 \
+  DEEPRNN_FAST_REGISTER_KERNELS_FOR_OP("StackedRnn", DEVICE, DeviceTag, T)  \
+  DEEPRNN_FAST_REGISTER_KERNELS_FOR_OP("StackedGru", DEVICE, DeviceTag, T)  \
+  DEEPRNN_FAST_REGISTER_KERNELS_FOR_OP("StackedLstm", DEVICE, DeviceTag, T)
+
+#endif  // DEEPRNN_FAST_TF_STACKED_OP_KERNELS_H_
