@@ -7,6 +7,7 @@ initial states into one [L, B, H] tensor and splits the final states back into a
 import tensorflow as tf
 
 from deeprnn_fast import _library, _validate, reference
+from deeprnn_fast.ops import no_second_order_gradient
 
 __all__ = ["stacked_gru"]
 
@@ -54,3 +55,7 @@ def _stacked_gru_grad(op, grad_outputs, grad_final_states, _grad_activations, _g
         grad_final_states)
     grad_inputs, grad_kernels, grad_recurrent, grad_biases, grad_initial = grads
     return [grad_inputs] + list(grad_kernels) + list(grad_recurrent) + list(grad_biases) + [grad_initial]
+
+
+tf.RegisterGradient("DeeprnnFast>StackedGruGrad")(
+    no_second_order_gradient("DeeprnnFast>StackedGru", "deeprnn_fast.reference.stacked_gru"))

@@ -9,7 +9,27 @@ import tensorflow as tf
 
 from deeprnn_fast import _library, _validate, reference
 
-__all__ = ["stacked_rnn", "build_info"]
+__all__ = ["stacked_rnn", "build_info", "SecondOrderGradientError"]
+
+
+class SecondOrderGradientError(NotImplementedError, LookupError):
+    """Differentiating the fused ops' gradients (second-order gradients, or forward-mode autodiff, which TensorFlow
+    builds from them). A LookupError as well, as TensorFlow's own error for an op without a gradient, so that code
+    catching that still catches this."""
+
+    # Inside tf.function, AutoGraph re-raises an error as its own type only where that type's __init__ is
+    # Exception's (else it becomes a StagingError); the inherited one is the same function in effect.
+    __init__ = Exception.__init__
+
+
+def no_second_order_gradient(op_name, reference_function):
+    """A gradient function for the gradient op of `op_name` that says what is missing and what to use instead."""
+    def gradient(op, *grads):
+        raise SecondOrderGradientError(
+            f"second-order gradients (and forward-mode autodiff) of the fused {op_name} op are not implemented: its "
+            f"gradient op {op.type} has no gradient; use {reference_function}, the same maths in plain TensorFlow, "
+            "where they are needed")
+    return gradient
 
 
 def build_info():
@@ -72,3 +92,7 @@ def _stacked_rnn_grad(op, grad_outputs, grad_final_states, _grad_activations):
         activation=op.get_attr("activation"))
     grad_inputs, grad_kernels, grad_recurrent, grad_biases, grad_initial = grads
     return [grad_inputs] + list(grad_kernels) + list(grad_recurrent) + list(grad_biases) + [grad_initial]
+
+
+tf.RegisterGradient("DeeprnnFast>StackedRnnGrad")(
+    no_second_order_gradient("DeeprnnFast>StackedRnn", "deeprnn_fast.reference.stacked_rnn"))
