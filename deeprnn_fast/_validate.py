@@ -56,7 +56,24 @@ def _as_list(name, value):
     return list(value)
 
 
+def check_dense(name, value):
+    """A short error for a sparse or ragged tensor, which would otherwise fail inside tf.convert_to_tensor with a
+    message that prints every index and value it holds."""
+    if isinstance(value, (tf.SparseTensor, tf.compat.v1.SparseTensorValue)):
+        raise ValueError(f"{name} must be a dense tensor; got a tf.SparseTensor of shape {_shape_of(value)} "
+                         "(densify it first, e.g. with tf.sparse.to_dense)")
+    if isinstance(value, tf.RaggedTensor):
+        raise ValueError(f"{name} must be a dense tensor; got a tf.RaggedTensor of shape {value.shape} "
+                         "(densify it first, e.g. with its .to_tensor())")
+
+
+def _shape_of(sparse):
+    shape = getattr(sparse, "shape", None)
+    return shape if shape is not None else list(sparse.dense_shape)
+
+
 def _convert(name, value, dtype=None, allowed=FLOAT_DTYPES):
+    check_dense(name, value)
     try:
         tensor = tf.convert_to_tensor(value, dtype=dtype)
     except (TypeError, ValueError) as e:
@@ -82,6 +99,7 @@ def _check_shape(name, tensor, expected):
 
 def _inputs(value):
     """Float inputs [B, T, D], or integer token ids [B, T] (what a one-hot input of kernels[0]'s rows computes)."""
+    check_dense("inputs", value)
     probe = value if tf.is_tensor(value) or isinstance(value, tf.Variable) else None
     if probe is None:
         try:

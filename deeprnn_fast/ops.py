@@ -14,7 +14,17 @@ import tensorflow as tf
 
 from deeprnn_fast import _library, _validate, reference
 
-__all__ = ["stacked_rnn", "stacked_gru", "stacked_lstm", "build_info"]
+__all__ = ["stacked_rnn", "stacked_gru", "stacked_lstm", "build_info", "SecondOrderGradientError"]
+
+
+class SecondOrderGradientError(NotImplementedError, LookupError):
+    """Differentiating the fused ops' gradients (second-order gradients, or forward-mode autodiff, which TensorFlow
+    builds from them). A LookupError as well, as TensorFlow's own error for an op without a gradient, so that code
+    catching that still catches this."""
+
+    # Inside tf.function, AutoGraph re-raises an error as its own type only where that type's __init__ is
+    # Exception's (else it becomes a StagingError); the inherited one is the same function in effect.
+    __init__ = Exception.__init__
 
 
 def build_info():
@@ -156,5 +166,17 @@ def _stacked_grad(op, grad_outputs, grad_final_states, *_grad_saved):
             + list(grad_biases) + [grad_initial] + [None] * len(tokens))
 
 
+def _no_second_order_gradient(op, *grads):
+    """The gradient of every gradient op: it says what is missing and what to use instead."""
+    forward = op.type[:-len("Grad")]
+    function = {"DeeprnnFast>StackedRnn": "stacked_rnn", "DeeprnnFast>StackedGru": "stacked_gru",
+                "DeeprnnFast>StackedLstm": "stacked_lstm"}[forward]
+    raise SecondOrderGradientError(
+        f"second-order gradients (and forward-mode autodiff) of the fused {forward} op are not implemented: its "
+        f"gradient op {op.type} has no gradient; use deeprnn_fast.reference.{function}, the same maths in plain "
+        "TensorFlow, where they are needed")
+
+
 for _op_type in _GRAD_OPS:
     tf.RegisterGradient(_op_type)(_stacked_grad)
+    tf.RegisterGradient(_op_type + "Grad")(_no_second_order_gradient)

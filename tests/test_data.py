@@ -3,6 +3,7 @@ from (an explicit file, the environment, the cache, a download checked against i
 import functools
 import http.server
 import os
+import re
 import threading
 import urllib.error
 from pathlib import Path
@@ -164,6 +165,19 @@ def test_load_uses_the_environment_variable(tmp_path, monkeypatch):
 def test_locate_rejects_a_named_file_that_is_not_there(tmp_path, make, message):
     with pytest.raises(data.DataError, match=message):
         data.locate_text(str(make(tmp_path)))
+
+
+def _fifo(directory):
+    os.mkfifo(directory / "pipe")
+    return directory / "pipe"
+
+
+@pytest.mark.parametrize("make", [_fifo, lambda d: Path(os.devnull)], ids=["a FIFO", "/dev/null"])
+def test_a_named_file_that_is_not_a_regular_file_is_said_to_be_so(tmp_path, make):
+    # Opening the FIFO would wait forever for a writer: this must be decided from its type alone.
+    path = make(tmp_path)
+    with pytest.raises(data.DataError, match=f"the --data file {re.escape(str(path))} is not a regular file"):
+        data.load(str(path))
 
 
 def test_a_missing_file_named_by_the_environment_is_an_error_not_a_download(tmp_path, monkeypatch):

@@ -231,6 +231,68 @@ def test_loading_something_that_is_not_a_model_says_so(trained, tmp_path):
         lm.load_model(tmp_path)
 
 
+@pytest.mark.parametrize("cell", lm.CELLS)
+def test_the_expected_weight_shapes_are_those_of_every_built_model(corpus, cell):
+    # What model_dir checks a weights file against before building anything must be what building gives.
+    for implementation in lm.IMPLEMENTATIONS:
+        model = lm.build_model(_config(corpus, implementation, cell, hidden=5, layers=3))
+        description = {"vocab": corpus.vocab.idx_to_token, "cell": cell, "hidden": 5, "layers": 3}
+        assert model_dir.expected_weight_shapes(description) == [w.shape for w in model.get_weights()], implementation
+
+
+def test_a_flipped_bit_anywhere_in_the_weights_is_an_error_or_harmless(trained, tmp_path):
+    """Each of many single-bit flips either makes reading fail with a ModelDirError or (in a zip field nothing
+    reads, such as a timestamp) leaves every array exactly as saved: never other weights, never another error."""
+    lm.save_model(trained, tmp_path)
+    description = model_dir.read_description(tmp_path)
+    shapes = model_dir.expected_weight_shapes(description)
+    saved = model_dir.read_weights(tmp_path, shapes)
+    for expected, actual in zip(trained.get_weights(), saved):
+        np.testing.assert_array_equal(actual, expected)
+    path = tmp_path / model_dir.WEIGHTS_FILE
+    raw = path.read_bytes()
+    rng = np.random.default_rng(13)
+    failures = 0
+    for position in rng.choice(len(raw), size=60, replace=False):
+        flipped = bytearray(raw)
+        flipped[position] ^= 1 << int(rng.integers(8))
+        path.write_bytes(bytes(flipped))
+        try:
+            weights = model_dir.read_weights(tmp_path, shapes)
+        except model_dir.ModelDirError as e:
+            assert "\n" not in str(e)
+            failures += 1
+            continue
+        for expected, actual in zip(saved, weights):
+            np.testing.assert_array_equal(actual, expected, err_msg=f"bit flipped at byte {position}")
+    assert failures > 40  # most bytes are array data, guarded by the CRC-32
+
+
+def test_the_weights_are_checked_before_a_model_is_built(trained, tmp_path, monkeypatch):
+    lm.save_model(trained, tmp_path)
+    raw = (tmp_path / model_dir.WEIGHTS_FILE).read_bytes()
+    (tmp_path / model_dir.WEIGHTS_FILE).write_bytes(raw[:-100])
+    monkeypatch.setattr(lm, "build_model", lambda *a, **k: pytest.fail("built a model from damaged weights"))
+    with pytest.raises(model_dir.ModelDirError, match="is damaged"):
+        lm.load_model(tmp_path)
+
+
+def test_perplexity_of_a_huge_loss_is_infinite_not_an_overflow():
+    assert lm.perplexity(2.5) == pytest.approx(math.exp(2.5))
+    assert lm.perplexity(1000.0) == math.inf
+
+
+def test_a_huge_finite_loss_stops_training_as_divergence(corpus):
+    model = lm.build_model(_config(corpus, "reference"), seed=14)
+    model.set_weights(_random_weights(model, seed=14, scale=200.0))  # logits of thousands: finite, absurd
+    loss = float(lm.mean_token_loss(corpus.train[:32, 1:], model(corpus.train[:32, :-1])[0]))
+    assert lm.DIVERGED_LOSS < loss < math.inf
+    assert lm.evaluate(model, corpus.val[:32]) == math.inf
+    with pytest.raises(FloatingPointError, match=r"the training loss became [\d.e+]+ in epoch 1, beyond 100 "
+                                                 r"\(diverged\); try a smaller --lr"):
+        lm.train(model, corpus, lm.TrainConfig(batch_size=32, lr=1e-9, epochs=1))
+
+
 def test_the_plot_is_a_png(tmp_path):
     history = lm.History([20.0, 12.0, 9.5], [19.0, 13.0, 11.0], [0.5, 0.4, 0.4])
     lm.plot_perplexity(history, tmp_path / "ppl.png", title="test")

@@ -1,6 +1,7 @@
 """StackedRNN's training options and ecosystem settings: dropout between layers, recurrent_dropout, regularizers and
 constraints, mixed precision, XLA, config, every SimpleRNN argument, and clear errors for bad input."""
 import inspect
+import re
 import warnings
 
 import keras
@@ -10,7 +11,7 @@ import tensorflow as tf
 from keras.src.trainers.trainer import model_supports_jit
 
 from layer_testing import assert_all_close, keras_stack, make_pair, random_weights
-from deeprnn_fast.layers import StackedRNN
+from deeprnn_fast.layers import StackedGRU, StackedRNN
 
 
 def random_inputs(rng, shape):
@@ -207,6 +208,48 @@ def test_config_round_trip_keeps_every_argument():
 def test_bad_constructor_arguments_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         StackedRNN(**kwargs)
+
+
+@pytest.mark.parametrize("layer_class", [StackedRNN, StackedGRU])
+@pytest.mark.parametrize("name", ["dropout", "recurrent_dropout"])
+@pytest.mark.parametrize("value", [None, "0.5", "often", True, [0.1]], ids=repr)
+def test_a_rate_that_is_not_a_number_is_refused_by_name(layer_class, name, value):
+    with pytest.raises(TypeError, match=rf"^{name} must be a fraction in \[0, 1\) \(a number\); got "
+                                        rf"{re.escape(repr(value))}$"):
+        layer_class(3, 2, **{name: value})
+
+
+@pytest.mark.parametrize("layer_class", [StackedRNN, StackedGRU])
+@pytest.mark.parametrize("dtype, got", [(3, "3"), ("nonsense", "'nonsense'"), (True, "True"),
+                                        ("int32", "'int32' (computing in int32)"),
+                                        ("string", "'string' (computing in string)"),
+                                        (tf.int64, "tf.int64 (computing in int64)")], ids=repr)
+def test_a_dtype_that_is_not_floating_point_is_refused_at_construction(layer_class, dtype, got):
+    with pytest.raises(ValueError, match=rf"^{layer_class.__name__} dtype must be a floating-point dtype or Keras "
+                                         rf"dtype policy .*; got {re.escape(got)}$"):
+        layer_class(3, 2, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype, compute, variable", [
+    ("float64", "float64", "float64"), (tf.float64, "float64", "float64"), ("mixed_float16", "float16", "float32"),
+    (keras.DTypePolicy("mixed_bfloat16"), "bfloat16", "float32"), (None, "float32", "float32"),
+    ({"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float16"}}, "float16", "float16"),
+], ids=repr)
+def test_every_floating_point_dtype_is_still_accepted(dtype, compute, variable):
+    layer = StackedRNN(3, 2, dtype=dtype)
+    assert (layer.compute_dtype, layer.variable_dtype) == (compute, variable)
+
+
+@pytest.mark.parametrize("layer_class", [StackedRNN, StackedGRU])
+def test_sparse_inputs_are_refused_in_one_short_line(layer_class):
+    x = random_inputs(np.random.default_rng(40), (3, 4, 6))
+    x[x < 0] = 0
+    with pytest.raises(ValueError) as error:
+        layer_class(5, 2)(tf.sparse.from_dense(x))
+    message = str(error.value)
+    assert (f"{layer_class.__name__} inputs must be a dense tensor; got a tf.SparseTensor of shape (3, 4, 6) "
+            "(densify it first, e.g. with tf.sparse.to_dense)") in message
+    assert "indices" not in message and len(message) < 600  # Keras adds the call's arguments, summarised
 
 
 # ---- bad input -----------------------------------------------------------------------------------------------------

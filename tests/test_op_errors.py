@@ -133,3 +133,93 @@ def test_traced_ops_infer_every_static_shape(cell, gates):
     assert seen["forward"] == expected
     assert seen["grad"] == [[B, T, D], [D, None], [H, gates * H], [None, None], [H, gates * H], bias_shape,
                             bias_shape, [L, B, H]]
+
+
+# ---- sparse and ragged arguments: a short message that says to densify, never a dump of the tensor -----------------
+
+GRU_IMPLEMENTATIONS = [deeprnn_fast.stacked_gru, reference.stacked_gru]
+
+
+def gru_args(rng, batch=3, time=4, features=5, units=6, layers=2):
+    draw = lambda *shape: tf.constant(rng.normal(0.0, 0.5, shape), tf.float32)  # noqa: E731
+    return (draw(batch, time, features), [draw(features, 3 * units), draw(units, 3 * units)],
+            [draw(units, 3 * units), draw(units, 3 * units)], [draw(2, 3 * units), draw(2, 3 * units)],
+            [draw(batch, units), draw(batch, units)])
+
+
+@pytest.mark.parametrize("fn", IMPLEMENTATIONS + GRU_IMPLEMENTATIONS,
+                         ids=["fused", "reference", "fused gru", "reference gru"])
+@pytest.mark.parametrize("argument", ["inputs", "kernels[0]", "initial_states[1]"])
+def test_sparse_arguments_are_refused_in_one_short_line(fn, argument, args):
+    values = list(gru_args(np.random.default_rng(8)) if fn in GRU_IMPLEMENTATIONS else args)
+    index = {"inputs": 0, "kernels[0]": 1, "initial_states[1]": 4}[argument]
+    if argument == "inputs":
+        values[0] = tf.sparse.from_dense(values[0])
+        shape = values[0].shape
+    else:
+        position = int(argument[-2])
+        values[index] = list(values[index])
+        values[index][position] = tf.sparse.from_dense(values[index][position])
+        shape = values[index][position].shape
+    with pytest.raises(ValueError) as error:
+        fn(*values)
+    message = str(error.value)
+    assert message == (f"{argument} must be a dense tensor; got a tf.SparseTensor of shape {shape} (densify it "
+                       "first, e.g. with tf.sparse.to_dense)")
+
+
+def test_ragged_inputs_are_refused_in_one_short_line(args):
+    ragged = tf.RaggedTensor.from_tensor(args[0], lengths=[4, 2, 3])
+    with pytest.raises(ValueError, match=r"^inputs must be a dense tensor; got a tf.RaggedTensor of shape \(3, None, "
+                                         r"5\) \(densify it first, e\.g\. with its \.to_tensor\(\)\)$"):
+        deeprnn_fast.stacked_rnn(ragged, *args[1:])
+
+
+# ---- second-order gradients: not implemented, and the error says so -----------------------------------------------
+
+def _differentiate_twice(fn, values, graph):
+    inputs, rest = values[0], values[1:]
+
+    def run(x):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                outputs, _ = fn(x, *rest)
+                loss = tf.reduce_sum(outputs * outputs)
+            first = inner.gradient(loss, x)
+            total = tf.reduce_sum(first * first)
+        return first, outer.gradient(total, x)
+
+    return (tf.function(run) if graph else run)(inputs)
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "tf.function"])
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_second_order_gradients_say_they_are_not_implemented(cell, graph, args):
+    fn, values, op = ((deeprnn_fast.stacked_rnn, args, "StackedRnn") if cell == "rnn" else
+                      (deeprnn_fast.stacked_gru, gru_args(np.random.default_rng(9)), "StackedGru"))
+    with pytest.raises(deeprnn_fast.ops.SecondOrderGradientError) as error:
+        _differentiate_twice(fn, values, graph)
+    # Also what TensorFlow raises for an op without a gradient, so that code catching that still works.
+    assert isinstance(error.value, NotImplementedError) and isinstance(error.value, LookupError)
+    message = str(error.value)
+    assert f"second-order gradients (and forward-mode autodiff) of the fused DeeprnnFast>{op} op are not " \
+           "implemented" in message
+    assert f"use deeprnn_fast.reference.stacked_{cell}" in message
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_the_reference_gives_the_second_order_gradients_the_fused_op_does_not(cell, args):
+    # What the error message advises works, and its first-order gradients are the fused op's.
+    fused, ref = ((deeprnn_fast.stacked_rnn, reference.stacked_rnn) if cell == "rnn" else
+                  (deeprnn_fast.stacked_gru, reference.stacked_gru))
+    values = args if cell == "rnn" else gru_args(np.random.default_rng(10))
+    first, second = _differentiate_twice(ref, values, graph=False)
+    assert float(tf.reduce_max(tf.abs(second))) > 1e-3
+    x = values[0]
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs, _ = fused(x, *values[1:])
+        loss = tf.reduce_sum(outputs * outputs)
+    np.testing.assert_allclose(tape.gradient(loss, x), first, rtol=1e-4, atol=1e-5)

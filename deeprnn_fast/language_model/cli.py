@@ -1,34 +1,63 @@
 """The command line: `deeprnn-fast train` (the book's experiment) and `deeprnn-fast generate`.
 
-Errors the user can fix (a missing file, a bad size, a prefix the model cannot read) end the program with one line
-on stderr and exit code 2, never a traceback; `train` writes its results into a temporary directory next to --out
-and renames it into place only at the end, so an interrupted or failed run leaves --out as it was. Arguments and the
-data are checked before TensorFlow is imported, so these errors come quickly.
+Errors the user can fix (a missing file, a bad size, a prefix the model cannot read, a damaged model directory) end
+the program with one line on stderr and exit code 2, never a traceback. `train` writes its results into a staging
+directory next to --out and publishes them only at the end (see run_dir for what it may replace), so an interrupted
+or failed run leaves --out as it was; SIGTERM and SIGHUP clean up as Ctrl-C does. Arguments, --out and the data are
+checked before training starts, so these errors come quickly.
 """
 import argparse
+import contextlib
 import json
 import math
-import os
-import shutil
+import re
+import signal
 import statistics
 import sys
-import tempfile
+import textwrap
 import time
 from pathlib import Path
 
 from deeprnn_fast.language_model import data as data_module
-from deeprnn_fast.language_model import model_dir
+from deeprnn_fast.language_model import model_dir, run_dir
 
 PROG = "deeprnn-fast"
-CELLS = ("tanh", "relu", "gru")  # as language_model.CELLS, repeated here so that --help needs no TensorFlow
-IMPLEMENTATIONS = ("fused", "reference", "keras")
+CELLS = model_dir.CELLS
+IMPLEMENTATIONS = model_dir.IMPLEMENTATIONS
 METRICS_FILE = "metrics.json"
 PLOT_FILE = "perplexity.png"
+RUN_FILES = (model_dir.MODEL_FILE, model_dir.WEIGHTS_FILE, METRICS_FILE, PLOT_FILE, run_dir.MANIFEST_FILE)
 SAMPLE_PREFIX = "time traveller"
+EXIT_DIVERGED, EXIT_USAGE, EXIT_NOT_PUBLISHED = 1, 2, 3
+
+TRAIN_EPILOG = f"""\
+--out DIR: the run is written beside DIR and moved into it only once it is complete, so an interrupted or failed run
+leaves DIR as it was. DIR may be new, empty, or the directory of an earlier run, which is recognised by the
+{run_dir.MANIFEST_FILE} every run writes: the new run's files then replace that run's files one by one, and every
+other file in DIR stays. A DIR that holds other files but no such manifest (a directory written by hand, or by a
+version of this program before the manifest), or in which a file with a run file's name was not written by the
+earlier run or was edited since, is refused before training starts, and nothing in it is touched.
+
+Exit codes: 0 done; {EXIT_DIVERGED} the training diverged; {EXIT_USAGE} bad arguments, data or --out; \
+{EXIT_NOT_PUBLISHED} trained, but the run could not be put into DIR (the message says where it was kept instead); \
+128 + N stopped by signal N (130 Ctrl-C, 129 SIGHUP, 143 SIGTERM).
+"""
 
 
 class UsageError(Exception):
     """A bad argument; its message is one line for the user."""
+
+
+class NotPublished(Exception):
+    """Training finished but its run could not be put into --out; the message (one line) says where it was kept."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised wherever the program is, so that it cleans up exactly as after Ctrl-C."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +68,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except the empty ones (None, False) that the help text already explains."""
+    """Shows defaults, except the empty ones (None, False) that the help text already explains, and keeps the
+    paragraphs of a description or epilog apart (argparse would run them into one)."""
+
+    def _fill_text(self, text, width, indent):
+        return "\n\n".join(textwrap.fill(" ".join(paragraph.split()), width, initial_indent=indent,
+                                          subsequent_indent=indent) for paragraph in re.split(r"\n\s*\n", text))
 
     def _get_help_string(self, action):
         if action.default is None or action.default is False:
@@ -97,6 +131,13 @@ def _non_negative_int(text):
     return value
 
 
+def _path(text):
+    # Path("") is the current directory: an empty argument (an unset shell variable, say) must not mean that.
+    if not text:
+        raise argparse.ArgumentTypeError("expected a directory path, got ''")
+    return text
+
+
 def build_parser():
     parser = _Parser(prog=PROG, description="The book's character-level language model of H. G. Wells' The Time "
                                             "Machine, on a fused stacked RNN.")
@@ -108,7 +149,7 @@ def build_parser():
         description="Train a stacked-RNN character language model with the book's settings (d2l, 'Deep Recurrent "
                     "Neural Networks'): letters only, windows of 32 + 1 characters, the first 10,000 windows to "
                     "train and the next 5,000 to validate, SGD with global-norm gradient clipping.",
-        formatter_class=_Formatter)
+        epilog=TRAIN_EPILOG, formatter_class=_Formatter)
     train.add_argument("--data", metavar="PATH",
                        help=f"the text to train on (default: ${data_module.DATA_ENV}, else The Time Machine from the "
                             f"cache {data_module.default_cache_dir()}, else downloaded from {data_module.BOOK_URL})")
@@ -133,8 +174,9 @@ def build_parser():
                        help="training windows (the first ones)")
     train.add_argument("--num-val", type=_positive_int, default=data_module.NUM_VAL,
                        help="validation windows (the ones after)")
-    train.add_argument("--out", metavar="DIR", help="where to write the model, metrics.json and the plot "
-                                                     "(default: runs/CELL-IMPLEMENTATION)")
+    train.add_argument("--out", metavar="DIR", type=_path,
+                       help="where to write the model, metrics.json and the plot (default: runs/CELL-IMPLEMENTATION; "
+                            "see below for what it may replace)")
     train.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     train.set_defaults(run=run_train)
 
@@ -142,46 +184,13 @@ def build_parser():
         "generate", help="continue a prefix with a trained model",
         description="Continue a prefix greedily (the most likely next character each step), as the book's predict.",
         formatter_class=_Formatter)
-    generate.add_argument("--model", metavar="DIR", required=True, help="a directory written by deeprnn-fast train")
+    generate.add_argument("--model", metavar="DIR", required=True, type=_path,
+                          help="a directory written by deeprnn-fast train")
     generate.add_argument("--prefix", default="time traveller",
                           help="the text to continue (lower-cased, as the training text was)")
     generate.add_argument("--num", type=_positive_int, default=50, help="characters to generate")
     generate.set_defaults(run=run_generate)
     return parser
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The output directory: written in full next to --out, then renamed into place.
-
-def _prepare_out(out: Path) -> Path:
-    """Checks that --out can be (re)placed and returns an empty temporary directory beside it."""
-    if out.exists():
-        if not out.is_dir():
-            raise UsageError(f"--out {out} exists and is not a directory")
-        if any(out.iterdir()) and not (out / model_dir.MODEL_FILE).is_file():
-            raise UsageError(f"--out {out} is a non-empty directory that holds no earlier run (no model.json); "
-                             "choose another directory")
-    parent = out.absolute().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
-    except OSError as e:
-        raise UsageError(f"cannot write --out {out}: {e.strerror or e}") from None
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the published directory gets the usual permissions
-    return tmp
-
-
-def _publish(tmp: Path, out: Path):
-    """Puts the finished directory at --out; an earlier run there is replaced only once the new one is complete."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.absolute().parent))
-        os.replace(out, old / out.name)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -192,17 +201,33 @@ def _say(args, text):
         print(text, flush=True)
 
 
+class _SaveFailed(Exception):
+    """Writing the finished run into its staging directory failed (a full disk, say); the message is the reason."""
+
+
 def run_train(args):
-    out = Path(args.out or f"runs/{args.cell}-{args.implementation}")
+    out = Path(args.out if args.out is not None else f"runs/{args.cell}-{args.implementation}")
     corpus = data_module.load(args.data, num_steps=args.num_steps, num_train=args.num_train, num_val=args.num_val)
-    tmp = _prepare_out(out)
     try:
-        _train_into(args, corpus, tmp)
-        _publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        staging = run_dir.prepare(out, RUN_FILES)
+    except run_dir.RunDirError as e:
+        raise UsageError(str(e)) from None
+    try:
+        _train_into(args, corpus, staging.path)
+    except _SaveFailed as e:
+        raise NotPublished(f"the run could not be written completely ({e}); what was written was kept in "
+                           f"{run_dir.keep(staging)}") from None
+    except BaseException:  # a failure or an interruption before the run is complete: nothing is left behind
+        run_dir.discard(staging)
         raise
-    print(f"wrote {out}/ ({model_dir.MODEL_FILE}, {model_dir.WEIGHTS_FILE}, {METRICS_FILE}, {PLOT_FILE})")
+    try:
+        published = run_dir.publish(staging)
+    except run_dir.PublishError as e:
+        raise NotPublished(f"the trained model was kept in {run_dir.keep(staging)}: {e}") from None
+    except BaseException:
+        run_dir.discard(staging)
+        raise
+    print(published.summary(out))
     return 0
 
 
@@ -252,11 +277,14 @@ def _train_into(args, corpus, directory: Path):
     # The book's own check of a language model: how it continues "time traveller".
     sample = None if corpus.vocab.unknown_characters(SAMPLE_PREFIX) else lm.generate(model, SAMPLE_PREFIX, 50)
     metrics = _metrics(args, corpus, model, history, op_library, sample)
-    lm.save_model(model, directory, extra={"num_steps": args.num_steps})
-    (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
-    lm.plot_perplexity(history, directory / PLOT_FILE,
-                       title=f"{args.layers}-layer {args.cell}, {args.implementation}: final val ppl "
-                             f"{metrics['val_ppl']:.2f}")
+    try:
+        lm.save_model(model, directory, extra={"num_steps": args.num_steps})
+        (directory / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        lm.plot_perplexity(history, directory / PLOT_FILE,
+                           title=f"{args.layers}-layer {args.cell}, {args.implementation}: final val ppl "
+                                 f"{metrics['val_ppl']:.2f}")
+    except OSError as e:
+        raise _SaveFailed(e.strerror or str(e)) from None
     print(f"train ppl {metrics['train_ppl']:.3f}, val ppl {metrics['val_ppl']:.3f} "
           f"(best {metrics['best_val_ppl']:.3f}), {metrics['epochs']} epochs in {metrics['seconds']:.1f} s")
     if sample is not None:
@@ -307,23 +335,57 @@ def run_generate(args):
     return 0
 
 
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _termination_as_interrupt():
+    """SIGTERM and SIGHUP raise Terminated (a KeyboardInterrupt) while the command runs; the handlers that were
+    there come back afterwards. Only the main thread can install handlers; elsewhere the signals keep theirs."""
+    previous = {}
+    try:
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signum = getattr(signal, name)
+                previous[signum] = signal.signal(signum, _raise_terminated)
+    except ValueError:
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def main(argv=None):
     """The console script `deeprnn-fast`; returns the exit code."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # only the errors a user can fix become one line; anything else is a bug: traceback
-        if not _is_user_error(e):
-            raise
-        print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
-        return 1 if isinstance(e, FloatingPointError) else 2
+    with _termination_as_interrupt():
+        try:
+            return args.run(args)
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", signal.SIGINT)
+            print(f"{PROG}: interrupted" if signum == signal.SIGINT else
+                  f"{PROG}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+            return 128 + signum
+        except Exception as e:  # only the errors a user can fix become one line; anything else is a bug: traceback
+            code = _exit_code(e)
+            if code is None:
+                raise
+            print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
+            return code
 
 
-def _is_user_error(e):
-    return isinstance(e, (UsageError, data_module.DataError, model_dir.ModelDirError, FloatingPointError))
+def _exit_code(e):
+    """The exit code of an error the user can act on, None for any other (a bug, which should show its traceback)."""
+    if isinstance(e, FloatingPointError):
+        return EXIT_DIVERGED
+    if isinstance(e, NotPublished):
+        return EXIT_NOT_PUBLISHED
+    if isinstance(e, (UsageError, data_module.DataError, model_dir.ModelDirError)):
+        return EXIT_USAGE
+    return None
 
 
 if __name__ == "__main__":

@@ -94,8 +94,13 @@ def locate_text(path: Optional[str] = None, cache_dir: Optional[Path] = None, ur
         origin = "the --data file"
     if path is not None:
         p = Path(path).expanduser()
-        if not p.is_file():
-            what = "is a directory, not a file" if p.is_dir() else "does not exist"
+        if not p.is_file():  # stat only: opening a FIFO would wait for a writer
+            if p.is_dir():
+                what = "is a directory, not a file"
+            elif p.exists():
+                what = "is not a regular file (a FIFO, a device or a socket); give a text file"
+            else:
+                what = "does not exist"
             raise DataError(f"{origin} {p} {what}")
         return p
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)

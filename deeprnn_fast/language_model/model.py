@@ -19,8 +19,11 @@ from deeprnn_fast import reference
 from deeprnn_fast.language_model import model_dir
 from deeprnn_fast.language_model.data import LanguageModelData, Vocab, check_prefix
 
-CELLS = ("tanh", "relu", "gru")
-IMPLEMENTATIONS = ("fused", "reference", "keras")
+CELLS = model_dir.CELLS
+IMPLEMENTATIONS = model_dir.IMPLEMENTATIONS
+# A mean token loss (nats) beyond this is divergence, not learning: a uniform guess over the vocabulary scores
+# ln(V), about 3.3 for the book's 28 tokens, and exp of it (the perplexity) would overflow a float past about 709.
+DIVERGED_LOSS = 100.0
 
 
 @dataclass
@@ -40,9 +43,10 @@ class ModelConfig:
             raise ValueError(f"implementation must be one of {', '.join(IMPLEMENTATIONS)}; got {self.implementation!r}")
         for name in ("hidden", "layers"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
+        dropout = self.dropout
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); got {self.dropout!r}")
         if len(self.vocab) < 2:
             raise ValueError(f"vocab must hold at least 2 tokens; got {self.vocab!r}")
@@ -263,14 +267,36 @@ def make_eval_step(model, num_steps=None):
     return eval_step
 
 
-def evaluate(model, windows, batch_size=1024, eval_step=None) -> float:
-    """Perplexity of the model on windows [N, T + 1]: exp of the mean cross-entropy over all N * T tokens."""
+def perplexity(mean_loss: float) -> float:
+    """exp(mean_loss), and infinity (rather than OverflowError) where that is too large for a float."""
+    try:
+        return math.exp(mean_loss)
+    except OverflowError:
+        return math.inf
+
+
+def _check_loss(loss: float, what: str, epoch: int):
+    """The one-line divergence error once a loss is not finite or beyond DIVERGED_LOSS."""
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"the {what} loss became {loss} in epoch {epoch}; try a smaller --lr")
+    if loss > DIVERGED_LOSS:
+        raise FloatingPointError(f"the {what} loss became {loss:.4g} in epoch {epoch}, beyond {DIVERGED_LOSS:g} "
+                                 "(diverged); try a smaller --lr")
+
+
+def mean_loss(model, windows, batch_size=1024, eval_step=None) -> float:
+    """The mean cross-entropy of the model over all N * T tokens of windows [N, T + 1]."""
     x, y = _inputs_targets(windows)
     eval_step = eval_step or make_eval_step(model)
     total = 0.0
     for i in range(0, len(x), batch_size):
         total += float(eval_step(x[i:i + batch_size], y[i:i + batch_size]))
-    return math.exp(total / y.size)
+    return total / y.size
+
+
+def evaluate(model, windows, batch_size=1024, eval_step=None) -> float:
+    """Perplexity of the model on windows [N, T + 1]: exp of the mean cross-entropy over all N * T tokens."""
+    return perplexity(mean_loss(model, windows, batch_size, eval_step))
 
 
 def train(model: CharLanguageModel, data: LanguageModelData, config: TrainConfig,
@@ -308,13 +334,14 @@ def train(model: CharLanguageModel, data: LanguageModelData, config: TrainConfig
         for i in range(0, len(order), config.batch_size):
             batch = order[i:i + config.batch_size]
             loss = float(train_step(x_train[batch], y_train[batch]))
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"the training loss became {loss} in epoch {epoch}; try a smaller --lr")
+            _check_loss(loss, "training", epoch)
             loss_sum += loss * len(batch)
             if on_batch is not None:
                 on_batch(loss)
-        train_ppl = math.exp(loss_sum / len(order))
-        val_ppl = evaluate(model, data.val, config.batch_size, eval_step)
+        train_ppl = perplexity(loss_sum / len(order))
+        val_loss = mean_loss(model, data.val, config.batch_size, eval_step)
+        _check_loss(val_loss, "validation", epoch)
+        val_ppl = perplexity(val_loss)
         seconds = time.perf_counter() - start
         history.train_ppl.append(train_ppl)
         history.val_ppl.append(val_ppl)
@@ -353,13 +380,13 @@ def save_model(model: CharLanguageModel, directory, extra: Optional[dict] = None
 
 
 def load_model(directory) -> CharLanguageModel:
-    """Rebuilds the model saved in directory; a one-line model_dir.ModelDirError when it holds none."""
-    description = model_dir.read_description(directory)
+    """Rebuilds the model saved in directory; a one-line model_dir.ModelDirError when it holds none. Both files are
+    checked (model_dir.read) before anything is built."""
+    description, weights = model_dir.read(directory)
     try:
         config = ModelConfig(**{k: description[k] for k in model_dir.REQUIRED})
     except ValueError as e:
         raise model_dir.ModelDirError(f"{Path(directory) / model_dir.MODEL_FILE} is damaged: {e}") from None
-    weights = model_dir.read_weights(directory)
     model = build_model(config)
     expected = [tuple(v.shape) for v in model.weights]
     if [w.shape for w in weights] != expected:

@@ -8,6 +8,7 @@ for mixed precision, and picks for each call either the fused op or the step-by-
 A subclass (one per cell type) supplies four things: the weights of one layer, whether the fused op supports its
 settings, the fused call itself, and one cell step for the loop.
 """
+import numbers
 import warnings
 
 import keras
@@ -16,6 +17,7 @@ import tensorflow as tf
 # get_weights() of a stateful layer has the same entries as that of a stateless one (and of keras.layers.RNN).
 from keras.src.utils.tracking import DotNotTrackScope
 
+from deeprnn_fast import _validate
 from deeprnn_fast.layers import _fused
 from deeprnn_fast.layers._stepwise import run_stacked_cells
 
@@ -28,9 +30,30 @@ def fresh_initializer(initializer):
 
 
 def _check_rate(name, value):
+    # A bool or a string would pass float() (True is 1.0, "0.5" 0.5), None would fail inside it without the name.
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a fraction in [0, 1) (a number); got {value!r}")
     if not 0.0 <= float(value) < 1.0:
         raise ValueError(f"{name} must be a fraction in [0, 1); got {value!r}")
     return float(value)
+
+
+_FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def _check_dtype(name, dtype):
+    """The `dtype` argument resolved as Keras will, refused unless it computes and stores in floating point: an
+    integer or string policy is otherwise accepted here and fails only when the layer is called."""
+    if dtype is None:
+        return
+    try:
+        policy = keras.dtype_policies.get(dtype)
+    except (TypeError, ValueError):
+        policy = None
+    if policy is None or policy.compute_dtype not in _FLOAT_DTYPES or policy.variable_dtype not in _FLOAT_DTYPES:
+        got = repr(dtype) if policy is None else f"{dtype!r} (computing in {policy.compute_dtype})"
+        raise ValueError(f"{name} dtype must be a floating-point dtype or Keras dtype policy ('float32', 'float64', "
+                         f"'mixed_float16', 'mixed_bfloat16', ...); got {got}")
 
 
 class StackedRecurrentBase(keras.layers.Layer):
@@ -45,6 +68,7 @@ class StackedRecurrentBase(keras.layers.Layer):
         for name, value in (("units", units), ("num_layers", num_layers)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        _check_dtype(type(self).__name__, kwargs.get("dtype"))
         super().__init__(**kwargs)
         self.units = units
         self.num_layers = num_layers
@@ -239,6 +263,7 @@ class StackedRecurrentBase(keras.layers.Layer):
 
     def _checked_inputs(self, sequences):
         name = type(self).__name__
+        _validate.check_dense(f"{name} inputs", sequences)
         inputs = tf.convert_to_tensor(sequences)
         if not inputs.dtype.is_floating:
             raise ValueError(f"{name} expects floating-point inputs of shape [batch, time, features]; got dtype "
