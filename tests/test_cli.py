@@ -471,6 +471,26 @@ def test_sigterm_stops_a_real_training_process_without_leaving_anything(text_fil
     assert [p.name for p in tmp_path.iterdir()] == []
 
 
+def test_ctrl_c_while_tensorflow_is_still_importing_exits_quietly_with_130(text_file, tmp_path):
+    # TensorFlow takes seconds to import, before any of the command line's code runs; Ctrl-C then must not print
+    # the traceback of TensorFlow's import.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "deeprnn_fast", "train", "--data", str(text_file), "--out",
+                                str(tmp_path / "run")], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.7)  # inside `import tensorflow` (which takes several seconds here)
+        assert process.poll() is None, "the process ended before it could be interrupted"
+        process.send_signal(signal.SIGINT)
+        stderr = process.communicate(timeout=120)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "run").exists()
+
+
 # ---- generate: a damaged or hostile model directory is one line, exit code 2, before anything is built ------------
 
 def _description_change(**changes):
