@@ -141,6 +141,9 @@ setup(
     cmdclass={"build_ext": BuildLibraries},
     python_requires=">=3.10",
     install_requires=[TF_REQUIREMENT, "numpy", "numba", "pybind11", "tqdm", "matplotlib"],
+    # PyTorch's nn.RNN / nn.GRU / nn.LSTM as benchmark peers (benchmarks/torch_steps.py); the CPU wheel on these
+    # machines. Without it those cases skip with the reason.
+    extras_require={"bench": ["torch==2.13.0"]},
     entry_points={"console_scripts": ["deeprnn-fast=deeprnn_fast.language_model.cli:main"]},
     zip_safe=False,
 )
