@@ -37,6 +37,7 @@ struct Launcher<GpuDevice, T> {
   }
 
   static absl::Status Forward(tensorflow::OpKernelContext* ctx, const deeprnn::ForwardArgs<T>& a) {
+    if (a.modifiers.mask || a.modifiers.any_dropout()) return Unsupported("masks and dropout", a.cell);
     const deeprnn::Weights<T>& w = a.weights;
     if (a.cell == deeprnn::Cell::kGru) {
       const int64_t bytes = deeprnn::StackedGruForwardCudaWorkspaceBytes(a.shape, sizeof(T));
@@ -63,6 +64,7 @@ struct Launcher<GpuDevice, T> {
 
   static absl::Status Backward(tensorflow::OpKernelContext* ctx, const deeprnn::BackwardArgs<T>& a, T* scratch) {
     if (a.cell == deeprnn::Cell::kLstm) return Unsupported("the backward pass", a.cell);
+    if (a.modifiers.mask || a.modifiers.any_dropout()) return Unsupported("masks and dropout", a.cell);
     if (a.grad_inputs == nullptr)
       return absl::UnimplementedError("deeprnn_fast: the CUDA backward pass always computes grad_inputs");
     const deeprnn::Weights<T>& w = a.weights;

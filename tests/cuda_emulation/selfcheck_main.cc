@@ -136,7 +136,7 @@ void RunCase(const Case& c, uint64_t seed) {
     pdwh.push_back(dwh[l].data());
     pdb.push_back(db[l].data());
   }
-  // With B < 128 the CPU pass keeps dLoss/dZ of every cell in its scratch: [L,T,B,H], compared below.
+  // With B < 128 the CPU pass's scratch begins with dLoss/dZ of every cell, [L,T,B,H]: compared below.
   deeprnn::BackwardArgs<T> ba;
   ba.cell = cell;
   ba.shape = c.shape;
@@ -149,7 +149,9 @@ void RunCase(const Case& c, uint64_t seed) {
   ba.grad_inputs = dx.data();
   ba.grad_weights = {pdwx.data(), pdwh.data(), pdb.data()};
   ba.grad_initial_states = dh0.data();
-  deeprnn::StackedBackwardCpu<T>(ba, dpre.data(), deeprnn::SerialFor);
+  std::vector<T> scratch(deeprnn::StackedBackwardCpuScratchSize(cell, c.shape, sizeof(T)));
+  deeprnn::StackedBackwardCpu<T>(ba, scratch.data(), deeprnn::SerialFor);
+  std::copy_n(scratch.begin(), dpre.size(), dpre.begin());
 
   // "Device".
   DeviceBuffer<T> gx(B * TT * D), gh0(L * B * H), gy(B * TT * H), gfin(L * B * H), gact(L * TT * B * H);
