@@ -169,10 +169,12 @@ setup(
     + ([Extension("deeprnn_fast._kernels", sources=[])] if BUILD.python_sources() else []),
     cmdclass={"build_ext": BuildLibraries},
     python_requires=">=3.10",
-    install_requires=[TF_REQUIREMENT, "numpy", "numba", "pybind11", "tqdm", "matplotlib"],
+    # pybind11 is needed to build only (pyproject.toml's build requirements); tqdm and matplotlib only by the
+    # command line's `train` (its progress bar and plot).
+    install_requires=[TF_REQUIREMENT, "numpy"],
     # PyTorch's nn.RNN / nn.GRU / nn.LSTM as benchmark peers (benchmarks/torch_steps.py); the CPU wheel on these
     # machines. Without it those cases skip with the reason.
-    extras_require={"bench": ["torch==2.13.0"]},
+    extras_require={"cli": ["tqdm", "matplotlib"], "bench": ["torch==2.13.0"]},
     entry_points={"console_scripts": ["deeprnn-fast=deeprnn_fast.language_model.cli:main"]},
     zip_safe=False,
 )

@@ -590,3 +590,14 @@ def test_generate_rejects_a_damaged_model_directory(change, message, trained_run
     assert cli.main(["generate", "--model", str(run), "--prefix", "the", "--num", "5"]) == 2
     line = _one_error_line(capsys)
     assert line.startswith("deeprnn-fast generate: error: ") and re.search(message, line), line
+
+
+def test_train_without_the_command_line_extra_says_how_to_get_it(monkeypatch, capsys, text_file, tmp_path):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tqdm" else real(name, *a))
+    code = cli.main(["train", "--data", str(text_file), "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == ("deeprnn-fast train: error: train needs tqdm (the command line's "
+                                               "extra): pip install 'deeprnn_fast[cli]'")
+    assert not (tmp_path / "run").exists()
