@@ -42,7 +42,14 @@ def _projection(operand, kernel, masks, gates):
 
 
 def _token_projection(tokens, kernel, masks, gates):
-    """The rows of kernel for the tokens: what one-hot inputs compute, the dropout mask taken at each row's token."""
+    """The rows of kernel for the tokens: what one-hot inputs compute, the dropout mask taken at each row's token.
+    An id outside the kernel's rows is an error naming `tokens`, as in the fused op."""
+    vocabulary = kernel.shape[0]
+    bad = tf.logical_or(tokens < 0, tokens >= vocabulary)
+    first_bad = tf.concat([tf.boolean_mask(tokens, bad), [0]], axis=0)[0]
+    message = tf.strings.format("tokens must lie in [0, {}) (the rows of kernels[0]); got {}", (vocabulary, first_bad))
+    with tf.control_dependencies([tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [message])]):
+        tokens = tf.identity(tokens)
     rows = tf.gather(kernel, tokens)
     if masks is None:
         return rows
