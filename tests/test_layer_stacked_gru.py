@@ -213,7 +213,9 @@ def test_from_keras_copies_settings_and_states():
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: keras.layers.LSTM(3), "SimpleRNNCell or keras.layers.GRUCell only"),
+    # A cell of another type, even a subclass of a known one (its maths may differ), is refused.
+    (lambda: keras.layers.RNN(type("CustomCell", (keras.layers.GRUCell,), {})(3)),
+     "SimpleRNNCell, keras.layers.GRUCell or keras.layers.LSTMCell only; .* has a CustomCell"),
     (lambda: keras.layers.RNN([keras.layers.GRUCell(3), keras.layers.SimpleRNNCell(3)]), "of one type"),
     (lambda: keras.layers.RNN([keras.layers.GRUCell(3), keras.layers.GRUCell(3, reset_after=False)]),
      "same reset_after"),
