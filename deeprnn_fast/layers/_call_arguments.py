@@ -59,9 +59,14 @@ class CallArgumentChecks:
         valid = tf.logical_and(wide >= 0, wide < vocabulary)
         if in_xla:
             return tf.where(valid, tf.cast(tokens, tf.int32), vocabulary)
-        message = tf.strings.format(
-            f"{type(self).__name__} {self.name!r} inputs (tokens) must be token ids in [0, {vocabulary}) "
-            "(vocabulary_size); got ids from {} to {}", (tf.reduce_min(wide), tf.reduce_max(wide)))
+        expected = (f"{type(self).__name__} {self.name!r} inputs (tokens) must be token ids in [0, {vocabulary}) "
+                    "(vocabulary_size); got ids from {} to {}")
+        if tf.executing_eagerly():
+            if not bool(tf.reduce_all(valid)):
+                raise tf.errors.InvalidArgumentError(
+                    None, None, expected.format(int(tf.reduce_min(wide)), int(tf.reduce_max(wide))))
+            return tf.cast(tokens, tf.int32)
+        message = tf.strings.format(expected, (tf.reduce_min(wide), tf.reduce_max(wide)))
         check = tf.debugging.Assert(tf.reduce_all(valid), [message])
         with tf.control_dependencies([check]):
             return tf.cast(tf.identity(tokens), tf.int32)
