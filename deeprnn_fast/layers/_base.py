@@ -381,4 +381,4 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
 def _poisoned_kernel(kernel):
     """Layer 0's kernel [V, G*H] with a row V of NaN, the row that `_token_ids` gives an out-of-range id inside XLA
     (where no assertion can stop the call)."""
-    return tf.concat([kernel, tf.fill([1, tf.shape(kernel)[1]], tf.constant(float("nan"), kernel.dtype))], 0)
+    return tf.concat([kernel, tf.fill([1, kernel.shape[1]], tf.constant(float("nan"), kernel.dtype))], 0)
