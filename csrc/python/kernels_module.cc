@@ -73,7 +73,11 @@ Problem ReadProblem(ViewFn view, py::handle inputs, py::handle kernels, int gate
   Problem p;
   p.shape = {x.shape[0], x.shape[1], x.shape[2], k0.shape[1] / gates, static_cast<int64_t>(k.size())};
   p.itemsize = x.itemsize;
-  if (p.shape.input < 1 || p.shape.hidden < 1) throw py::value_error("features and units must be at least 1");
+  if (p.shape.input < 1)
+    throw py::value_error("inputs must have at least one feature (its last dimension); got shape " + DimsText(x.shape));
+  if (p.shape.hidden < 1)
+    throw py::value_error("kernels[0] must have at least one unit (its last dimension); got shape " +
+                          DimsText(k0.shape));
   return p;
 }
 
@@ -104,7 +108,7 @@ struct Pointers {
       kernels.push_back(In(view, ks[l], "kernels" + i, {l == 0 ? s.input : s.hidden, s.hidden}));
       recurrent_kernels.push_back(In(view, rks[l], "recurrent_kernels" + i, {s.hidden, s.hidden}));
     }
-    if (b.is_none()) {
+    if (!b) {  // the backward pass, which reads no biases (a caller's None is refused: the passes need arrays)
       biases.assign(s.layers, nullptr);
     } else {
       auto bs = LayerList(b, "biases", s.layers);
@@ -122,7 +126,7 @@ struct Pointers {
       grad_biases.push_back(Out(view, bs[l], "grad_biases" + i, {s.hidden}));
     }
   }
-  // The GRU's weights: kernels [in, 3H], recurrent kernels [H, 3H], biases [2, 3H] (or None: not read).
+  // The GRU's weights: kernels [in, 3H], recurrent kernels [H, 3H], biases [2, 3H] (or a null handle: not read).
   void GruWeightsIn(ViewFn view, const Shape& s, py::handle k, py::handle rk, py::handle b) {
     const int64_t H = s.hidden;
     auto ks = LayerList(k, "kernels", s.layers), rks = LayerList(rk, "recurrent_kernels", s.layers);
@@ -131,7 +135,7 @@ struct Pointers {
       kernels.push_back(In(view, ks[l], "kernels" + i, {l == 0 ? s.input : H, 3 * H}));
       recurrent_kernels.push_back(In(view, rks[l], "recurrent_kernels" + i, {H, 3 * H}));
     }
-    if (b.is_none()) {
+    if (!b) {  // the backward pass, which reads no biases
       biases.assign(s.layers, nullptr);
     } else {
       auto bs = LayerList(b, "biases", s.layers);
@@ -190,7 +194,7 @@ struct BackwardPointers : Pointers<T> {
   BackwardPointers(ViewFn view, const Shape& s, const BackwardArrays& a) {
     const int64_t B = s.batch, TT = s.time, D = s.input, H = s.hidden, L = s.layers;
     inputs = this->In(view, a.inputs, "inputs", {B, TT, D});
-    this->Weights(view, s, a.kernels, a.recurrent_kernels, py::none());
+    this->Weights(view, s, a.kernels, a.recurrent_kernels, py::handle());
     initial_states = this->In(view, a.initial_states, "initial_states", {L, B, H});
     activations = this->In(view, a.activations, "activations", {L, TT, B, H});
     grad_outputs = this->In(view, a.grad_outputs, "grad_outputs", {B, TT, H});
@@ -237,7 +241,7 @@ struct GruBackwardPointers : Pointers<T> {
     const int64_t B = s.batch, TT = s.time, D = s.input, H = s.hidden, L = s.layers;
     const int64_t G = deeprnn::kGruGateSlots * H;
     inputs = this->In(view, a.inputs, "inputs", {B, TT, D});
-    this->GruWeightsIn(view, s, a.kernels, a.recurrent_kernels, py::none());
+    this->GruWeightsIn(view, s, a.kernels, a.recurrent_kernels, py::handle());
     initial_states = this->In(view, a.initial_states, "initial_states", {L, B, H});
     activations = this->In(view, a.activations, "activations", {L, TT, B, H});
     gates = this->In(view, a.gates, "gates", {L, TT, B, G});
