@@ -284,19 +284,28 @@ def _change_array(data, call):
     elif kind == "workspace":
         if ("workspace", None) in call.touched:
             return
-        ws = call.get(("workspace", None))
-        size = data.draw(st.sampled_from(["exact", "one byte short", "read-only"]), label="workspace")
         B, T, D, H, L = call.shape
         direction = "backward" if "backward" in call.entry else "forward"
         need = kernels.workspace_bytes(direction, B, T, D, H, L, call.dtype.name,
                                        cell="gru" if call.entry.startswith("gru_") else "rnn")
-        if size == "read-only":
-            ws = ws.copy()
+        change = data.draw(st.sampled_from(["exact", "one byte short", "read-only", "over an argument"]),
+                           label="workspace")
+        if change == "read-only":
+            ws = _aligned_bytes(need, 256)
             ws.setflags(write=False)
             call.invalid.append("workspace: read-only")
+        elif change == "over an argument":  # both from the same 256-byte aligned address: only the overlap is wrong
+            if not a.nbytes:
+                return
+            buffer = _aligned_bytes(max(need, a.nbytes), 256)
+            ws = buffer[:need]
+            moved = buffer[:a.nbytes].view(a.dtype).reshape(a.shape)
+            moved[...] = a
+            call.set(slot, moved)
+            call.invalid.append(f"workspace over {label}")
         else:
-            ws = _aligned_bytes(need - (size != "exact"), 256)
-            if size != "exact":
+            ws = _aligned_bytes(need - (change != "exact"), 256)
+            if change != "exact":
                 call.invalid.append("workspace: too small")
         call.set(("workspace", None), ws)
     else:  # memory shared with another argument
@@ -304,8 +313,8 @@ def _change_array(data, call):
                   if s != slot and isinstance(call.get(s), np.ndarray)]
         if kind == "shared":  # the very same array object in two slots
             others = [s for s in others if call.get(s).shape == a.shape and call.get(s).dtype == a.dtype]
-        if kind == "adjacent":
-            others = [s for s in others if s[0] != "workspace"]  # carving would move its 256-byte alignment
+        # Carving would move the workspace off its 256-byte alignment (too small then): "workspace" covers it.
+        others = [s for s in others if s[0] != "workspace"]
         if not others:
             return
         other = data.draw(st.sampled_from(others), label="other slot")
