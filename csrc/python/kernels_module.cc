@@ -8,11 +8,13 @@
 // - plan() shows the launch plan the CUDA library would use (on the current device, or on device properties given
 //   as a dict, which needs no GPU and no CUDA build), for the tanh RNN or (cell="gru") the GRU.
 // Every function writes into output arrays the caller allocated (so that a check can poison them first) and checks
-// every shape and dtype first, raising ValueError / TypeError that names the argument. Without a CUDA build
-// (DEEPRNN_WITH_CUDA undefined) the CUDA entry points raise RuntimeError.
+// every argument before any kernel runs, raising a one-line ValueError / TypeError that names it: the call's
+// arguments are bound by name here, not by pybind11 (call_arguments.h); arrays must match the kernels' layout down
+// to byte order, alignment and contiguity, per-layer lists are lists or tuples held by owning references for the
+// whole call (the GIL is released while the kernels run), and no output may share memory with another argument
+// (array_arguments.h). Without a CUDA build (DEEPRNN_WITH_CUDA undefined) the CUDA entry points raise RuntimeError.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -26,6 +28,8 @@
 #include "deeprnn/stacked_rnn.h"
 #include "deeprnn/stacked_rnn_cuda.h"
 #include "deeprnn/stacked.h"
+#include "python/array_arguments.h"
+#include "python/call_arguments.h"
 
 namespace py = pybind11;
 
@@ -35,106 +39,17 @@ namespace {
 using deeprnn::Activation;
 using deeprnn::Shape;
 
-std::string DimsText(const std::vector<int64_t>& dims) {
-  std::string s = "(";
-  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
-  return s + (dims.size() == 1 ? ",)" : ")");
-}
-
-Activation ParseActivation(const std::string& name) {
+Activation ParseActivation(py::handle obj) {
+  const std::string name = StrArg(obj, "activation");
   if (name == "tanh") return Activation::kTanh;
   if (name == "relu") return Activation::kRelu;
-  throw py::value_error("activation must be 'tanh' or 'relu'; got '" + name + "'");
+  throw py::value_error("activation must be 'tanh' or 'relu'; got " + Quoted(name));
 }
 
 [[noreturn, maybe_unused]] void NoCuda(const char* what) {
   throw std::runtime_error(std::string(what) +
                            ": deeprnn_fast._kernels was built without CUDA (no nvcc at build time, or "
                            "DEEPRNN_FAST_CUDA=0); rebuild on a machine with the CUDA toolkit");
-}
-
-// One array argument, host or device: where it is and what it holds.
-struct ArrayView {
-  void* data = nullptr;
-  std::vector<int64_t> shape;
-  char kind = 0;
-  int itemsize = 0;
-  bool readonly = false;
-  bool has_stream = false;
-  uintptr_t stream = 0;  // __cuda_array_interface__ v3 "stream": where the producer queued its work
-};
-
-std::string TypeName(py::handle obj) { return py::str(py::type::handle_of(obj).attr("__name__")); }
-
-ArrayView HostView(py::handle obj, const std::string& name) {
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(name + " must be a numpy.ndarray; got " + TypeName(obj));
-  py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (!(a.flags() & py::array::c_style)) throw py::value_error(name + " must be C-contiguous (np.ascontiguousarray)");
-  ArrayView v;
-  v.data = const_cast<void*>(a.data());  // outputs are checked for writability before use
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) v.shape.push_back(a.shape(i));
-  v.kind = a.dtype().kind();
-  v.itemsize = static_cast<int>(a.itemsize());
-  v.readonly = !a.writeable();
-  return v;
-}
-
-[[maybe_unused]] ArrayView CudaView(py::handle obj, const std::string& name) {
-  if (!py::hasattr(obj, "__cuda_array_interface__"))
-    throw py::type_error(name + " must be a CUDA array (an object with __cuda_array_interface__, such as a CUDA "
-                         "torch.Tensor or a CuPy array); got " + TypeName(obj));
-  py::dict cai = obj.attr("__cuda_array_interface__");
-  ArrayView v;
-  for (py::handle d : cai["shape"]) v.shape.push_back(d.cast<int64_t>());
-  const std::string typestr = cai["typestr"].cast<std::string>();
-  if (typestr.size() < 3 || typestr[0] == '>')
-    throw py::value_error(name + ": unsupported __cuda_array_interface__ typestr '" + typestr + "'");
-  v.kind = typestr[1];
-  v.itemsize = std::stoi(typestr.substr(2));
-  py::tuple data = cai["data"];
-  v.data = reinterpret_cast<void*>(data[0].cast<uintptr_t>());
-  v.readonly = data[1].cast<bool>();
-  if (cai.contains("mask") && !cai["mask"].is_none()) throw py::value_error(name + ": masked CUDA arrays are not supported");
-  if (cai.contains("strides") && !cai["strides"].is_none()) {
-    std::vector<int64_t> strides;
-    for (py::handle s : cai["strides"]) strides.push_back(s.cast<int64_t>());
-    int64_t expected = v.itemsize;
-    for (int i = static_cast<int>(v.shape.size()) - 1; i >= 0; --i) {
-      if (v.shape[i] > 1 && strides[i] != expected)
-        throw py::value_error(name + " must be C-contiguous (call .contiguous() / cupy.ascontiguousarray)");
-      expected *= v.shape[i];
-    }
-  }
-  if (cai.contains("stream") && !cai["stream"].is_none()) {
-    v.has_stream = true;
-    v.stream = cai["stream"].cast<uintptr_t>();
-  }
-  return v;
-}
-
-// Checks one argument against the shape and dtype the call needs.
-void Expect(const ArrayView& v, const std::string& name, const std::vector<int64_t>& shape, int itemsize,
-            bool writable) {
-  if (v.kind != 'f' || v.itemsize != itemsize)
-    throw py::type_error(name + " must be float" + std::to_string(8 * itemsize) + " (the dtype of inputs); got kind '" +
-                         std::string(1, v.kind) + "' of " + std::to_string(v.itemsize) + " bytes");
-  if (v.shape != shape)
-    throw py::value_error(name + " must have shape " + DimsText(shape) + "; got " + DimsText(v.shape));
-  if (writable && v.readonly) throw py::value_error(name + " is an output and must be writable");
-}
-
-using ViewFn = ArrayView (*)(py::handle, const std::string&);
-
-std::vector<py::handle> AsList(py::handle obj, const std::string& name, int64_t layers) {
-  if (!py::isinstance<py::sequence>(obj) || py::isinstance<py::str>(obj))
-    throw py::type_error(name + " must be a list of arrays, one per layer");
-  std::vector<py::handle> items;
-  for (py::handle h : py::reinterpret_borrow<py::sequence>(obj)) items.push_back(h);
-  if (layers >= 0 && static_cast<int64_t>(items.size()) != layers)
-    throw py::value_error(name + " must hold one array per layer (" + std::to_string(layers) + "); got " +
-                          std::to_string(items.size()));
-  return items;
 }
 
 // Reads B, T, D from inputs [B,T,D] and H, L from kernels, the way the TF op does.
@@ -148,8 +63,8 @@ Problem ReadProblem(ViewFn view, py::handle inputs, py::handle kernels, int gate
   ArrayView x = view(inputs, "inputs");
   if (x.shape.size() != 3) throw py::value_error("inputs must have shape (batch, time, features); got " + DimsText(x.shape));
   if (x.kind != 'f' || (x.itemsize != 4 && x.itemsize != 8))
-    throw py::type_error("inputs must be float32 or float64");
-  std::vector<py::handle> k = AsList(kernels, "kernels", -1);
+    throw py::type_error("inputs must be float32 or float64; got " + DtypeText(x.kind, x.itemsize));
+  std::vector<py::object> k = LayerList(kernels, "kernels", -1);
   if (k.empty()) throw py::value_error("kernels must hold at least one array (one per layer)");
   ArrayView k0 = view(k[0], "kernels[0]");
   if (k0.shape.size() != 2 || k0.shape[0] != x.shape[2] || k0.shape[1] % gates != 0)
@@ -159,7 +74,11 @@ Problem ReadProblem(ViewFn view, py::handle inputs, py::handle kernels, int gate
   Problem p;
   p.shape = {x.shape[0], x.shape[1], x.shape[2], k0.shape[1] / gates, static_cast<int64_t>(k.size())};
   p.itemsize = x.itemsize;
-  if (p.shape.input < 1 || p.shape.hidden < 1) throw py::value_error("features and units must be at least 1");
+  if (p.shape.input < 1)
+    throw py::value_error("inputs must have at least one feature (its last dimension); got shape " + DimsText(x.shape));
+  if (p.shape.hidden < 1)
+    throw py::value_error("kernels[0] must have at least one unit (its last dimension); got shape " +
+                          DimsText(k0.shape));
   return p;
 }
 
@@ -168,36 +87,39 @@ template <typename T>
 struct Pointers {
   std::vector<const T*> kernels, recurrent_kernels, biases;
   std::vector<T*> grad_kernels, grad_recurrent_kernels, grad_biases;
-  std::vector<ArrayView> views;  // every array seen, for the producer streams of CUDA arrays
+  // Every array seen, holding each one alive (the GIL is released while the kernels run), for the overlap check
+  // and the producer streams of CUDA arrays.
+  std::vector<ArrayView> views;
 
   const T* In(ViewFn view, py::handle obj, const std::string& name, const std::vector<int64_t>& shape) {
     views.push_back(view(obj, name));
-    Expect(views.back(), name, shape, sizeof(T), false);
+    Expect(views.back(), shape, sizeof(T));
     return static_cast<const T*>(views.back().data);
   }
   T* Out(ViewFn view, py::handle obj, const std::string& name, const std::vector<int64_t>& shape) {
     views.push_back(view(obj, name));
-    Expect(views.back(), name, shape, sizeof(T), true);
+    views.back().output = true;
+    Expect(views.back(), shape, sizeof(T));
     return static_cast<T*>(views.back().data);
   }
   void Weights(ViewFn view, const Shape& s, py::handle k, py::handle rk, py::handle b) {
-    auto ks = AsList(k, "kernels", s.layers), rks = AsList(rk, "recurrent_kernels", s.layers);
+    auto ks = LayerList(k, "kernels", s.layers), rks = LayerList(rk, "recurrent_kernels", s.layers);
     for (int64_t l = 0; l < s.layers; ++l) {
       const std::string i = "[" + std::to_string(l) + "]";
       kernels.push_back(In(view, ks[l], "kernels" + i, {l == 0 ? s.input : s.hidden, s.hidden}));
       recurrent_kernels.push_back(In(view, rks[l], "recurrent_kernels" + i, {s.hidden, s.hidden}));
     }
-    if (b.is_none()) {
+    if (!b) {  // the backward pass, which reads no biases (a caller's None is refused: the passes need arrays)
       biases.assign(s.layers, nullptr);
     } else {
-      auto bs = AsList(b, "biases", s.layers);
+      auto bs = LayerList(b, "biases", s.layers);
       for (int64_t l = 0; l < s.layers; ++l)
         biases.push_back(In(view, bs[l], "biases[" + std::to_string(l) + "]", {s.hidden}));
     }
   }
   void Grads(ViewFn view, const Shape& s, py::handle k, py::handle rk, py::handle b) {
-    auto ks = AsList(k, "grad_kernels", s.layers), rks = AsList(rk, "grad_recurrent_kernels", s.layers);
-    auto bs = AsList(b, "grad_biases", s.layers);
+    auto ks = LayerList(k, "grad_kernels", s.layers), rks = LayerList(rk, "grad_recurrent_kernels", s.layers);
+    auto bs = LayerList(b, "grad_biases", s.layers);
     for (int64_t l = 0; l < s.layers; ++l) {
       const std::string i = "[" + std::to_string(l) + "]";
       grad_kernels.push_back(Out(view, ks[l], "grad_kernels" + i, {l == 0 ? s.input : s.hidden, s.hidden}));
@@ -205,27 +127,27 @@ struct Pointers {
       grad_biases.push_back(Out(view, bs[l], "grad_biases" + i, {s.hidden}));
     }
   }
-  // The GRU's weights: kernels [in, 3H], recurrent kernels [H, 3H], biases [2, 3H] (or None: not read).
+  // The GRU's weights: kernels [in, 3H], recurrent kernels [H, 3H], biases [2, 3H] (or a null handle: not read).
   void GruWeightsIn(ViewFn view, const Shape& s, py::handle k, py::handle rk, py::handle b) {
     const int64_t H = s.hidden;
-    auto ks = AsList(k, "kernels", s.layers), rks = AsList(rk, "recurrent_kernels", s.layers);
+    auto ks = LayerList(k, "kernels", s.layers), rks = LayerList(rk, "recurrent_kernels", s.layers);
     for (int64_t l = 0; l < s.layers; ++l) {
       const std::string i = "[" + std::to_string(l) + "]";
       kernels.push_back(In(view, ks[l], "kernels" + i, {l == 0 ? s.input : H, 3 * H}));
       recurrent_kernels.push_back(In(view, rks[l], "recurrent_kernels" + i, {H, 3 * H}));
     }
-    if (b.is_none()) {
+    if (!b) {  // the backward pass, which reads no biases
       biases.assign(s.layers, nullptr);
     } else {
-      auto bs = AsList(b, "biases", s.layers);
+      auto bs = LayerList(b, "biases", s.layers);
       for (int64_t l = 0; l < s.layers; ++l)
         biases.push_back(In(view, bs[l], "biases[" + std::to_string(l) + "]", {2, 3 * H}));
     }
   }
   void GruGradsOut(ViewFn view, const Shape& s, py::handle k, py::handle rk, py::handle b) {
     const int64_t H = s.hidden;
-    auto ks = AsList(k, "grad_kernels", s.layers), rks = AsList(rk, "grad_recurrent_kernels", s.layers);
-    auto bs = AsList(b, "grad_biases", s.layers);
+    auto ks = LayerList(k, "grad_kernels", s.layers), rks = LayerList(rk, "grad_recurrent_kernels", s.layers);
+    auto bs = LayerList(b, "grad_biases", s.layers);
     for (int64_t l = 0; l < s.layers; ++l) {
       const std::string i = "[" + std::to_string(l) + "]";
       grad_kernels.push_back(Out(view, ks[l], "grad_kernels" + i, {l == 0 ? s.input : H, 3 * H}));
@@ -273,7 +195,7 @@ struct BackwardPointers : Pointers<T> {
   BackwardPointers(ViewFn view, const Shape& s, const BackwardArrays& a) {
     const int64_t B = s.batch, TT = s.time, D = s.input, H = s.hidden, L = s.layers;
     inputs = this->In(view, a.inputs, "inputs", {B, TT, D});
-    this->Weights(view, s, a.kernels, a.recurrent_kernels, py::none());
+    this->Weights(view, s, a.kernels, a.recurrent_kernels, py::handle());
     initial_states = this->In(view, a.initial_states, "initial_states", {L, B, H});
     activations = this->In(view, a.activations, "activations", {L, TT, B, H});
     grad_outputs = this->In(view, a.grad_outputs, "grad_outputs", {B, TT, H});
@@ -320,7 +242,7 @@ struct GruBackwardPointers : Pointers<T> {
     const int64_t B = s.batch, TT = s.time, D = s.input, H = s.hidden, L = s.layers;
     const int64_t G = deeprnn::kGruGateSlots * H;
     inputs = this->In(view, a.inputs, "inputs", {B, TT, D});
-    this->GruWeightsIn(view, s, a.kernels, a.recurrent_kernels, py::none());
+    this->GruWeightsIn(view, s, a.kernels, a.recurrent_kernels, py::handle());
     initial_states = this->In(view, a.initial_states, "initial_states", {L, B, H});
     activations = this->In(view, a.activations, "activations", {L, TT, B, H});
     gates = this->In(view, a.gates, "gates", {L, TT, B, G});
@@ -337,9 +259,17 @@ struct GruBackwardPointers : Pointers<T> {
 
 deeprnn::Cell CellOf(Activation act) { return act == Activation::kRelu ? deeprnn::Cell::kRelu : deeprnn::Cell::kTanh; }
 
+// A forced instruction set this processor lacks (DEEPRNN_FAST_CPU_ISA) is an error, not a crash.
+void CheckCpuIsa() {
+  const std::string error = deeprnn::CpuKernelIsaError();
+  if (!error.empty()) throw std::runtime_error(error);
+}
+
 template <typename T>
 void ForwardCpu(const Shape& s, Activation act, const ForwardArrays& a) {
   ForwardPointers<T> p(HostView, s, a);
+  CheckNoOverlap(p.views);
+  CheckCpuIsa();
   deeprnn::ForwardArgs<T> args;
   args.cell = CellOf(act);
   args.shape = s;
@@ -356,6 +286,8 @@ void ForwardCpu(const Shape& s, Activation act, const ForwardArrays& a) {
 template <typename T>
 void BackwardCpu(const Shape& s, Activation act, const BackwardArrays& a) {
   BackwardPointers<T> p(HostView, s, a);
+  CheckNoOverlap(p.views);
+  CheckCpuIsa();
   deeprnn::BackwardArgs<T> args;
   args.cell = CellOf(act);
   args.shape = s;
@@ -380,6 +312,8 @@ void BackwardCpu(const Shape& s, Activation act, const BackwardArrays& a) {
 template <typename T>
 void GruForwardCpu(const Shape& s, const GruForwardArrays& a) {
   GruForwardPointers<T> p(HostView, s, a);
+  CheckNoOverlap(p.views);
+  CheckCpuIsa();
   deeprnn::ForwardArgs<T> args;
   args.cell = deeprnn::Cell::kGru;
   args.shape = s;
@@ -397,6 +331,8 @@ void GruForwardCpu(const Shape& s, const GruForwardArrays& a) {
 template <typename T>
 void GruBackwardCpu(const Shape& s, const GruBackwardArrays& a) {
   GruBackwardPointers<T> p(HostView, s, a);
+  CheckNoOverlap(p.views);
+  CheckCpuIsa();
   deeprnn::BackwardArgs<T> args;
   args.cell = deeprnn::Cell::kGru;
   args.shape = s;
@@ -417,30 +353,38 @@ void GruBackwardCpu(const Shape& s, const GruBackwardArrays& a) {
 
 // ---- planning (no GPU needed) ----
 
-deeprnn::CudaSchedule ParseSchedule(const std::string& name) {
+deeprnn::CudaSchedule ParseSchedule(py::handle obj) {
   deeprnn::CudaSchedule schedule;
-  const deeprnn::CudaStatus st = deeprnn::ParseSchedule(name, &schedule);
-  if (!st.ok()) throw py::value_error(st.error);
+  const deeprnn::CudaStatus st = deeprnn::ParseSchedule(StrArg(obj, "schedule"), &schedule);
+  if (!st.ok()) throw py::value_error(OneLine(st.error));
   return schedule;
 }
 
 int ParseItemsize(py::handle dtype) {
-  const py::dtype dt = py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype));
+  py::dtype dt;
+  try {
+    dt = py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype));
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_Exception)) throw;
+    throw py::type_error("dtype must be float32 or float64 (a NumPy dtype or its name); got " + TypeName(dtype));
+  }
   if (dt.kind() != 'f' || (dt.itemsize() != 4 && dt.itemsize() != 8))
-    throw py::type_error("dtype must be float32 or float64");
+    throw py::type_error("dtype must be float32 or float64; got " + DtypeText(dt.kind(), static_cast<int>(dt.itemsize())));
   return static_cast<int>(dt.itemsize());
 }
 
-deeprnn::Direction ParseDirection(const std::string& name) {
+deeprnn::Direction ParseDirection(py::handle obj) {
+  const std::string name = StrArg(obj, "direction");
   if (name == "forward") return deeprnn::Direction::kForward;
   if (name == "backward") return deeprnn::Direction::kBackward;
-  throw py::value_error("direction must be 'forward' or 'backward'; got '" + name + "'");
+  throw py::value_error("direction must be 'forward' or 'backward'; got " + Quoted(name));
 }
 
-bool ParseCell(const std::string& name) {  // true for the GRU
+bool ParseCell(py::handle obj) {  // true for the GRU
+  const std::string name = StrArg(obj, "cell");
   if (name == "rnn") return false;
   if (name == "gru") return true;
-  throw py::value_error("cell must be 'rnn' (tanh / relu RNN) or 'gru'; got '" + name + "'");
+  throw py::value_error("cell must be 'rnn' (tanh / relu RNN) or 'gru'; got " + Quoted(name));
 }
 
 py::dict PlanDict(const deeprnn::WavefrontPlan& plan, bool gru = false) {
@@ -466,31 +410,57 @@ py::dict PlanDict(const deeprnn::WavefrontPlan& plan, bool gru = false) {
   return d;
 }
 
-deeprnn::DeviceProps PropsFromDict(const py::dict& d) {
-  deeprnn::DeviceProps p;
-  auto get = [&](const char* key, int64_t fallback) {
-    return d.contains(key) ? d[key].cast<int64_t>() : fallback;
-  };
+// plan(device={...}): the device's properties, and two knobs of the occupancy estimate (the kernels use at most
+// 128 registers per thread, __launch_bounds__(256, 2); a test may fix the blocks per SM instead). Types and ranges
+// are checked here, plausibility by the library (deeprnn::ValidateDeviceProps); every error names the field.
+struct DeviceDict {
+  deeprnn::DeviceProps props;
+  int regs_per_thread = 128;
+  int fixed_blocks_per_sm = -1;  // -1: estimate
+};
+
+DeviceDict PropsFromDict(py::handle device) {
+  if (!PyDict_Check(device.ptr()))
+    throw py::type_error("device must be None or a dict of device properties; got " + TypeName(device));
   static const std::set<std::string> known = {"sm_count", "smem_per_block_optin", "smem_per_sm",
                                               "reserved_smem_per_block", "max_threads_per_sm", "max_blocks_per_sm",
                                               "regs_per_sm", "cooperative_launch", "cc_major", "cc_minor",
                                               "regs_per_thread", "blocks_per_sm", "name", "multiprocessors"};
-  for (auto item : d) {
-    const std::string key = py::str(item.first);
-    if (!known.count(key)) throw py::value_error("unknown device property '" + key + "'");
+  PyObject *key, *value;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(device.ptr(), &pos, &key, &value)) {
+    if (!PyUnicode_Check(key)) throw py::type_error("device property names must be str; got " + TypeName(key));
+    const std::string name = StrArg(key, "a device property name");
+    if (!known.count(name)) throw py::value_error("unknown device property " + Quoted(name));
   }
-  if (!d.contains("sm_count")) throw py::value_error("device properties need at least 'sm_count'");
-  p.sm_count = static_cast<int>(get("sm_count", 0));
-  p.smem_per_block_optin = get("smem_per_block_optin", 227 * 1024);
-  p.smem_per_sm = get("smem_per_sm", 228 * 1024);
-  p.reserved_smem_per_block = get("reserved_smem_per_block", 1024);
-  p.max_threads_per_sm = static_cast<int>(get("max_threads_per_sm", 2048));
-  p.max_blocks_per_sm = static_cast<int>(get("max_blocks_per_sm", 32));
-  p.regs_per_sm = static_cast<int>(get("regs_per_sm", 65536));
-  p.cooperative_launch = d.contains("cooperative_launch") ? d["cooperative_launch"].cast<bool>() : true;
-  p.cc_major = static_cast<int>(get("cc_major", 9));
-  p.cc_minor = static_cast<int>(get("cc_minor", 0));
-  return p;
+  auto field = [&](const char* name) {
+    PyObject* v = PyDict_GetItemString(device.ptr(), name);
+    return v ? py::reinterpret_borrow<py::object>(v) : py::object();
+  };
+  auto get = [&](const char* name, int64_t fallback, int64_t lo, int64_t hi) {
+    const py::object v = field(name);
+    return v ? IntArg(v, std::string("device property ") + name, lo, hi) : fallback;
+  };
+  if (!field("sm_count")) throw py::value_error("device properties need at least 'sm_count'");
+  DeviceDict d;
+  deeprnn::DeviceProps& p = d.props;
+  p.sm_count = static_cast<int>(get("sm_count", 0, INT32_MIN, INT32_MAX));
+  p.smem_per_block_optin = get("smem_per_block_optin", 227 * 1024, INT64_MIN, INT64_MAX);
+  p.smem_per_sm = get("smem_per_sm", 228 * 1024, INT64_MIN, INT64_MAX);
+  p.reserved_smem_per_block = get("reserved_smem_per_block", 1024, INT64_MIN, INT64_MAX);
+  p.max_threads_per_sm = static_cast<int>(get("max_threads_per_sm", 2048, INT32_MIN, INT32_MAX));
+  p.max_blocks_per_sm = static_cast<int>(get("max_blocks_per_sm", 32, INT32_MIN, INT32_MAX));
+  p.regs_per_sm = static_cast<int>(get("regs_per_sm", 65536, INT32_MIN, INT32_MAX));
+  const py::object cooperative = field("cooperative_launch");
+  p.cooperative_launch = cooperative ? BoolArg(cooperative, "device property cooperative_launch") : true;
+  p.cc_major = static_cast<int>(get("cc_major", 9, INT32_MIN, INT32_MAX));
+  p.cc_minor = static_cast<int>(get("cc_minor", 0, INT32_MIN, INT32_MAX));
+  d.regs_per_thread = static_cast<int>(get("regs_per_thread", 128, 1, 255));
+  d.fixed_blocks_per_sm = static_cast<int>(get("blocks_per_sm", -1, 0, INT32_MAX));
+  // Checked here too (the planner checks again), so that a bad device is reported before a bad shape.
+  const deeprnn::CudaStatus st = deeprnn::ValidateDeviceProps(p);
+  if (!st.ok()) throw py::value_error(st.error);
+  return d;
 }
 
 [[maybe_unused]] py::dict PropsDict(const deeprnn::DeviceProps& p) {
@@ -517,48 +487,49 @@ bool CudaAvailable() {
 #endif
 }
 
-py::dict Plan(int64_t batch, int64_t time, int64_t input, int64_t hidden, int64_t layers, py::handle dtype,
-              const std::string& direction, const std::string& schedule, py::object device, const std::string& cell) {
-  const Shape shape{batch, time, input, hidden, layers};
-  const int itemsize = ParseItemsize(dtype);
-  const bool gru = ParseCell(cell);
+Shape ShapeArgs(const BoundArgs& a) {
+  return {IntArg(a["batch"], "batch"), IntArg(a["time"], "time"), IntArg(a["input"], "input"),
+          IntArg(a["hidden"], "hidden"), IntArg(a["layers"], "layers")};
+}
+
+py::dict Plan(const BoundArgs& a) {
+  const Shape shape = ShapeArgs(a);
+  const int itemsize = ParseItemsize(a["dtype"]);
+  const deeprnn::Direction direction = ParseDirection(a["direction"]);
+  const deeprnn::CudaSchedule schedule = ParseSchedule(a["schedule"]);
+  const bool gru = ParseCell(a["cell"]);
   deeprnn::WavefrontPlan plan;
   deeprnn::CudaStatus st;
-  if (device.is_none()) {
+  if (a["device"].is_none()) {
 #if defined(DEEPRNN_WITH_CUDA)
     if (!CudaAvailable()) throw std::runtime_error("plan(device=None) plans for the current GPU, and there is none");
-    st = gru ? deeprnn::PlanStackedGruCuda(shape, itemsize, ParseDirection(direction), ParseSchedule(schedule), &plan)
-             : deeprnn::PlanStackedRnnCuda(shape, itemsize, ParseDirection(direction), ParseSchedule(schedule), &plan);
+    st = gru ? deeprnn::PlanStackedGruCuda(shape, itemsize, direction, schedule, &plan)
+             : deeprnn::PlanStackedRnnCuda(shape, itemsize, direction, schedule, &plan);
 #else
     NoCuda("plan(device=None) plans for the current GPU");
 #endif
   } else {
-    const py::dict d = device.cast<py::dict>();
-    const deeprnn::DeviceProps props = PropsFromDict(d);
-    // The kernels use at most 128 registers per thread (__launch_bounds__(256, 2)); a test may fix the occupancy.
-    const int regs = d.contains("regs_per_thread") ? d["regs_per_thread"].cast<int>() : 128;
-    const int fixed = d.contains("blocks_per_sm") ? d["blocks_per_sm"].cast<int>() : -1;
+    const DeviceDict d = PropsFromDict(a["device"]);
     const deeprnn::OccupancyFn occupancy = [&](int, int64_t smem) {
-      if (smem > props.smem_per_block_optin) return 0;
-      return fixed >= 0 ? fixed : deeprnn::EstimateBlocksPerSm(props, smem, deeprnn::kWavefrontThreads, regs);
+      if (smem > d.props.smem_per_block_optin) return 0;
+      return d.fixed_blocks_per_sm >= 0
+                 ? d.fixed_blocks_per_sm
+                 : deeprnn::EstimateBlocksPerSm(d.props, smem, deeprnn::kWavefrontThreads, d.regs_per_thread);
     };
-    st = gru ? deeprnn::PlanGruWavefront(shape, itemsize, ParseDirection(direction), props, ParseSchedule(schedule),
-                                         occupancy, &plan)
-             : deeprnn::PlanWavefront(shape, itemsize, ParseDirection(direction), props, ParseSchedule(schedule),
-                                      occupancy, &plan);
+    st = gru ? deeprnn::PlanGruWavefront(shape, itemsize, direction, d.props, schedule, occupancy, &plan)
+             : deeprnn::PlanWavefront(shape, itemsize, direction, d.props, schedule, occupancy, &plan);
   }
-  if (!st.ok()) throw py::value_error(st.error);
+  if (!st.ok()) throw py::value_error(OneLine(st.error));
   return PlanDict(plan, gru);
 }
 
-int64_t WorkspaceBytes(const std::string& direction, int64_t batch, int64_t time, int64_t input, int64_t hidden,
-                       int64_t layers, py::handle dtype, const std::string& cell) {
-  const Shape shape{batch, time, input, hidden, layers};
-  const bool gru = ParseCell(cell);
+int64_t WorkspaceBytes(const BoundArgs& a) {
+  const Shape shape = ShapeArgs(a);
+  const bool gru = ParseCell(a["cell"]);
   const deeprnn::CudaStatus st = gru ? deeprnn::ValidateGruCudaShape(shape) : deeprnn::ValidateCudaShape(shape);
   if (!st.ok()) throw py::value_error(st.error);
-  const int itemsize = ParseItemsize(dtype);
-  const bool forward = ParseDirection(direction) == deeprnn::Direction::kForward;
+  const int itemsize = ParseItemsize(a["dtype"]);
+  const bool forward = ParseDirection(a["direction"]) == deeprnn::Direction::kForward;
   if (gru)
     return forward ? deeprnn::StackedGruForwardCudaWorkspaceBytes(shape, itemsize)
                    : deeprnn::StackedGruBackwardCudaWorkspaceBytes(shape, itemsize);
@@ -585,19 +556,17 @@ void WaitForProducers(const std::vector<ArrayView>& views, uintptr_t stream) {
 
 // The library wants a 256-byte aligned workspace; CUDA allocators give one, and any other buffer is used from its
 // first aligned byte on.
-void* Workspace(py::handle workspace, int64_t needed, int64_t* bytes) {
+ArrayView WorkspaceView(py::handle workspace, int64_t needed) {
   ArrayView w = CudaView(workspace, "workspace");
-  int64_t n = w.itemsize;
-  for (int64_t d : w.shape) n *= d;
+  w.output = true;
   const uintptr_t base = reinterpret_cast<uintptr_t>(w.data);
-  const uintptr_t aligned = (base + 255) / 256 * 256;
-  n -= static_cast<int64_t>(aligned - base);
-  if (n < needed)
+  const int64_t skip = static_cast<int64_t>((256 - base % 256) % 256);
+  const int64_t usable = w.bytes > skip ? w.bytes - skip : 0;
+  if (usable < needed)
     throw py::value_error("workspace must hold at least " + std::to_string(needed) +
-                          " bytes from its first 256-byte aligned address; got " + std::to_string(std::max<int64_t>(n, 0)));
+                          " bytes from its first 256-byte aligned address; got " + std::to_string(usable));
   if (w.readonly) throw py::value_error("workspace must be writable");
-  *bytes = n;
-  return reinterpret_cast<void*>(aligned);
+  return w;
 }
 
 py::dict InfoDict(const deeprnn::CudaLaunchInfo& info, bool gru = false) {
@@ -609,10 +578,14 @@ py::dict InfoDict(const deeprnn::CudaLaunchInfo& info, bool gru = false) {
 // The common part of every CUDA entry point: the workspace, the wait for the arrays' producers, then
 // call(workspace, workspace_bytes, stream, &info) without the GIL, and its status turned into an exception.
 template <typename Call>
-py::dict RunCuda(const std::vector<ArrayView>& views, int64_t workspace_needed, py::handle workspace, uintptr_t stream,
+py::dict RunCuda(std::vector<ArrayView>& views, int64_t workspace_needed, py::handle workspace, uintptr_t stream,
                  bool gru, Call&& call) {
-  int64_t bytes = 0;
-  void* ws = Workspace(workspace, workspace_needed, &bytes);
+  views.push_back(WorkspaceView(workspace, workspace_needed));
+  CheckNoOverlap(views);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(views.back().data);
+  const int64_t skip = static_cast<int64_t>((256 - base % 256) % 256);
+  void* ws = reinterpret_cast<void*>(base + skip);
+  const int64_t bytes = views.back().bytes - skip;
   WaitForProducers(views, stream);
   deeprnn::CudaLaunchInfo info;
   deeprnn::CudaStatus st;
@@ -677,6 +650,87 @@ py::dict GruBackwardCuda(const Shape& s, const GruBackwardArrays& a, py::handle 
 
 #endif  // DEEPRNN_WITH_CUDA
 
+// ---- entry points ----
+
+// The parameters of every entry point, in order (positional and keyword arguments bind to these names).
+const Signature kForwardCpu{"forward_cpu",
+                            {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
+                             "final_states", "activations", {"activation", "tanh"}}};
+const Signature kBackwardCpu{"backward_cpu",
+                             {"inputs", "kernels", "recurrent_kernels", "initial_states", "activations",
+                              "grad_outputs", "grad_final_states", "grad_inputs", "grad_kernels",
+                              "grad_recurrent_kernels", "grad_biases", "grad_initial_states", "grad_preactivations",
+                              {"activation", "tanh"}}};
+const Signature kGruForwardCpu{"gru_forward_cpu",
+                               {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
+                                "final_states", "activations", "gates"}};
+const Signature kGruBackwardCpu{"gru_backward_cpu",
+                                {"inputs", "kernels", "recurrent_kernels", "initial_states", "activations", "gates",
+                                 "grad_outputs", "grad_final_states", "grad_inputs", "grad_kernels",
+                                 "grad_recurrent_kernels", "grad_biases", "grad_initial_states"}};
+const Signature kWorkspaceBytes{"workspace_bytes",
+                                {"direction", "batch", "time", "input", "hidden", "layers", "dtype",
+                                 {"cell", "rnn"}}};
+const Signature kPlan{"plan",
+                      {"batch", "time", "input", "hidden", "layers", {"dtype", "float32"}, {"direction", "forward"},
+                       {"schedule", "auto"}, {"device", kNoneDefault}, {"cell", "rnn"}}};
+const Signature kForwardCuda{"forward_cuda",
+                             {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
+                              "final_states", "activations", "workspace", {"activation", "tanh"},
+                              {"stream", int64_t{0}}, {"schedule", "auto"}}};
+const Signature kBackwardCuda{"backward_cuda",
+                              {"inputs", "kernels", "recurrent_kernels", "initial_states", "activations",
+                               "grad_outputs", "grad_final_states", "grad_inputs", "grad_kernels",
+                               "grad_recurrent_kernels", "grad_biases", "grad_initial_states", "grad_preactivations",
+                               "workspace", {"activation", "tanh"}, {"stream", int64_t{0}}, {"schedule", "auto"}}};
+const Signature kGruForwardCuda{"gru_forward_cuda",
+                                {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
+                                 "final_states", "activations", "gates", "workspace", {"stream", int64_t{0}},
+                                 {"schedule", "auto"}}};
+const Signature kGruBackwardCuda{"gru_backward_cuda",
+                                 {"inputs", "kernels", "recurrent_kernels", "initial_states", "activations", "gates",
+                                  "grad_outputs", "grad_final_states", "grad_inputs", "grad_kernels",
+                                  "grad_recurrent_kernels", "grad_biases", "grad_initial_states", "grad_gates",
+                                  "workspace", {"stream", int64_t{0}}, {"schedule", "auto"}}};
+const Signature kGridSyncBenchmark{"grid_sync_benchmark", {"syncs", {"blocks", int64_t{0}}, {"stream", int64_t{0}}}};
+
+// Every entry point takes (*args, **kwargs) and binds them itself (call_arguments.h); its docstring starts with
+// the real signature.
+template <typename Fn>
+void Def(py::module_& m, const Signature& sig, Fn&& fn, const std::string& doc) {
+  m.def(
+      sig.function.c_str(),
+      [&sig, fn](py::args args, py::kwargs kwargs) { return fn(BoundArgs(sig, args, kwargs)); },
+      (sig.Text() + "\n\n" + doc).c_str());
+}
+
+ForwardArrays ForwardArgs(const BoundArgs& a) {
+  return {a["inputs"], a["kernels"], a["recurrent_kernels"], a["biases"], a["initial_states"], a["outputs"],
+          a["final_states"], a["activations"]};
+}
+
+BackwardArrays BackwardArgs(const BoundArgs& a) {
+  return {a["inputs"], a["kernels"], a["recurrent_kernels"], a["initial_states"], a["activations"],
+          a["grad_outputs"], a["grad_final_states"], a["grad_inputs"], a["grad_kernels"],
+          a["grad_recurrent_kernels"], a["grad_biases"], a["grad_initial_states"], a["grad_preactivations"]};
+}
+
+GruForwardArrays GruForwardArgs(const BoundArgs& a) {
+  return {a["inputs"], a["kernels"], a["recurrent_kernels"], a["biases"], a["initial_states"], a["outputs"],
+          a["final_states"], a["activations"], a["gates"]};
+}
+
+// grad_gates: None for the CPU pass.
+GruBackwardArrays GruBackwardArgs(const BoundArgs& a, py::handle grad_gates) {
+  return {a["inputs"], a["kernels"], a["recurrent_kernels"], a["initial_states"], a["activations"], a["gates"],
+          a["grad_outputs"], a["grad_final_states"], a["grad_inputs"], a["grad_kernels"],
+          a["grad_recurrent_kernels"], a["grad_biases"], a["grad_initial_states"], grad_gates};
+}
+
+[[maybe_unused]] uintptr_t StreamArg(const BoundArgs& a) {
+  return static_cast<uintptr_t>(IntArg(a["stream"], "stream", 0, INT64_MAX));
+}
+
 }  // namespace
 }  // namespace deeprnn_fast
 
@@ -684,6 +738,8 @@ PYBIND11_MODULE(_kernels, m) {
   using namespace deeprnn_fast;
   m.doc() = "deeprnn_fast's kernel library without TensorFlow: CPU passes on NumPy arrays, CUDA passes on "
             "__cuda_array_interface__ arrays, and the CUDA launch planner.";
+  py::options options;
+  options.disable_function_signatures();  // every docstring starts with its own: the functions take (*args, **kwargs)
 
   m.def("has_cuda_build", [] {
 #if defined(DEEPRNN_WITH_CUDA)
@@ -691,214 +747,125 @@ PYBIND11_MODULE(_kernels, m) {
 #else
     return false;
 #endif
-  }, "True when the module was compiled with the CUDA kernels.");
-  m.def("cuda_available", &CudaAvailable, "True when the module has CUDA kernels and a CUDA device is visible.");
-  m.def("cpu_isa", [] { return std::string(deeprnn::CpuKernelIsa()); },
-        "The instruction set of the CPU passes: 'avx512', 'avx2' or 'generic' (DEEPRNN_FAST_CPU_ISA forces one).");
+  }, "has_cuda_build()\n\nTrue when the module was compiled with the CUDA kernels.");
+  m.def("cuda_available", &CudaAvailable,
+        "cuda_available()\n\nTrue when the module has CUDA kernels and a CUDA device is visible.");
+  m.def("cpu_isa", [] {
+    CheckCpuIsa();
+    return std::string(deeprnn::CpuKernelIsa());
+  },
+        "cpu_isa()\n\nThe instruction set of the CPU passes: 'avx512', 'avx2' or 'generic', the best this processor has; "
+        "DEEPRNN_FAST_CPU_ISA forces one (also 'avx512emu': the AVX-512 code through AVX2, for tests). RuntimeError "
+        "when the forced one cannot run here.");
 
-  m.def(
-      "forward_cpu",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle biases,
-         py::handle initial_states, py::handle outputs, py::handle final_states, py::handle activations,
-         const std::string& activation) {
-        const Activation act = ParseActivation(activation);
-        const Problem p = ReadProblem(HostView, inputs, kernels);
-        const ForwardArrays a{inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states,
-                              activations};
-        if (p.itemsize == 4) ForwardCpu<float>(p.shape, act, a);
-        else ForwardCpu<double>(p.shape, act, a);
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("biases"),
-      py::arg("initial_states"), py::arg("outputs"), py::arg("final_states"), py::arg("activations"),
-      py::arg("activation") = "tanh",
-      "Forward pass on the CPU into the given arrays: inputs [B,T,D], kernels / recurrent_kernels / biases lists "
-      "of L arrays, initial_states [L,B,H] -> outputs [B,T,H], final_states [L,B,H], activations [L,T,B,H].");
+  m.def("cpu_isas", [] { return deeprnn::CpuKernelIsas(); },
+        "cpu_isas()\n\nThe instruction sets this processor can run, by the names DEEPRNN_FAST_CPU_ISA takes.");
 
-  m.def(
-      "backward_cpu",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle initial_states,
-         py::handle activations, py::handle grad_outputs, py::handle grad_final_states, py::handle grad_inputs,
-         py::handle grad_kernels, py::handle grad_recurrent_kernels, py::handle grad_biases,
-         py::handle grad_initial_states, py::handle grad_preactivations, const std::string& activation) {
-        const Activation act = ParseActivation(activation);
-        const Problem p = ReadProblem(HostView, inputs, kernels);
-        const BackwardArrays a{inputs, kernels, recurrent_kernels, initial_states, activations, grad_outputs,
-                               grad_final_states, grad_inputs, grad_kernels, grad_recurrent_kernels, grad_biases,
-                               grad_initial_states, grad_preactivations};
-        if (p.itemsize == 4) BackwardCpu<float>(p.shape, act, a);
-        else BackwardCpu<double>(p.shape, act, a);
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("initial_states"),
-      py::arg("activations"), py::arg("grad_outputs"), py::arg("grad_final_states"), py::arg("grad_inputs"),
-      py::arg("grad_kernels"), py::arg("grad_recurrent_kernels"), py::arg("grad_biases"),
-      py::arg("grad_initial_states"), py::arg("grad_preactivations"), py::arg("activation") = "tanh",
-      "Backward pass on the CPU into the given arrays (grad_preactivations [L,T,B,H] is scratch that ends up "
-      "holding dLoss/dZ).");
+  Def(m, kForwardCpu, [](const BoundArgs& a) {
+    const Activation act = ParseActivation(a["activation"]);
+    const Problem p = ReadProblem(HostView, a["inputs"], a["kernels"]);
+    if (p.itemsize == 4) ForwardCpu<float>(p.shape, act, ForwardArgs(a));
+    else ForwardCpu<double>(p.shape, act, ForwardArgs(a));
+  }, "Forward pass on the CPU into the given arrays: inputs [B,T,D], kernels / recurrent_kernels / biases lists "
+     "(or tuples) of L arrays, initial_states [L,B,H] -> outputs [B,T,H], final_states [L,B,H], activations "
+     "[L,T,B,H]. Every array is a C-contiguous, aligned, native-byte-order numpy.ndarray of the inputs' dtype; "
+     "no output may share memory with another argument.");
 
-  m.def(
-      "gru_forward_cpu",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle biases,
-         py::handle initial_states, py::handle outputs, py::handle final_states, py::handle activations,
-         py::handle gates) {
-        const Problem p = ReadProblem(HostView, inputs, kernels, 3);
-        const GruForwardArrays a{inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states,
-                                 activations, gates};
-        if (p.itemsize == 4) GruForwardCpu<float>(p.shape, a);
-        else GruForwardCpu<double>(p.shape, a);
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("biases"),
-      py::arg("initial_states"), py::arg("outputs"), py::arg("final_states"), py::arg("activations"),
-      py::arg("gates"),
-      "GRU forward pass on the CPU into the given arrays: inputs [B,T,D], kernels ([D,3H], then [H,3H]) / "
-      "recurrent_kernels ([H,3H]) / biases ([2,3H]) lists of L arrays, initial_states [L,B,H] -> outputs [B,T,H], "
-      "final_states [L,B,H], activations [L,T,B,H], gates [L,T,B,4H] (rows [z | r | n | q]).");
+  Def(m, kBackwardCpu, [](const BoundArgs& a) {
+    const Activation act = ParseActivation(a["activation"]);
+    const Problem p = ReadProblem(HostView, a["inputs"], a["kernels"]);
+    if (p.itemsize == 4) BackwardCpu<float>(p.shape, act, BackwardArgs(a));
+    else BackwardCpu<double>(p.shape, act, BackwardArgs(a));
+  }, "Backward pass on the CPU into the given arrays (grad_preactivations [L,T,B,H] is scratch that ends up "
+     "holding dLoss/dZ); arrays as forward_cpu.");
 
-  m.def(
-      "gru_backward_cpu",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle initial_states,
-         py::handle activations, py::handle gates, py::handle grad_outputs, py::handle grad_final_states,
-         py::handle grad_inputs, py::handle grad_kernels, py::handle grad_recurrent_kernels, py::handle grad_biases,
-         py::handle grad_initial_states) {
-        const Problem p = ReadProblem(HostView, inputs, kernels, 3);
-        const GruBackwardArrays a{inputs, kernels, recurrent_kernels, initial_states, activations, gates,
-                                  grad_outputs, grad_final_states, grad_inputs, grad_kernels,
-                                  grad_recurrent_kernels, grad_biases, grad_initial_states, py::none()};
-        if (p.itemsize == 4) GruBackwardCpu<float>(p.shape, a);
-        else GruBackwardCpu<double>(p.shape, a);
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("initial_states"),
-      py::arg("activations"), py::arg("gates"), py::arg("grad_outputs"), py::arg("grad_final_states"),
-      py::arg("grad_inputs"), py::arg("grad_kernels"), py::arg("grad_recurrent_kernels"), py::arg("grad_biases"),
-      py::arg("grad_initial_states"),
-      "GRU backward pass on the CPU into the given arrays (the gates' gradients live in a scratch buffer the call "
-      "allocates itself).");
+  Def(m, kGruForwardCpu, [](const BoundArgs& a) {
+    const Problem p = ReadProblem(HostView, a["inputs"], a["kernels"], 3);
+    if (p.itemsize == 4) GruForwardCpu<float>(p.shape, GruForwardArgs(a));
+    else GruForwardCpu<double>(p.shape, GruForwardArgs(a));
+  }, "GRU forward pass on the CPU into the given arrays: inputs [B,T,D], kernels ([D,3H], then [H,3H]) / "
+     "recurrent_kernels ([H,3H]) / biases ([2,3H]) lists of L arrays, initial_states [L,B,H] -> outputs [B,T,H], "
+     "final_states [L,B,H], activations [L,T,B,H], gates [L,T,B,4H] (rows [z | r | n | q]); arrays as "
+     "forward_cpu.");
 
-  m.def("workspace_bytes", &WorkspaceBytes, py::arg("direction"), py::arg("batch"), py::arg("time"),
-        py::arg("input"), py::arg("hidden"), py::arg("layers"), py::arg("dtype"), py::arg("cell") = "rnn",
-        "Bytes of CUDA workspace forward_cuda / gru_forward_cuda ('forward') or backward_cuda / gru_backward_cuda "
-        "('backward') needs (no GPU needed); cell: 'rnn' or 'gru'.");
+  Def(m, kGruBackwardCpu, [](const BoundArgs& a) {
+    const Problem p = ReadProblem(HostView, a["inputs"], a["kernels"], 3);
+    if (p.itemsize == 4) GruBackwardCpu<float>(p.shape, GruBackwardArgs(a, py::none()));
+    else GruBackwardCpu<double>(p.shape, GruBackwardArgs(a, py::none()));
+  }, "GRU backward pass on the CPU into the given arrays (the gates' gradients live in a scratch buffer the call "
+     "allocates itself).");
 
-  m.def("plan", &Plan, py::arg("batch"), py::arg("time"), py::arg("input"), py::arg("hidden"), py::arg("layers"),
-        py::arg("dtype") = "float32", py::arg("direction") = "forward", py::arg("schedule") = "auto",
-        py::arg("device") = py::none(), py::arg("cell") = "rnn",
-        "The CUDA launch plan of one pass (cell 'rnn' or 'gru') as a dict. device=None: the current GPU (CUDA "
-        "build only); or a dict of "
-        "device properties (sm_count, smem_per_block_optin, smem_per_sm, reserved_smem_per_block, "
-        "max_threads_per_sm, max_blocks_per_sm, regs_per_sm, cooperative_launch, and optionally regs_per_thread "
-        "or a fixed blocks_per_sm), which needs no GPU. Raises ValueError for shapes or schedules that cannot run.");
+  Def(m, kWorkspaceBytes, [](const BoundArgs& a) { return WorkspaceBytes(a); },
+      "Bytes of CUDA workspace forward_cuda / gru_forward_cuda ('forward') or backward_cuda / gru_backward_cuda "
+      "('backward') needs (no GPU needed); cell: 'rnn' or 'gru'.");
 
-  m.def(
-      "forward_cuda",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle biases,
-         py::handle initial_states, py::handle outputs, py::handle final_states, py::handle activations,
-         py::handle workspace, const std::string& activation, uintptr_t stream, const std::string& schedule) {
+  Def(m, kPlan, [](const BoundArgs& a) { return Plan(a); },
+      "The CUDA launch plan of one pass (cell 'rnn' or 'gru') as a dict. device=None: the current GPU (CUDA "
+      "build only); or a dict of device properties (sm_count, smem_per_block_optin, smem_per_sm, "
+      "reserved_smem_per_block, max_threads_per_sm, max_blocks_per_sm, regs_per_sm, cooperative_launch, and "
+      "optionally regs_per_thread or a fixed blocks_per_sm), which needs no GPU. Raises ValueError for shapes or "
+      "schedules that cannot run and for device properties no GPU has.");
+
+  Def(m, kForwardCuda, [](const BoundArgs& a) -> py::object {
 #if defined(DEEPRNN_WITH_CUDA)
-        const Activation act = ParseActivation(activation);
-        const deeprnn::CudaSchedule sched = ParseSchedule(schedule);
-        const Problem p = ReadProblem(CudaView, inputs, kernels);
-        const ForwardArrays a{inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states,
-                              activations};
-        return p.itemsize == 4 ? ForwardCuda<float>(p.shape, act, a, workspace, stream, sched)
-                               : ForwardCuda<double>(p.shape, act, a, workspace, stream, sched);
+    const Activation act = ParseActivation(a["activation"]);
+    const deeprnn::CudaSchedule sched = ParseSchedule(a["schedule"]);
+    const uintptr_t stream = StreamArg(a);
+    const Problem p = ReadProblem(CudaView, a["inputs"], a["kernels"]);
+    return p.itemsize == 4 ? ForwardCuda<float>(p.shape, act, ForwardArgs(a), a["workspace"], stream, sched)
+                           : ForwardCuda<double>(p.shape, act, ForwardArgs(a), a["workspace"], stream, sched);
 #else
-        (void)inputs, (void)kernels, (void)recurrent_kernels, (void)biases, (void)initial_states, (void)outputs;
-        (void)final_states, (void)activations, (void)workspace, (void)activation, (void)stream, (void)schedule;
-        NoCuda("forward_cuda");
+    (void)a;
+    NoCuda("forward_cuda");
 #endif
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("biases"),
-      py::arg("initial_states"), py::arg("outputs"), py::arg("final_states"), py::arg("activations"),
-      py::arg("workspace"), py::arg("activation") = "tanh", py::arg("stream") = 0, py::arg("schedule") = "auto",
-      "Forward pass on the current CUDA device, queued on `stream` (cudaStream_t as int; e.g. "
-      "torch.cuda.current_stream().cuda_stream), into the given CUDA arrays; workspace: a CUDA array of at least "
-      "workspace_bytes('forward', ...) bytes. schedule: auto, stepwise, persistent, persistent_resident, "
-      "persistent_streaming. Returns the plan that ran. Does not synchronise.");
+  }, "Forward pass on the current CUDA device, queued on `stream` (cudaStream_t as int; e.g. "
+     "torch.cuda.current_stream().cuda_stream), into the given CUDA arrays (C-contiguous, little-endian, of the "
+     "inputs' dtype; no output may share memory with another argument); workspace: a CUDA array of at least "
+     "workspace_bytes('forward', ...) bytes. schedule: auto, stepwise, persistent, persistent_resident, "
+     "persistent_streaming. Returns the plan that ran. Does not synchronise.");
 
-  m.def(
-      "backward_cuda",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle initial_states,
-         py::handle activations, py::handle grad_outputs, py::handle grad_final_states, py::handle grad_inputs,
-         py::handle grad_kernels, py::handle grad_recurrent_kernels, py::handle grad_biases,
-         py::handle grad_initial_states, py::handle grad_preactivations, py::handle workspace,
-         const std::string& activation, uintptr_t stream, const std::string& schedule) {
+  Def(m, kBackwardCuda, [](const BoundArgs& a) -> py::object {
 #if defined(DEEPRNN_WITH_CUDA)
-        const Activation act = ParseActivation(activation);
-        const deeprnn::CudaSchedule sched = ParseSchedule(schedule);
-        const Problem p = ReadProblem(CudaView, inputs, kernels);
-        const BackwardArrays a{inputs, kernels, recurrent_kernels, initial_states, activations, grad_outputs,
-                               grad_final_states, grad_inputs, grad_kernels, grad_recurrent_kernels, grad_biases,
-                               grad_initial_states, grad_preactivations};
-        return p.itemsize == 4 ? BackwardCuda<float>(p.shape, act, a, workspace, stream, sched)
-                               : BackwardCuda<double>(p.shape, act, a, workspace, stream, sched);
+    const Activation act = ParseActivation(a["activation"]);
+    const deeprnn::CudaSchedule sched = ParseSchedule(a["schedule"]);
+    const uintptr_t stream = StreamArg(a);
+    const Problem p = ReadProblem(CudaView, a["inputs"], a["kernels"]);
+    return p.itemsize == 4 ? BackwardCuda<float>(p.shape, act, BackwardArgs(a), a["workspace"], stream, sched)
+                           : BackwardCuda<double>(p.shape, act, BackwardArgs(a), a["workspace"], stream, sched);
 #else
-        (void)inputs, (void)kernels, (void)recurrent_kernels, (void)initial_states, (void)activations;
-        (void)grad_outputs, (void)grad_final_states, (void)grad_inputs, (void)grad_kernels;
-        (void)grad_recurrent_kernels, (void)grad_biases, (void)grad_initial_states, (void)grad_preactivations;
-        (void)workspace, (void)activation, (void)stream, (void)schedule;
-        NoCuda("backward_cuda");
+    (void)a;
+    NoCuda("backward_cuda");
 #endif
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("initial_states"),
-      py::arg("activations"), py::arg("grad_outputs"), py::arg("grad_final_states"), py::arg("grad_inputs"),
-      py::arg("grad_kernels"), py::arg("grad_recurrent_kernels"), py::arg("grad_biases"),
-      py::arg("grad_initial_states"), py::arg("grad_preactivations"), py::arg("workspace"),
-      py::arg("activation") = "tanh", py::arg("stream") = 0, py::arg("schedule") = "auto",
-      "Backward pass on the current CUDA device (see forward_cuda). Returns the plan that ran.");
+  }, "Backward pass on the current CUDA device (see forward_cuda). Returns the plan that ran.");
 
-  m.def(
-      "gru_forward_cuda",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle biases,
-         py::handle initial_states, py::handle outputs, py::handle final_states, py::handle activations,
-         py::handle gates, py::handle workspace, uintptr_t stream, const std::string& schedule) {
+  Def(m, kGruForwardCuda, [](const BoundArgs& a) -> py::object {
 #if defined(DEEPRNN_WITH_CUDA)
-        const deeprnn::CudaSchedule sched = ParseSchedule(schedule);
-        const Problem p = ReadProblem(CudaView, inputs, kernels, 3);
-        const GruForwardArrays a{inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states,
-                                 activations, gates};
-        return p.itemsize == 4 ? GruForwardCuda<float>(p.shape, a, workspace, stream, sched)
-                               : GruForwardCuda<double>(p.shape, a, workspace, stream, sched);
+    const deeprnn::CudaSchedule sched = ParseSchedule(a["schedule"]);
+    const uintptr_t stream = StreamArg(a);
+    const Problem p = ReadProblem(CudaView, a["inputs"], a["kernels"], 3);
+    return p.itemsize == 4 ? GruForwardCuda<float>(p.shape, GruForwardArgs(a), a["workspace"], stream, sched)
+                           : GruForwardCuda<double>(p.shape, GruForwardArgs(a), a["workspace"], stream, sched);
 #else
-        (void)inputs, (void)kernels, (void)recurrent_kernels, (void)biases, (void)initial_states, (void)outputs;
-        (void)final_states, (void)activations, (void)gates, (void)workspace, (void)stream, (void)schedule;
-        NoCuda("gru_forward_cuda");
+    (void)a;
+    NoCuda("gru_forward_cuda");
 #endif
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("biases"),
-      py::arg("initial_states"), py::arg("outputs"), py::arg("final_states"), py::arg("activations"),
-      py::arg("gates"), py::arg("workspace"), py::arg("stream") = 0, py::arg("schedule") = "auto",
-      "GRU forward pass on the current CUDA device (shapes as gru_forward_cpu; stream, workspace of at least "
-      "workspace_bytes('forward', ..., cell='gru') bytes and schedule as forward_cuda). Returns the plan that ran.");
+  }, "GRU forward pass on the current CUDA device (shapes as gru_forward_cpu; stream, workspace of at least "
+     "workspace_bytes('forward', ..., cell='gru') bytes and schedule as forward_cuda). Returns the plan that ran.");
 
-  m.def(
-      "gru_backward_cuda",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle initial_states,
-         py::handle activations, py::handle gates, py::handle grad_outputs, py::handle grad_final_states,
-         py::handle grad_inputs, py::handle grad_kernels, py::handle grad_recurrent_kernels, py::handle grad_biases,
-         py::handle grad_initial_states, py::handle grad_gates, py::handle workspace, uintptr_t stream,
-         const std::string& schedule) {
+  Def(m, kGruBackwardCuda, [](const BoundArgs& a) -> py::object {
 #if defined(DEEPRNN_WITH_CUDA)
-        const deeprnn::CudaSchedule sched = ParseSchedule(schedule);
-        const Problem p = ReadProblem(CudaView, inputs, kernels, 3);
-        const GruBackwardArrays a{inputs, kernels, recurrent_kernels, initial_states, activations, gates,
-                                  grad_outputs, grad_final_states, grad_inputs, grad_kernels,
-                                  grad_recurrent_kernels, grad_biases, grad_initial_states, grad_gates};
-        return p.itemsize == 4 ? GruBackwardCuda<float>(p.shape, a, workspace, stream, sched)
-                               : GruBackwardCuda<double>(p.shape, a, workspace, stream, sched);
+    const deeprnn::CudaSchedule sched = ParseSchedule(a["schedule"]);
+    const uintptr_t stream = StreamArg(a);
+    const Problem p = ReadProblem(CudaView, a["inputs"], a["kernels"], 3);
+    const GruBackwardArrays arrays = GruBackwardArgs(a, a["grad_gates"]);
+    return p.itemsize == 4 ? GruBackwardCuda<float>(p.shape, arrays, a["workspace"], stream, sched)
+                           : GruBackwardCuda<double>(p.shape, arrays, a["workspace"], stream, sched);
 #else
-        (void)inputs, (void)kernels, (void)recurrent_kernels, (void)initial_states, (void)activations, (void)gates;
-        (void)grad_outputs, (void)grad_final_states, (void)grad_inputs, (void)grad_kernels;
-        (void)grad_recurrent_kernels, (void)grad_biases, (void)grad_initial_states, (void)grad_gates;
-        (void)workspace, (void)stream, (void)schedule;
-        NoCuda("gru_backward_cuda");
+    (void)a;
+    NoCuda("gru_backward_cuda");
 #endif
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("initial_states"),
-      py::arg("activations"), py::arg("gates"), py::arg("grad_outputs"), py::arg("grad_final_states"),
-      py::arg("grad_inputs"), py::arg("grad_kernels"), py::arg("grad_recurrent_kernels"), py::arg("grad_biases"),
-      py::arg("grad_initial_states"), py::arg("grad_gates"), py::arg("workspace"), py::arg("stream") = 0,
-      py::arg("schedule") = "auto",
-      "GRU backward pass on the current CUDA device (see gru_forward_cuda); grad_gates [L,T,B,4H] is scratch that "
-      "ends up holding the gates' gradients [dn | dz | dr | dn * r]. Returns the plan that ran.");
+  }, "GRU backward pass on the current CUDA device (see gru_forward_cuda); grad_gates [L,T,B,4H] is scratch that "
+     "ends up holding the gates' gradients [dn | dz | dr | dn * r]. Returns the plan that ran.");
 
   m.def("device_info", [] {
 #if defined(DEEPRNN_WITH_CUDA)
@@ -916,20 +883,18 @@ PYBIND11_MODULE(_kernels, m) {
 #else
     NoCuda("device_info");
 #endif
-  }, "Properties of the current CUDA device as the planner sees them, its name, and the CUDA runtime / driver "
-     "versions (1000 * major + 10 * minor).");
+  }, "device_info()\n\nProperties of the current CUDA device as the planner sees them, its name, and the CUDA "
+     "runtime / driver versions (1000 * major + 10 * minor).");
 
-  m.def(
-      "grid_sync_benchmark",
-      [](int64_t syncs, int blocks, uintptr_t stream) {
+  Def(m, kGridSyncBenchmark, [](const BoundArgs& a) {
+    const int64_t syncs = IntArg(a["syncs"], "syncs", 0);
+    const int blocks = static_cast<int>(IntArg(a["blocks"], "blocks", 0, INT32_MAX));
 #if defined(DEEPRNN_WITH_CUDA)
-        CheckCuda(deeprnn::CudaGridSyncBenchmark(syncs, blocks, reinterpret_cast<void*>(stream)));
+    CheckCuda(deeprnn::CudaGridSyncBenchmark(syncs, blocks, reinterpret_cast<void*>(StreamArg(a))));
 #else
-        (void)syncs, (void)blocks, (void)stream;
-        NoCuda("grid_sync_benchmark");
+    (void)syncs, (void)blocks;
+    NoCuda("grid_sync_benchmark");
 #endif
-      },
-      py::arg("syncs"), py::arg("blocks") = 0, py::arg("stream") = 0,
-      "Queues one cooperative kernel doing `syncs` grid barriers (blocks=0: one block of 256 threads per SM); time "
-      "it with CUDA events to get the cost of one grid synchronisation.");
+  }, "Queues one cooperative kernel doing `syncs` grid barriers (blocks=0: one block of 256 threads per SM); time "
+     "it with CUDA events to get the cost of one grid synchronisation.");
 }
