@@ -758,7 +758,12 @@ PYBIND11_MODULE(_kernels, m) {
         "DEEPRNN_FAST_CPU_ISA forces one (also 'avx512emu': the AVX-512 code through AVX2, for tests). RuntimeError "
         "when the forced one cannot run here.");
 
-  m.def("cpu_isas", [] { return deeprnn::CpuKernelIsas(); },
+  m.def("cpu_isas", [] {
+          // Built by hand: pybind11/stl.h would also change how list arguments convert.
+          py::list names;
+          for (const std::string& name : deeprnn::CpuKernelIsas()) names.append(name);
+          return names;
+        },
         "cpu_isas()\n\nThe instruction sets this processor can run, by the names DEEPRNN_FAST_CPU_ISA takes.");
 
   Def(m, kForwardCpu, [](const BoundArgs& a) {
