@@ -138,16 +138,20 @@ def _keras_stack(config: ModelConfig) -> keras.layers.Layer:
     return keras.layers.RNN([cell() for _ in range(config.layers)], return_sequences=True, return_state=True)
 
 
+# The fused layers take the token ids themselves (vocabulary_size): x W_x of a one-hot x is a row of W_x, so the
+# first layer's input product becomes a gather, the [B, T, V] one-hot tensor is never built, and no gradient is
+# computed for an input that needs none. The kernel keeps its [V, H] shape, so model directories are unchanged.
+
 def _fused_stack(config: ModelConfig) -> keras.layers.Layer:
     from deeprnn_fast.layers import StackedRNN
     return StackedRNN(config.hidden, config.layers, activation=config.cell, dropout=config.dropout,
-                      return_sequences=True, return_state=True)
+                      return_sequences=True, return_state=True, vocabulary_size=len(config.vocab))
 
 
 def _fused_gru_stack(config: ModelConfig) -> keras.layers.Layer:
     from deeprnn_fast.layers import StackedGRU
     return StackedGRU(config.hidden, config.layers, dropout=config.dropout, return_sequences=True,
-                      return_state=True)
+                      return_state=True, vocabulary_size=len(config.vocab))
 
 
 def build_recurrent_stack(config: ModelConfig):
@@ -168,7 +172,8 @@ def build_recurrent_stack(config: ModelConfig):
 
 
 class CharLanguageModel(keras.Model):
-    """tokens [B, T] -> logits [B, T, V]: one-hot, the stacked RNN, a Dense readout (the book's RNNLM)."""
+    """tokens [B, T] -> logits [B, T, V]: one-hot, the stacked RNN, a Dense readout (the book's RNNLM). The fused
+    layers take the ids directly (their vocabulary_size), which computes the same function."""
 
     def __init__(self, config: ModelConfig, **kwargs):
         super().__init__(**kwargs)
@@ -182,7 +187,8 @@ class CharLanguageModel(keras.Model):
 
     def call(self, tokens, initial_state=None, training=False):
         """Returns (logits [B, T, V], list of L final states [B, H]); initial_state: None (zeros) or L states."""
-        x = tf.one_hot(tokens, self.vocab_size)
+        takes_tokens = getattr(self.rnn, "vocabulary_size", None) is not None
+        x = tokens if takes_tokens else tf.one_hot(tokens, self.vocab_size)
         outputs, *states = self.rnn(x, initial_state=initial_state, training=training)
         # Keras' RNN over stacked cells returns each cell's state as a one-element list when no state was passed.
         states = [s[0] if isinstance(s, (list, tuple)) else s for s in states]
