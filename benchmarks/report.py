@@ -8,9 +8,10 @@ every implementation's median time of a training step, its GFLOP/s (its own cell
 the speed-up of its cell's project implementation over it, and peak memory; the project against the fastest peer of
 each cell; thread scaling, when runs at several thread counts are given (e.g. DEEPRNN_FAST_BENCH_THREADS=1 and =2);
 the book's experiment per epoch; with --before, the project's times against an earlier run (e.g. today's AVX2 kernels
-against tomorrow's run with DEEPRNN_FAST_CPU_ISA=avx2); then the issue's targets. With --write FILE it replaces the
-text between the markers BEGIN_MARKER and END_MARKER of FILE instead of printing. Needs neither TensorFlow nor
-pytest.
+against tomorrow's run with DEEPRNN_FAST_CPU_ISA=avx2); the masked and dropout steps against Keras' and against the
+project's plain step, with their targets (modifier_results.py reads those records); then the issue's targets. With
+--write FILE it replaces the text between the markers BEGIN_MARKER and END_MARKER of FILE instead of printing. Needs
+neither TensorFlow nor pytest.
 """
 import argparse
 import sys
@@ -18,6 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import modifier_results  # noqa: E402
+from modifier_steps import DROPOUT_VARIANT, KERAS_IMPL, MASKED_VARIANTS, PLAIN, PROJECT_IMPL, VARIANTS  # noqa: E402
 import results as results_module  # noqa: E402
 from results import CELL_NAMES, CELLS  # noqa: E402
 
@@ -34,6 +37,11 @@ SCALING, SCALING_CONFIGS = 1.8, ("small", "wide")
 EPOCH_SPEEDUP, EPOCH_PEERS = 2.5, ("keras", "torch")
 TARGET_CELLS = ("tanh", "gru")  # the LSTM joins the targets once it is timed
 KERAS_STACK = {"tanh": "keras_simplernn", "gru": "keras_gru", "lstm": "keras_lstm"}
+# Masks and dropout (issue 13): the project's masked and dropout steps at least this many times as fast as the Keras
+# stack's on these configurations, and its masked step no slower than its plain one (at most 1.0x its time).
+MODIFIER_SPEEDUP, MODIFIER_SPEEDUP_CONFIGS = 5.0, ("seed", "small")
+MASKED_OVER_PLAIN = 1.0
+MODIFIER_TARGET_CELLS = ("tanh", "gru")  # the issue's "both cells"; the LSTM's rows join where it was timed
 
 
 def fmt(value, digits=1, suffix=""):
@@ -209,6 +217,74 @@ def before_section(results, before, threads):
                                  "ms before", "ms after", "speed-up"], rows) + [""]
 
 
+def _modifier_ms(row, threads):
+    seconds = row and row.median_s.get(threads)
+    return seconds and seconds * 1e3
+
+
+def modifier_section(modifiers):
+    """Per configuration and cell: each variant's project and Keras medians, Keras / project, and the project's
+    time over its plain (no mask, no dropout) step; then the section's targets."""
+    threads = modifier_results.main_threads(modifiers)
+    if threads is None:
+        return []
+    lines = ["### Masks and dropout", "",
+             "Training step as above, with `mask=` (bool [B, T]: \"lengths\" = random lengths in [T/2, T], "
+             "right-padded; \"holes\" = about 20 % of the steps off anywhere) and y times the mask in the loss, or "
+             "with `dropout=0.2, recurrent_dropout=0.2, training=True`; \"plain\" = the project's step with neither. "
+             "Keras = `keras.layers.RNN([SimpleRNNCell | GRUCell | LSTMCell] * L)` with the same rates. "
+             f"{threads} thread{'s' if threads > 1 else ''}. A project time marked (fallback) was taken while the "
+             "layer ran its step-by-step loop instead of the fused op (`benchmarks/test_bench_modifiers.py`).", ""]
+    for config in modifiers.values():
+        s = config.shape
+        for cell in config.cells():
+            plain = config.get(cell, PLAIN, PROJECT_IMPL)
+            rows = []
+            for variant in VARIANTS:
+                project, keras = config.get(cell, variant, PROJECT_IMPL), config.get(cell, variant, KERAS_IMPL)
+                if project is None and keras is None:
+                    continue
+                project_ms = _modifier_ms(project, threads)
+                note = " (fallback)" if project and project.fallbacks else ""
+                rows.append([variant, fmt(project_ms) + (note if project_ms is not None else ""),
+                             fmt(_modifier_ms(keras, threads)),
+                             fmt(ratio(_modifier_ms(keras, threads), project_ms), 2, "x"),
+                             fmt(ratio(project_ms, _modifier_ms(plain, threads)), 2, "x")])
+            lines += [f"#### {config.name}, {CELL_NAMES.get(cell, cell)}: B={s['batch']}, T={s['time']}, "
+                      f"D={s['features']}, H={s['hidden']}, L={s['layers']}", ""]
+            lines += table(["variant", "project median ms", "Keras median ms", "Keras / project",
+                            "project / plain project"], rows) + [""]
+    lines += ["#### Targets (masks and dropout)", ""]
+    return lines + table(["target", "measured", "verdict"], modifier_target_rows(modifiers, threads)) + [""]
+
+
+def modifier_target_rows(modifiers, threads):
+    """(target, measured, verdict) rows: >= MODIFIER_SPEEDUP x Keras for every variant on MODIFIER_SPEEDUP_CONFIGS,
+    and every masked project step <= MASKED_OVER_PLAIN x the plain one on every configuration run."""
+    timed_cells = {cell for c in modifiers.values() for cell in c.cells()}
+    cells = MODIFIER_TARGET_CELLS + tuple(c for c in CELLS if c not in MODIFIER_TARGET_CELLS and c in timed_cells)
+    rows = []
+    for name in MODIFIER_SPEEDUP_CONFIGS:
+        config = modifiers.get(name)
+        for cell in cells:
+            for variant in MASKED_VARIANTS + (DROPOUT_VARIANT,):
+                project = config and config.get(cell, variant, PROJECT_IMPL)
+                keras = config and config.get(cell, variant, KERAS_IMPL)
+                value = ratio(_modifier_ms(keras, threads), _modifier_ms(project, threads))
+                rows.append([f"{name}, {CELL_NAMES[cell]}, {variant}: >= {MODIFIER_SPEEDUP:g}x Keras",
+                             *_verdict(value, MODIFIER_SPEEDUP)])
+    for name in dict.fromkeys(MODIFIER_SPEEDUP_CONFIGS + tuple(modifiers)):
+        config = modifiers.get(name)
+        for cell in cells:
+            for variant in MASKED_VARIANTS:
+                project = config and config.get(cell, variant, PROJECT_IMPL)
+                plain = config and config.get(cell, PLAIN, PROJECT_IMPL)
+                value = ratio(_modifier_ms(project, threads), _modifier_ms(plain, threads))
+                rows.append([f"{name}, {CELL_NAMES[cell]}, {variant}: masked project <= {MASKED_OVER_PLAIN:g}x "
+                             "plain project", *_verdict(value, MASKED_OVER_PLAIN, at_most=True)])
+    return rows
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Targets: each returns (target, measured, verdict) rows.
 
@@ -272,7 +348,7 @@ def target_rows(results, threads, before=None):
     return rows
 
 
-def report(results, before=None):
+def report(results, before=None, modifiers=None):
     threads = results.main_threads()
     lines = ["Runs: " + "; ".join(results.runs) + ".", "",
              "Training step = forward + backward, loss = sum(y^2) over the top layer's output sequence, gradients "
@@ -293,6 +369,8 @@ def report(results, before=None):
     lines += epoch_section(results)
     if before is not None and threads is not None:
         lines += before_section(results, before, threads)
+    if modifiers:
+        lines += modifier_section(modifiers)
     lines += ["### Targets", ""] + table(["target", "measured", "verdict"], target_rows(results, threads, before))
     return "\n".join(lines)
 
@@ -306,10 +384,12 @@ def main(argv=None):
                         help=f"replace the text between {BEGIN_MARKER} and {END_MARKER} in FILE instead of printing")
     args = parser.parse_args(argv)
     results = results_module.load(args.results)
-    if not results.configs and not results.epochs:
-        raise SystemExit(f"no benchmark records of kind train_step, peak_memory or epoch in {args.results}")
+    modifiers = modifier_results.load(args.results)
+    if not results.configs and not results.epochs and not modifiers:
+        raise SystemExit(f"no benchmark records of kind train_step, peak_memory, epoch or modifier_step in "
+                         f"{args.results}")
     before = results_module.load(args.before) if args.before else None
-    text = report(results, before)
+    text = report(results, before, modifiers)
     if args.write:
         write_between_markers(args.write, text)
     else:

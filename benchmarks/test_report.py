@@ -85,3 +85,54 @@ def test_write_between_markers_keeps_the_rest(tmp_path):
     report.write_between_markers(str(readme), "new table")
     assert readme.read_text() == f"head\n{report.BEGIN_MARKER}\nnew table\n{report.END_MARKER}\ntail\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]  # no partial file left behind
+
+
+def modifier_step(config, cell, variant, implementation, median_s, threads=2, fallbacks=()):
+    c = workloads.CONFIGS[config]
+    return {"name": f"test_modifier_step[{config}-{cell}-{variant}-{implementation}]",
+            "stats": {"median": median_s, "min": median_s * 0.9, "rounds": 5},
+            "extra_info": {"kind": "modifier_step", "config": config, "cell": cell, "variant": variant,
+                           "implementation": implementation,
+                           "role": "project" if implementation == "deeprnn_fast" else "peer", "threads": threads,
+                           "train_step_flops": c.train_step_flops(cell), "fallbacks": list(fallbacks),
+                           "shape": {"batch": c.batch, "time": c.time, "features": c.features, "hidden": c.hidden,
+                                     "layers": c.layers}}}
+
+
+def test_report_masks_and_dropout(tmp_path):
+    rng = np.random.default_rng()
+    plain = rng.uniform(0.01, 0.02)
+    # lengths: faster than plain and > 5x Keras; holes: slower than plain and < 5x Keras; dropout: > 5x Keras.
+    project = {"lengths": plain * rng.uniform(0.6, 0.9), "holes": plain * rng.uniform(1.1, 1.5),
+               "dropout": plain * rng.uniform(1.0, 2.0)}
+    keras = {"lengths": project["lengths"] * rng.uniform(6, 9), "holes": project["holes"] * rng.uniform(2, 4),
+             "dropout": project["dropout"] * rng.uniform(5.5, 8)}
+    path = write(tmp_path / "modifiers.json", [
+        modifier_step("seed", "gru", "plain", "deeprnn_fast", plain),
+        *[modifier_step("seed", "gru", v, "deeprnn_fast", s, fallbacks=["StackedGRU: ... instead"] if v == "holes"
+                        else ()) for v, s in project.items()],
+        *[modifier_step("seed", "gru", v, "keras", s) for v, s in keras.items()],
+        # a 1-thread record of the same case: the tables show the largest thread count, not this one
+        modifier_step("seed", "gru", "plain", "deeprnn_fast", plain * 50, threads=1),
+    ])
+    modifiers = report.modifier_results.load([path])
+    assert report.modifier_results.main_threads(modifiers) == 2
+
+    rows = {row[0]: row[1:] for row in report.modifier_target_rows(modifiers, 2)}
+    lengths = rows["seed, GRU, lengths: >= 5x Keras"]
+    assert lengths == [f"{keras['lengths'] / project['lengths']:.2f}x", "met"]
+    assert rows["seed, GRU, holes: >= 5x Keras"] == [f"{keras['holes'] / project['holes']:.2f}x", "**not met**"]
+    assert rows["seed, GRU, dropout: >= 5x Keras"][1] == "met"
+    assert rows["seed, GRU, lengths: masked project <= 1x plain project"] == \
+        [f"{project['lengths'] / plain:.2f}x", "met"]
+    assert rows["seed, GRU, holes: masked project <= 1x plain project"] == \
+        [f"{project['holes'] / plain:.2f}x", "**not met**"]
+    assert rows["small, GRU, lengths: >= 5x Keras"] == ["—", "not run"]
+    assert rows["seed, tanh RNN, holes: masked project <= 1x plain project"] == ["—", "not run"]
+    assert not any("LSTM" in target for target in rows)  # no LSTM record: no LSTM target
+
+    text = report.report(results_module.load([path]), modifiers=modifiers)
+    assert "### Masks and dropout" in text and "#### Targets (masks and dropout)" in text
+    assert (f"| holes | {project['holes'] * 1e3:.1f} (fallback) | {keras['holes'] * 1e3:.1f} | "
+            f"{keras['holes'] / project['holes']:.2f}x | {project['holes'] / plain:.2f}x |") in text
+    assert f"| plain | {plain * 1e3:.1f} | — | — | 1.00x |" in text
