@@ -6,7 +6,7 @@ subprocess, with and without DEEPRNN_FAST_EMULATION_FAULT.
     python -m deeprnn_fast.testing.emulated_self_check --kernels build/.../_kernels*.so [--cells tanh,gru]
         [--dtypes float32,float64]
 
-prints one JSON object: {"results": {"cell/dtype": {"passed", "detail"}}, "warnings": [...], "checks_run": n}.
+prints one JSON object: {"results": {"cell/dtype": {"passed", "detail", "answers" (use_fused per call)}}, "warnings": [...], "checks_run": n}.
 """
 import argparse
 import json
@@ -103,10 +103,9 @@ def main(argv=None):
         warnings.simplefilter("always")
         for cell in a.cells.split(","):
             for dtype in a.dtypes.split(","):
-                verdicts = {checks.use_fused(DEVICE, cell, dtype, fused, oracle_runner) for _ in range(a.calls)}
+                answers = [checks.use_fused(DEVICE, cell, dtype, fused, oracle_runner) for _ in range(a.calls)]
                 result = checks.result(DEVICE, cell, dtype)
-                assert verdicts == {result.passed}
-                results[f"{cell}/{dtype}"] = {"passed": result.passed, "detail": result.detail}
+                results[f"{cell}/{dtype}"] = {"passed": result.passed, "detail": result.detail, "answers": answers}
     json.dump({"results": results, "warnings": [str(w.message) for w in caught], "checks_run": checks.runs},
               sys.stdout)
     print()
