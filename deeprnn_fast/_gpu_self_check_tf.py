@@ -7,11 +7,12 @@ fresh thread outside any graph being traced (tf.function, Keras fit), so the use
 then the answer is cached for the process.
 
 Cost, estimated rather than timed (no GPU here, and no timings on shared machines): the problem is
-gpu_self_check.PROBLEM_SIZE (B=3, T=5, D=7, H=33, L=3, about 15 cells). The fused side is one forward and one
-backward op launch on kilobytes of data (microseconds of GPU work, a few milliseconds of launch overhead); the
-reference side is the plain-TF Python loop over 15 cells forward plus its tape's backward, a few hundred small eager
-ops at some 10-50 us each, so some 10-50 ms; plus host-device copies of a few hundred kilobytes. That is well under
-a second per key, paid once per process per (device, cell, dtype) a program actually uses.
+gpu_self_check.PROBLEM_SIZE (B=3, T=5, D=7, H=33, L=3: 15 cells). The fused side is one forward and one backward
+op on kilobytes of data (microseconds of GPU work, well under a millisecond of launches). The reference side is the
+plain-TF Python loop over the 15 cells (some 20 eager ops each for the GRU) and its tape's backward (about twice
+that): under a thousand small eager ops at 10-50 us each, so some 10-50 ms; plus copying a few hundred kilobytes of
+results to the host and one thread start. Well under a second per key, paid once per process per (device, cell,
+dtype) a program uses; TensorFlow's own first-use costs on a GPU (context, cuBLAS) come with the first op anyway.
 """
 import threading
 

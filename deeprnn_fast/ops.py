@@ -8,7 +8,8 @@ tensor and splits the final states back into a list.
 Every wrapper takes dense inputs [B, T, D] or integer token ids [B, T]: a token input computes what a one-hot input
 of kernels[0]'s rows computes, without the one-hot tensor and its product (kernels[0] is then [vocabulary, G*H]), and
 its gradient is a sum of rows. Every wrapper falls back to the same-named function of `deeprnn_fast.reference`, with
-one warning, when the compiled library is unavailable.
+one warning, when the compiled library is unavailable, and, on a GPU, when the CUDA kernels fail their self-check
+(deeprnn_fast/gpu_self_check.py, run once per device, cell and dtype before the first fused call there).
 """
 import threading
 import warnings
