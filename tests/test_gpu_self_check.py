@@ -197,6 +197,20 @@ def test_failed_check_routes_to_the_reference_inside_tf_function(tf_wiring, monk
     assert tf_wiring._CHECKS.runs == 1 and broken.forward_calls == 1
 
 
+def test_failed_check_inside_keras_fit_trains_on_the_reference(tf_wiring, monkeypatch, rng):
+    import keras
+    from deeprnn_fast import StackedRNN, _library
+    broken = _BrokenLibrary(_library.library(), "corrupt")
+    monkeypatch.setattr(_library, "library", lambda: broken)
+    model = keras.Sequential([keras.Input((4, 3)), StackedRNN(8, 2), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = rng.standard_normal((6, 4, 3)).astype("float32"), rng.standard_normal((6, 1)).astype("float32")
+    with pytest.warns(RuntimeWarning, match="self-check failed on /GPU:0 for the tanh cell in float32"):
+        history = model.fit(x, y, batch_size=3, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert tf_wiring._CHECKS.runs == 1 and broken.forward_calls == 1  # the check's call only; fit ran the reference
+
+
 def test_passing_check_keeps_the_fused_op(tf_wiring):
     import tensorflow as tf
     problem = gpu_self_check.make_problem("gru", "float64", seed=5)
