@@ -1,10 +1,10 @@
 """The GPU self-check (deeprnn_fast/gpu_self_check.py) wired into the TF ops: which device a call runs on, and the
 two sides of the check as TF computations on that device.
 
-Only a call that will run on a GPU pays: with no GPU visible to TensorFlow, or a call placed on the CPU, `verdict`
-answers at once without running anything. On a GPU, the first call per (device, cell, dtype) runs the check eagerly, on a
-fresh thread outside any graph being traced (tf.function, Keras fit), so the user's graph gets nothing of it, and
-then the answer is cached for the process.
+Only a call that will run on a GPU pays: with no GPU visible to TensorFlow, or a call placed on the CPU, `use_fused`
+answers at once without running anything. On a GPU, the first call per (device, cell, dtype) runs the check
+eagerly, on a fresh thread outside any graph being traced (tf.function, Keras fit), so the user's graph gets nothing
+of it, and then the answer is cached for the process.
 
 Cost, estimated rather than timed (no GPU here, and no timings on shared machines): the problem is
 gpu_self_check.PROBLEM_SIZE (B=3, T=5, D=7, H=33, L=3: 15 cells). The fused side is one forward and one backward

@@ -6,7 +6,8 @@ subprocess, with and without DEEPRNN_FAST_EMULATION_FAULT.
     python -m deeprnn_fast.testing.emulated_self_check --kernels build/.../_kernels*.so [--cells tanh,gru]
         [--dtypes float32,float64]
 
-prints one JSON object: {"results": {"cell/dtype": {"passed", "detail", "answers" (use_fused per call)}}, "warnings": [...], "checks_run": n}.
+prints one JSON object: {"results": {"cell/dtype": {"passed", "detail", "answers"}}, "warnings": [...],
+"checks_run": n}, where "answers" are use_fused's answers to --calls calls of that key.
 """
 import argparse
 import json
