@@ -8,14 +8,15 @@ tensor and splits the final states back into a list.
 Every wrapper takes dense inputs [B, T, D] or integer token ids [B, T]: a token input computes what a one-hot input
 of kernels[0]'s rows computes, without the one-hot tensor and its product (kernels[0] is then [vocabulary, G*H]), and
 its gradient is a sum of rows. Every wrapper falls back to the same-named function of `deeprnn_fast.reference`, with
-one warning, when the compiled library is unavailable.
+one warning, when the compiled library is unavailable, and, on a GPU, when the CUDA kernels fail their self-check
+(deeprnn_fast/gpu_self_check.py, run once per device, cell and dtype before the first fused call there).
 """
 import threading
 import warnings
 
 import tensorflow as tf
 
-from deeprnn_fast import _library, _validate, _xla, reference
+from deeprnn_fast import _gpu_self_check_tf, _library, _validate, _xla, reference
 
 __all__ = ["stacked_rnn", "stacked_gru", "stacked_lstm", "build_info", "SecondOrderGradientError"]
 
@@ -80,15 +81,31 @@ def _warn_once_under_xla(cell):
 
 
 def _fused(cell, inputs, kernels, recurrent_kernels, biases, initial_states, modifiers):
-    fallback = {"tanh": reference.stacked_rnn, "relu": reference.stacked_rnn, "gru": reference.stacked_gru,
-                "lstm": reference.stacked_lstm}[cell]
+    reference_function = {"tanh": reference.stacked_rnn, "relu": reference.stacked_rnn,
+                          "gru": reference.stacked_gru, "lstm": reference.stacked_lstm}[cell]
+
+    def fallback(*arguments, **mods):
+        return reference_function(*arguments, **_cell_attrs(cell), **mods)
+
     if _xla.in_xla_context():
         _warn_once_under_xla(cell)
-        return fallback(inputs, kernels, recurrent_kernels, biases, initial_states, **_cell_attrs(cell), **modifiers)
+        return fallback(inputs, kernels, recurrent_kernels, biases, initial_states, **modifiers)
     lib = _library.library_or_warn()
     if lib is None:
-        return fallback(inputs, kernels, recurrent_kernels, biases, initial_states, **_cell_attrs(cell), **modifiers)
+        return fallback(inputs, kernels, recurrent_kernels, biases, initial_states, **modifiers)
     args = _validate.stacked_args(cell, inputs, kernels, recurrent_kernels, biases, initial_states)
+
+    def fused_op(*arguments):
+        return _fused_op(lib, cell, _validate.stacked_args(cell, *arguments), {})
+
+    # On a GPU, the CUDA kernels first check themselves against the reference (once per device, cell and dtype).
+    if not _gpu_self_check_tf.use_fused(cell, args.dtype, fused_op, fallback):
+        return fallback(inputs, kernels, recurrent_kernels, biases, initial_states, **modifiers)
+    return _fused_op(lib, cell, args, modifiers)
+
+
+def _fused_op(lib, cell, args, modifiers):
+    """The compiled op on validated arguments."""
     mods = _validate.modifier_args(args, **modifiers)
     lstm = _validate.CELLS[cell].states > 1
     states = tf.stack([tf.stack(pair) for pair in args.initial_states] if lstm else args.initial_states)

@@ -8,6 +8,12 @@
 // its own exactly-sized heap buffer, filled with 0xff bytes, NaN as floats, so that reading unwritten shared memory
 // shows). Launches are synchronous; streams and events only keep their API.
 //
+// DEEPRNN_FAST_EMULATION_FAULT injects a fault, so that checks of the kernels' results (deeprnn_fast's GPU
+// self-check) can be tested against a real wrong result: "corrupt" makes the first floating-point global load
+// (__ldg / __ldcg, the wavefront kernels' reads of weights, biases and states) of every launch return its value
+// plus one, as a wrong index would; "launch_error" makes every kernel launch return cudaErrorLaunchFailure. Unset
+// (or empty), the emulation behaves exactly as without it; any other value aborts with a message.
+//
 // It checks what the runtime would refuse: dynamic shared memory above 48 KB without cudaFuncSetAttribute, a
 // cooperative launch with more blocks than fit at once, grid.sync() outside a cooperative launch. It says nothing
 // about timing, memory ordering between real SMs or the L1 cache.
@@ -21,6 +27,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
 #include <barrier>
 #include <cmath>
 #include <cstddef>
@@ -35,6 +42,7 @@
 #include <numeric>
 #include <random>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -183,6 +191,34 @@ inline void RunBlocks(const std::function<void()>& kernel, dim3 grid, dim3 block
   pthread_attr_destroy(&attr);
 }
 
+enum class Fault { kNone, kCorrupt, kLaunchError };
+
+inline Fault InjectedFault() {
+  static const Fault fault = [] {
+    const char* env = std::getenv("DEEPRNN_FAST_EMULATION_FAULT");
+    if (env == nullptr || *env == '\0') return Fault::kNone;
+    if (std::strcmp(env, "corrupt") == 0) return Fault::kCorrupt;
+    if (std::strcmp(env, "launch_error") == 0) return Fault::kLaunchError;
+    Fail("DEEPRNN_FAST_EMULATION_FAULT must be corrupt or launch_error (or unset)");
+    return Fault::kNone;
+  }();
+  return fault;
+}
+
+// Armed at each launch under the "corrupt" fault; the first floating-point load that finds it armed disarms it.
+inline std::atomic<bool>& CorruptNextLoad() {
+  static std::atomic<bool> armed{false};
+  return armed;
+}
+
+template <typename T>
+inline T Loaded(T value) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (InjectedFault() == Fault::kCorrupt && CorruptNextLoad().exchange(false)) return value + T(1);
+  }
+  return value;
+}
+
 inline uint64_t& LaunchCounter() {
   static uint64_t counter = 0;
   return counter;
@@ -195,6 +231,8 @@ inline cudaError_t Launch(const void* func, const std::function<void()>& kernel,
       grid.z > 65535)
     return cudaErrorInvalidConfiguration;
   if (smem > SmemLimit(func)) return cudaErrorInvalidValue;
+  if (InjectedFault() == Fault::kLaunchError) return cudaErrorLaunchFailure;
+  if (InjectedFault() == Fault::kCorrupt) CorruptNextLoad().store(true);
   std::vector<dim3> blocks;
   for (unsigned z = 0; z < grid.z; ++z)
     for (unsigned y = 0; y < grid.y; ++y)
@@ -238,9 +276,9 @@ inline void GridSync() {
 
 inline void __syncthreads() { emulation::tls.block_barrier->arrive_and_wait(); }
 template <typename T>
-inline T __ldg(const T* p) { return *p; }
+inline T __ldg(const T* p) { return emulation::Loaded(*p); }
 template <typename T>
-inline T __ldcg(const T* p) { return *p; }
+inline T __ldcg(const T* p) { return emulation::Loaded(*p); }
 using std::max;
 using std::min;
 
@@ -253,6 +291,7 @@ inline const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorCooperativeLaunchTooLarge: return "cudaErrorCooperativeLaunchTooLarge";
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     default: return "cudaErrorUnknown";
   }
 }
