@@ -256,3 +256,26 @@ def test_a_bad_mask_is_an_error_naming_the_expected_shape(cell, mask, match):
 def test_a_rate_outside_0_1_is_an_error_naming_the_argument(cell, name, rate):
     with pytest.raises(ValueError, match=rf"^{name} must be a fraction in \[0, 1\); got {rate}$"):
         CELLS[cell][0](H, L, **{name: rate})
+
+
+# ---- from_keras ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda: keras.layers.SimpleRNN(H, dropout=0.3, recurrent_dropout=0.2), (StackedRNN, 0.3, 0.2, None)),
+    (lambda: keras.layers.GRU(H, dropout=0.3), (StackedGRU, 0.3, 0.0, 2)),
+    (lambda: keras.layers.GRU(H, dropout=0.3, implementation=1), (StackedGRU, 0.3, 0.0, 1)),
+    # Keras' cell switches itself to implementation 1 for recurrent_dropout; so does the converted layer's count.
+    (lambda: keras.layers.LSTM(H, dropout=0.1, recurrent_dropout=0.2), (StackedLSTM, 0.1, 0.2, 1)),
+    (lambda: keras.Sequential([keras.layers.GRU(H, dropout=0.3, return_sequences=True),
+                               keras.layers.GRU(H, dropout=0.3)]), (StackedGRU, 0.3, 0.0, 2)),
+])
+def test_from_keras_carries_both_dropouts_and_the_implementation(make, expected):
+    from deeprnn_fast.layers import from_keras
+    converted = from_keras(make())
+    layer_class, dropout, recurrent_dropout, implementation = expected
+    assert type(converted) is layer_class
+    assert (converted.dropout, converted.recurrent_dropout, converted.between_layer_dropout) == \
+        (dropout, recurrent_dropout, 0.0)
+    assert getattr(converted, "implementation", None) == implementation
+    gates = {StackedRNN: 1, StackedGRU: 3, StackedLSTM: 4}[layer_class]
+    assert converted._dropout_mask_count() == (gates if implementation == 1 else 1)
