@@ -148,7 +148,8 @@ def test_fit_under_a_global_mixed_float16_policy():
     x, y = random_inputs(rng, (8, 5, 3)), random_inputs(rng, (8, 5, 2))
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = keras.Sequential([keras.Input((5, 3)), StackedRNN(4, 2, between_layer_dropout=0.2, return_sequences=True),
+        model = keras.Sequential([keras.Input((5, 3)),
+                                  StackedRNN(4, 2, between_layer_dropout=0.2, return_sequences=True),
                                   keras.layers.Dense(2, dtype="float32")])
         model.compile(keras.optimizers.SGD(0.1), "mse")
         history = model.fit(x, y, batch_size=4, epochs=2, verbose=0).history["loss"]
