@@ -9,11 +9,13 @@ from deeprnn_fast.layers import StackedRNN
 ATOL = RTOL = 1e-5
 
 
-def keras_stack(units, num_layers, activation="tanh", use_bias=True, recurrent_dropout=0.0, **rnn_options):
+def keras_stack(units, num_layers, activation="tanh", use_bias=True, recurrent_dropout=0.0, dropout=0.0,
+                **rnn_options):
     """keras.layers.RNN over num_layers SimpleRNNCells: the layer StackedRNN stands in for."""
     # The cells take their dtype policy from their own argument, not from the RNN around them.
     cells = [keras.layers.SimpleRNNCell(units, activation=activation, use_bias=use_bias,
-                                        recurrent_dropout=recurrent_dropout, dtype=rnn_options.get("dtype"))
+                                        recurrent_dropout=recurrent_dropout, dropout=dropout,
+                                        dtype=rnn_options.get("dtype"))
              for _ in range(num_layers)]
     # So does the StackedRNNCells wrapper, which would otherwise cast the states to float32.
     return keras.layers.RNN(keras.layers.StackedRNNCells(cells, dtype=rnn_options.get("dtype")), **rnn_options)
@@ -32,7 +34,8 @@ def make_pair(rng, input_shape, units, num_layers, activation="tanh", use_bias=T
     """(StackedRNN, keras.layers.RNN) built for input_shape, with the same random weights."""
     ours = StackedRNN(units, num_layers, activation=activation, use_bias=use_bias, **options)
     ours.build(input_shape)
-    reference_options = {k: v for k, v in options.items() if k not in ("dropout", "seed")}
+    # between_layer_dropout has no Keras equivalent: tests compare it in training against a hand-built stack.
+    reference_options = {k: v for k, v in options.items() if k not in ("between_layer_dropout", "seed")}
     theirs = keras_stack(units, num_layers, activation=activation, use_bias=use_bias, **reference_options)
     theirs.build(input_shape)
     theirs.set_weights(random_weights(ours, rng))
@@ -69,7 +72,7 @@ def loss_gradients(layer, x, initial_state=None, mask=None, seed=0, **call_optio
 
 # The arguments of Keras' cells (as opposed to those of keras.layers.RNN around them).
 CELL_SETTINGS = ("activation", "recurrent_activation", "use_bias", "reset_after", "unit_forget_bias",
-                 "recurrent_dropout", "kernel_initializer", "recurrent_initializer", "bias_initializer")
+                 "dropout", "recurrent_dropout", "kernel_initializer", "recurrent_initializer", "bias_initializer")
 
 
 def keras_cells_stack(cell_class, units, num_layers, **options):
@@ -84,7 +87,8 @@ def make_keras_pair(ours_class, cell_class, rng, input_shape, units, num_layers,
     """(our layer, keras.layers.RNN over cell_class) built for input_shape, with the same random weights."""
     ours = ours_class(units, num_layers, **options)
     ours.build(input_shape)
-    keras_options = {k: v for k, v in options.items() if k not in ("dropout", "seed", "implementation")}
+    keras_options = {k: v for k, v in options.items() if k not in ("between_layer_dropout", "seed",
+                                                                    "implementation")}
     theirs = keras_cells_stack(cell_class, units, num_layers, **keras_options)
     theirs.build(input_shape)
     theirs.set_weights(random_weights(ours, rng))

@@ -164,6 +164,7 @@ def test_train_rejects_bad_data(kind, message, trained_run, tmp_path, capsys):
     (["--lr", "0"], "argument --lr: expected a positive number"),
     (["--clip", "-1"], "argument --clip: expected a number >= 0"),
     (["--dropout", "1"], "argument --dropout: expected a fraction in [0, 1)"),
+    (["--between-layer-dropout", "-0.1"], "argument --between-layer-dropout: expected a fraction in [0, 1)"),
     (["--implementation", "cudnn"], "argument --implementation: invalid choice"),
 ])
 def test_train_rejects_bad_arguments(args, message, text_file, tmp_path, capsys):
@@ -173,6 +174,20 @@ def test_train_rejects_bad_arguments(args, message, text_file, tmp_path, capsys)
     assert exit_.value.code == 2
     assert message in _one_error_line(capsys)
     assert not out.exists()
+
+
+def test_keras_cells_refuse_dropout_between_layers_and_the_help_says_which_dropout_is_which(text_file, tmp_path,
+                                                                                           capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--data", str(text_file), "--out", str(out), "--implementation", "keras",
+                     "--between-layer-dropout", "0.2", *TINY]) == 2
+    assert "use --dropout (Keras' cell dropout) with --implementation keras" in _one_error_line(capsys)
+    assert not out.exists()
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--dropout DROPOUT Keras' cell dropout" in help_text
+    assert "--between-layer-dropout BETWEEN_LAYER_DROPOUT PyTorch's dropout" in help_text
 
 
 def test_train_refuses_to_replace_a_directory_that_is_not_a_run(text_file, tmp_path, capsys):

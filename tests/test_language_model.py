@@ -1,5 +1,6 @@
 """The character language model (deeprnn_fast.language_model.model): the three recurrent stacks compute the same model,
 the book's initialisation, training lowers perplexity, greedy generation, and the model directory."""
+import json
 import math
 
 import keras
@@ -215,6 +216,38 @@ def test_a_saved_model_loads_with_the_same_predictions(trained, corpus, tmp_path
     tokens = corpus.val[:3, :-1]
     np.testing.assert_array_equal(loaded(tokens)[0], trained(tokens)[0])
     assert lm.generate(loaded, "the", 20) == lm.generate(trained, "the", 20)
+
+
+@pytest.mark.parametrize("implementation, dropout, between", [("fused", 0.0, 0.3), ("reference", 0.0, 0.3),
+                                                               ("keras", 0.3, 0.0)])
+def test_a_model_json_from_before_between_layer_dropout_loads_its_dropout_as_it_ran(
+        trained, tmp_path, implementation, dropout, between):
+    # Such runs stored one `dropout`: between layers for the fused and reference stacks, Keras' for Keras' cells.
+    lm.save_model(trained, tmp_path)
+    path = tmp_path / model_dir.MODEL_FILE
+    description = json.loads(path.read_text())
+    del description["between_layer_dropout"]
+    description.update(dropout=0.3, implementation=implementation)
+    path.write_text(json.dumps(description))
+    loaded = lm.load_model(tmp_path)
+    assert (loaded.config.dropout, loaded.config.between_layer_dropout) == (dropout, between)
+    (tmp_path / "again").mkdir()
+    lm.save_model(loaded, tmp_path / "again")
+    assert lm.load_model(tmp_path / "again").config == loaded.config
+
+
+def test_keras_cell_dropout_and_between_layer_dropout_both_act_in_training_only(corpus):
+    for options in (dict(dropout=0.5), dict(between_layer_dropout=0.5)):
+        for implementation in ("fused", "reference"):
+            keras.utils.set_random_seed(0)
+            model = lm.build_model(_config(corpus, implementation, **options))
+            model.set_weights(_random_weights(model, seed=10, scale=0.3))
+            tokens = corpus.train[:4, :-1]
+            a, _ = model(tokens, training=False)
+            c, _ = model(tokens, training=True)
+            assert np.abs(np.asarray(a) - np.asarray(c)).max() > 1e-3, (options, implementation)
+    with pytest.raises(ValueError, match="implementation 'keras' has no dropout between layers"):
+        lm.build_model(_config(corpus, "keras", between_layer_dropout=0.2))
 
 
 def test_loading_something_that_is_not_a_model_says_so(trained, tmp_path):

@@ -36,19 +36,20 @@ def keras_layer_by_layer(weights, x, between_masks, units):
 
 @pytest.mark.parametrize("stepwise", [False, True])
 def test_dropout_between_layers_in_training(stepwise):
-    # stepwise: an all-True mask sends the call through the step-by-step loop instead of the fused op.
+    # stepwise: the test sends the call through the step-by-step loop instead of the fused op.
     rng = np.random.default_rng([31, stepwise])
     x = random_inputs(rng, (3, 5, 4))
-    layer = StackedRNN(6, 3, dropout=0.4, return_sequences=True, return_state=True)
+    layer = StackedRNN(6, 3, between_layer_dropout=0.4, return_sequences=True, return_state=True)
     layer.build(x.shape)
     weights = random_weights(layer, rng)
     masks = [(rng.random((3, 5, 6)) > 0.4).astype(np.float32) / 0.6 for _ in range(2)]
     handed_out = iter(masks)
     layer._between_layer_mask = lambda like: tf.constant(next(handed_out))
-    mask = np.ones((3, 5), bool) if stepwise else None
+    if stepwise:
+        layer._fused_unsupported_reason = lambda: "forced by the test"
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = layer(x, mask=mask, training=True)
+        warnings.simplefilter("ignore" if stepwise else "error")
+        out = layer(x, mask=np.ones((3, 5), bool), training=True)
     assert next(handed_out, None) is None, "a mask between layers was not used"
     assert_all_close(out, keras_layer_by_layer(weights, x, masks, 6))
 
@@ -56,16 +57,16 @@ def test_dropout_between_layers_in_training(stepwise):
 def test_dropout_acts_in_training_only_and_never_on_a_single_layer():
     rng = np.random.default_rng(32)
     x = random_inputs(rng, (4, 6, 3))
-    ours, theirs = make_pair(rng, x.shape, 5, 2, dropout=0.5, seed=7, return_sequences=True)
+    ours, theirs = make_pair(rng, x.shape, 5, 2, between_layer_dropout=0.5, seed=7, return_sequences=True)
     assert_all_close(ours(x, training=False), theirs(x))
     assert_all_close(ours(x), theirs(x))
     assert np.abs(np.asarray(ours(x, training=True)) - np.asarray(theirs(x))).max() > 1e-2
-    single, single_keras = make_pair(rng, x.shape, 5, 1, dropout=0.5, return_sequences=True)
+    single, single_keras = make_pair(rng, x.shape, 5, 1, between_layer_dropout=0.5, return_sequences=True)
     assert_all_close(single(x, training=True), single_keras(x))
 
 
 def test_dropout_masks_are_fresh_for_every_step_and_scaled():
-    layer = StackedRNN(8, 2, dropout=0.25, seed=3)
+    layer = StackedRNN(8, 2, between_layer_dropout=0.25, seed=3)
     mask = np.asarray(layer._between_layer_mask(tf.ones([16, 40, 8])))
     assert set(np.unique(mask)) == {0.0, np.float32(1 / 0.75)}
     assert abs((mask == 0).mean() - 0.25) < 0.04
@@ -80,10 +81,11 @@ def test_recurrent_dropout_matches_keras_given_the_same_masks():
     ours, theirs = make_pair(rng, x.shape, 6, 2, recurrent_dropout=0.3, return_sequences=True, return_state=True)
     masks = [tf.constant((rng.random((3, 6)) > 0.3).astype(np.float32) / 0.7) for _ in range(2)]
     handed_out = iter(masks)
-    ours._recurrent_mask = lambda state: next(handed_out)
+    ours._cell_dropout_masks = lambda l, kind, ones, count: [next(handed_out)]
     for cell, mask in zip(theirs.cell.cells, masks):
         cell.get_recurrent_dropout_mask = lambda prev, mask=mask: mask
-    with pytest.warns(UserWarning, match="recurrent_dropout"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # runs fused, without a fallback
         out = ours(x, training=True)
     assert next(handed_out, None) is None, "a recurrent mask was not used"
     assert_all_close(out, theirs(x, training=True))
@@ -146,7 +148,8 @@ def test_fit_under_a_global_mixed_float16_policy():
     x, y = random_inputs(rng, (8, 5, 3)), random_inputs(rng, (8, 5, 2))
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = keras.Sequential([keras.Input((5, 3)), StackedRNN(4, 2, dropout=0.2, return_sequences=True),
+        model = keras.Sequential([keras.Input((5, 3)),
+                                  StackedRNN(4, 2, between_layer_dropout=0.2, return_sequences=True),
                                   keras.layers.Dense(2, dtype="float32")])
         model.compile(keras.optimizers.SGD(0.1), "mse")
         history = model.fit(x, y, batch_size=4, epochs=2, verbose=0).history["loss"]
@@ -289,10 +292,11 @@ def test_fallback_warns_once_per_layer_and_reason():
     rng = np.random.default_rng(38)
     x = random_inputs(rng, (2, 3, 4))
     layer = StackedRNN(3, 2)
-    with pytest.warns(UserWarning, match="the fused op takes no mask") as record:
+    layer = StackedRNN(3, 2, activation="softsign")
+    with pytest.warns(UserWarning, match="the fused op computes tanh and relu only") as record:
         layer(x, mask=np.ones((2, 3), bool))
         layer(x, mask=np.ones((2, 3), bool))
-    assert sum("takes no mask" in str(w.message) for w in record) == 1
+    assert sum("tanh and relu only" in str(w.message) for w in record) == 1
 
 
 # ---- without the compiled library ----------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ def masked_model(rng):
     masked = keras.layers.Masking(0.0)(inputs)
     hidden = keras.layers.Bidirectional(StackedRNN(5, 2, dropout=0.3, return_sequences=True, seed=2,
                                                    kernel_regularizer="l2"))(masked)
-    hidden = StackedGRU(4, 2, dropout=0.2, return_sequences=True, seed=3, reset_after=False)(hidden)
+    hidden = StackedGRU(4, 2, dropout=0.2, between_layer_dropout=0.1, return_sequences=True, seed=3,
+                        reset_after=False)(hidden)
     hidden = StackedLSTM(3, 2, dropout=0.2, return_sequences=True, seed=4, unit_forget_bias=False)(hidden)
     hidden = StackedRNN(4, 3, activation="relu", go_backwards=True)(hidden)
     model = keras.Model(inputs, keras.layers.Dense(2)(hidden))

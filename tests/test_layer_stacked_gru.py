@@ -16,7 +16,8 @@ from deeprnn_fast.layers import StackedGRU, from_keras
 # The step-by-step loop announces itself once per layer (tested below); elsewhere it is noise.
 pytestmark = pytest.mark.filterwarnings("ignore:.*step-by-step reference loop:UserWarning")
 
-KERAS_CELL_SETTINGS = ("activation", "recurrent_activation", "use_bias", "reset_after", "recurrent_dropout")
+KERAS_CELL_SETTINGS = ("activation", "recurrent_activation", "use_bias", "reset_after", "dropout",
+                       "recurrent_dropout")
 
 
 def keras_gru_stack(units, num_layers, **options):
@@ -31,7 +32,7 @@ def make_pair(rng, input_shape, units, num_layers, **options):
     """(StackedGRU, keras.layers.RNN over GRUCells) built for input_shape, with the same random weights."""
     ours = StackedGRU(units, num_layers, **options)
     ours.build(input_shape)
-    keras_options = {k: v for k, v in options.items() if k not in ("dropout", "seed")}
+    keras_options = {k: v for k, v in options.items() if k not in ("between_layer_dropout", "seed")}
     theirs = keras_gru_stack(units, num_layers, **keras_options)
     theirs.build(input_shape)
     theirs.set_weights(random_weights(ours, rng))
@@ -211,7 +212,7 @@ def test_from_keras_copies_settings_and_states():
     (lambda: keras.layers.RNN([keras.layers.GRUCell(3), keras.layers.SimpleRNNCell(3)]), "of one type"),
     (lambda: keras.layers.RNN([keras.layers.GRUCell(3), keras.layers.GRUCell(3, reset_after=False)]),
      "same reset_after"),
-    (lambda: keras.layers.GRU(3, dropout=0.1), "dropout > 0"),
+    (lambda: keras.layers.RNN([keras.layers.GRUCell(3, dropout=0.1), keras.layers.GRUCell(3)]), "same dropout"),
 ])
 def test_from_keras_refuses_what_it_cannot_convert(make, match):
     with pytest.raises(ValueError, match=match):
@@ -223,7 +224,7 @@ def test_from_keras_refuses_what_it_cannot_convert(make, match):
 def test_dropout_between_layers_in_training():
     rng = np.random.default_rng(31)
     x = random_inputs(rng, (3, 5, 4))
-    layer = StackedGRU(6, 3, dropout=0.4, return_sequences=True, return_state=True)
+    layer = StackedGRU(6, 3, between_layer_dropout=0.4, return_sequences=True, return_state=True)
     layer.build(x.shape)
     weights = random_weights(layer, rng)
     masks = [(rng.random((3, 5, 6)) > 0.4).astype(np.float32) / 0.6 for _ in range(2)]
@@ -250,10 +251,11 @@ def test_recurrent_dropout_matches_keras_given_the_same_masks():
     ours, theirs = make_pair(rng, x.shape, 6, 2, recurrent_dropout=0.3, return_sequences=True, return_state=True)
     masks = [[tf.constant((rng.random((3, 6)) > 0.3).astype(np.float32) / 0.7) for _ in range(3)] for _ in range(2)]
     handed_out = iter(masks)
-    ours._recurrent_mask = lambda state: next(handed_out)
+    ours._cell_dropout_masks = lambda l, kind, ones, count: next(handed_out)
     for cell, mask in zip(theirs.cell.cells, masks):
         cell.get_recurrent_dropout_mask = lambda prev, mask=mask: mask
-    with pytest.warns(UserWarning, match="recurrent_dropout"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # runs fused, without a fallback
         out = ours(x, training=True)
     assert next(handed_out, None) is None, "a recurrent mask was not used"
     assert_all_close(out, theirs(x, training=True))
@@ -305,7 +307,7 @@ def test_keras_file_round_trip_gives_identical_predictions(tmp_path):
     x = random_inputs(rng, (4, 6, 3))
     x[1, 4:] = 0.0
     inputs = keras.Input((6, 3))
-    hidden = keras.layers.Bidirectional(StackedGRU(5, 2, dropout=0.3, return_sequences=True, seed=2))(
+    hidden = keras.layers.Bidirectional(StackedGRU(5, 2, between_layer_dropout=0.3, return_sequences=True, seed=2))(
         keras.layers.Masking(0.0)(inputs))
     hidden = StackedGRU(4, 2, reset_after=False, go_backwards=True)(hidden)
     model = keras.Model(inputs, keras.layers.Dense(2)(hidden))

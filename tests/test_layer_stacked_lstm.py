@@ -276,7 +276,7 @@ def test_from_keras_copies_settings_and_both_states():
     (lambda: keras.layers.RNN([keras.layers.LSTMCell(3), keras.layers.GRUCell(3)]), "of one type"),
     (lambda: keras.layers.RNN([keras.layers.LSTMCell(3), keras.layers.LSTMCell(3, unit_forget_bias=False)]),
      "same unit_forget_bias"),
-    (lambda: keras.layers.LSTM(3, dropout=0.1), "dropout > 0"),
+    (lambda: keras.layers.RNN([keras.layers.LSTMCell(3, dropout=0.1), keras.layers.LSTMCell(3)]), "same dropout"),
     (lambda: keras.Sequential([keras.layers.LSTM(3, return_sequences=True), keras.layers.GRU(3)]), "of one type"),
 ])
 def test_from_keras_refuses_what_it_cannot_convert(make, match):
@@ -289,7 +289,7 @@ def test_from_keras_refuses_what_it_cannot_convert(make, match):
 def test_dropout_between_layers_in_training():
     rng = np.random.default_rng(31)
     x = random_inputs(rng, (3, 5, 4))
-    layer = StackedLSTM(6, 3, dropout=0.4, return_sequences=True, return_state=True)
+    layer = StackedLSTM(6, 3, between_layer_dropout=0.4, return_sequences=True, return_state=True)
     layer.build(x.shape)
     weights = random_weights(layer, rng)
     masks = [(rng.random((3, 5, 6)) > 0.4).astype(np.float32) / 0.6 for _ in range(2)]
@@ -316,10 +316,11 @@ def test_recurrent_dropout_matches_keras_given_the_same_masks():
     ours, theirs = make_pair(rng, x.shape, 6, 2, recurrent_dropout=0.3, return_sequences=True, return_state=True)
     masks = [[tf.constant((rng.random((3, 6)) > 0.3).astype(np.float32) / 0.7) for _ in range(4)] for _ in range(2)]
     handed_out = iter(masks)
-    ours._recurrent_mask = lambda state: next(handed_out)
+    ours._cell_dropout_masks = lambda l, kind, ones, count: next(handed_out)
     for cell, mask in zip(theirs.cell.cells, masks):
         cell.get_recurrent_dropout_mask = lambda prev, mask=mask: mask
-    with pytest.warns(UserWarning, match="recurrent_dropout"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # runs fused, without a fallback
         out = ours(x, training=True)
     assert next(handed_out, None) is None, "a recurrent mask was not used"
     assert_all_close(out, theirs(x, training=True))

@@ -71,9 +71,9 @@ def test_token_layer_in_the_step_by_step_loop(layer_class):
 
 
 def test_token_layer_with_dropout_between_layers():
-    # Training with dropout runs the fused op layer by layer: the first call takes the tokens.
     rng = np.random.default_rng(83)
-    tokens, one_hot = token_and_one_hot_layers(StackedLSTM, rng, num_layers=3, dropout=0.4, return_sequences=True)
+    tokens, one_hot = token_and_one_hot_layers(StackedLSTM, rng, num_layers=3, between_layer_dropout=0.4,
+                                               return_sequences=True)
     masks = [tf.constant((rng.random((4, 5, 5)) > 0.4).astype(np.float32) / 0.6) for _ in range(2)]
     for layer in (tokens, one_hot):
         handed_out = iter(masks)

@@ -163,8 +163,13 @@ def build_parser():
                        help="clip gradients to this global norm (0: no clipping)")
     train.add_argument("--epochs", type=_positive_int, default=100, help="passes over the training windows")
     train.add_argument("--dropout", type=_fraction, default=0.0,
-                       help="dropout rate in training: between layers for the fused and reference stacks (as "
-                            "torch.nn.RNN), on every cell's input for Keras' cells")
+                       help="Keras' cell dropout in training, as the book's TensorFlow code (GRUCell(dropout=...)): "
+                            "every cell's input, layer 1's included, times one mask per batch; every "
+                            "--implementation takes it")
+    train.add_argument("--between-layer-dropout", type=_fraction, default=0.0,
+                       help="PyTorch's dropout in training (torch.nn.RNN(dropout=...)): each layer's outputs times "
+                            "a fresh mask at every step on their way into the next layer; the fused and reference "
+                            "stacks only (Keras' cells have none)")
     train.add_argument("--seed", type=_non_negative_int, default=0,
                        help="seed of the initial weights, the shuffling and dropout")
     train.add_argument("--implementation", choices=IMPLEMENTATIONS, default="fused",
@@ -216,6 +221,9 @@ def _check_command_line_extra():
 
 
 def run_train(args):
+    if args.implementation == "keras" and args.between_layer_dropout > 0:
+        raise UsageError("--between-layer-dropout is PyTorch's dropout between layers, which Keras' cells do not "
+                         "have: use --dropout (Keras' cell dropout) with --implementation keras")
     _check_command_line_extra()
     out = Path(args.out if args.out is not None else f"runs/{args.cell}-{args.implementation}")
     corpus = data_module.load(args.data, num_steps=args.num_steps, num_train=args.num_train, num_val=args.num_val)
@@ -253,7 +261,8 @@ def _train_into(args, corpus, directory: Path):
         print(f"note: {corpus.note}", file=sys.stderr)
     keras.utils.set_random_seed(args.seed)
     config = lm.ModelConfig(corpus.vocab.idx_to_token, cell=args.cell, hidden=args.hidden, layers=args.layers,
-                            dropout=args.dropout, implementation=args.implementation)
+                            dropout=args.dropout, between_layer_dropout=args.between_layer_dropout,
+                            implementation=args.implementation)
     model = lm.build_model(config, seed=args.seed)
     if model.notice:
         print(f"note: {model.notice}", file=sys.stderr)
@@ -319,7 +328,7 @@ def _metrics(args, corpus, model, history, op_library, sample):
         "recurrent_layer": type(model.rnn).__name__,
         "op_library_loaded": None if op_library is None else op_library["loadable"],
         "batch_size": args.batch_size, "num_steps": args.num_steps, "lr": args.lr, "clip": args.clip,
-        "dropout": args.dropout, "seed": args.seed,
+        "dropout": args.dropout, "between_layer_dropout": args.between_layer_dropout, "seed": args.seed,
         "data": str(corpus.path), "data_sha1": corpus.sha1, "tokens": int(len(corpus.corpus)),
         "vocab_size": len(corpus.vocab), "train_windows": int(len(corpus.train)), "val_windows": int(len(corpus.val)),
         "sample": sample,

@@ -33,8 +33,9 @@ class ModelConfig:
     cell: str = "tanh"
     hidden: int = 32
     layers: int = 2
-    dropout: float = 0.0
+    dropout: float = 0.0  # Keras' cell dropout (the book's GRUCell(dropout=...)): each cell's input, one mask a call
     implementation: str = "fused"
+    between_layer_dropout: float = 0.0  # PyTorch's dropout between layers, a fresh mask every step
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -45,9 +46,10 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        dropout = self.dropout
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); got {self.dropout!r}")
+        for name in ("dropout", "between_layer_dropout"):
+            rate = getattr(self, name)
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+                raise ValueError(f"{name} must be in [0, 1); got {rate!r}")
         if len(self.vocab) < 2:
             raise ValueError(f"vocab must hold at least 2 tokens; got {self.vocab!r}")
 
@@ -89,14 +91,17 @@ def _fresh(initializer):
 class ReferenceStackedRNN(keras.layers.Layer):
     """The stacked RNN on `deeprnn_fast.reference.stacked_rnn`: a plain TensorFlow graph unrolled over time.
 
-    Dropout as in the fused layer (and torch.nn.RNN): in training, each layer's outputs except the last's are
-    multiplied by a fresh dropout mask at every time step before they enter the next layer.
+    Dropout as in the fused layer: `dropout` is Keras' (each cell's input times one mask per call), and
+    `between_layer_dropout` torch.nn.RNN's (each layer's outputs but the last's times a fresh mask at every step on
+    their way into the next layer).
     """
 
     def __init__(self, units, num_layers, activation="tanh", kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros", dropout=0.0, seed=None, **kwargs):
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", dropout=0.0, between_layer_dropout=0.0,
+                 seed=None, **kwargs):
         super().__init__(**kwargs)
         self.units, self.num_layers, self.activation, self.dropout = units, num_layers, activation, dropout
+        self.between_layer_dropout = between_layer_dropout
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -115,22 +120,28 @@ class ReferenceStackedRNN(keras.layers.Layer):
 
     def call(self, inputs, initial_state=None, training=False):
         states = list(initial_state) if initial_state is not None else None
-        if not (training and self.dropout > 0 and self.num_layers > 1):
-            outputs, finals = reference.stacked_rnn(inputs, self.kernels, self.recurrent_kernels, self.biases,
-                                                    states, self.activation)
-            return [outputs, *finals]
-        finals, x = [], inputs
-        for l in range(self.num_layers):  # one layer at a time, to drop out between layers
-            if l > 0:
-                x = x * keras.random.dropout(tf.ones_like(x), self.dropout, seed=self.seed_generator)
-            x, (h,) = reference.stacked_rnn(x, [self.kernels[l]], [self.recurrent_kernels[l]], [self.biases[l]],
-                                            None if states is None else [states[l]], self.activation)
-            finals.append(h)
-        return [x, *finals]
+        modifiers = {}
+        batch = tf.shape(inputs)[0]
+        if training and self.dropout > 0:
+            widths = [self.kernels[0].shape[0]] + [self.units] * (self.num_layers - 1)
+            modifiers["input_dropout"] = [
+                keras.random.dropout(tf.ones(tf.stack([1, batch, w]), self.kernels[0].dtype), self.dropout,
+                                     seed=self.seed_generator) for w in widths]
+        if training and self.between_layer_dropout > 0 and self.num_layers > 1:
+            shape = tf.stack([self.num_layers - 1, tf.shape(inputs)[1], batch, self.units])
+            modifiers["between_dropout"] = keras.random.dropout(tf.ones(shape, self.kernels[0].dtype),
+                                                                self.between_layer_dropout, seed=self.seed_generator)
+        outputs, finals = reference.stacked_rnn(inputs, self.kernels, self.recurrent_kernels, self.biases, states,
+                                                self.activation, **modifiers)
+        return [outputs, *finals]
 
 
 def _keras_stack(config: ModelConfig) -> keras.layers.Layer:
-    """Keras' own cells, as the book's TensorFlow code builds them (its dropout is Keras': on every cell's input)."""
+    """Keras' own cells, as the book's TensorFlow code builds them (its dropout is Keras': on every cell's input).
+    Keras has no dropout between layers: a config asking for it is refused."""
+    if config.between_layer_dropout > 0:
+        raise ValueError("implementation 'keras' has no dropout between layers (between_layer_dropout="
+                         f"{config.between_layer_dropout}); Keras' cells take `dropout` only")
     def cell():
         if config.cell == "gru":
             return keras.layers.GRUCell(config.hidden, dropout=config.dropout)  # reset_after: nn.GRU's formulation
@@ -145,13 +156,15 @@ def _keras_stack(config: ModelConfig) -> keras.layers.Layer:
 def _fused_stack(config: ModelConfig) -> keras.layers.Layer:
     from deeprnn_fast.layers import StackedRNN
     return StackedRNN(config.hidden, config.layers, activation=config.cell, dropout=config.dropout,
-                      return_sequences=True, return_state=True, vocabulary_size=len(config.vocab))
+                      between_layer_dropout=config.between_layer_dropout, return_sequences=True, return_state=True,
+                      vocabulary_size=len(config.vocab))
 
 
 def _fused_gru_stack(config: ModelConfig) -> keras.layers.Layer:
     from deeprnn_fast.layers import StackedGRU
-    return StackedGRU(config.hidden, config.layers, dropout=config.dropout, return_sequences=True,
-                      return_state=True, vocabulary_size=len(config.vocab))
+    return StackedGRU(config.hidden, config.layers, dropout=config.dropout,
+                      between_layer_dropout=config.between_layer_dropout, return_sequences=True, return_state=True,
+                      vocabulary_size=len(config.vocab))
 
 
 def build_recurrent_stack(config: ModelConfig):
@@ -161,7 +174,8 @@ def build_recurrent_stack(config: ModelConfig):
         return _keras_stack(config), None
     if config.cell != "gru":
         if config.implementation == "reference":
-            return ReferenceStackedRNN(config.hidden, config.layers, config.cell, dropout=config.dropout), None
+            return ReferenceStackedRNN(config.hidden, config.layers, config.cell, dropout=config.dropout,
+                                       between_layer_dropout=config.between_layer_dropout), None
         return _fused_stack(config), None
     # The fused GRU layer runs its own plain-TF loop where the op cannot, so it serves as the reference too.
     try:
@@ -385,12 +399,24 @@ def save_model(model: CharLanguageModel, directory, extra: Optional[dict] = None
     model_dir.write(directory, description, model.get_weights())
 
 
+def config_fields(description) -> dict:
+    """The ModelConfig fields of a model.json. One written before `between_layer_dropout` existed stored in
+    `dropout` what its stack did: Keras' cell dropout for --implementation keras, dropout between layers for the
+    fused and reference stacks; it loads as that."""
+    fields = {k: description[k] for k in model_dir.REQUIRED}
+    if "between_layer_dropout" in description:
+        fields["between_layer_dropout"] = description["between_layer_dropout"]
+    elif fields["implementation"] != "keras":
+        fields["between_layer_dropout"], fields["dropout"] = fields["dropout"], 0.0
+    return fields
+
+
 def load_model(directory) -> CharLanguageModel:
     """Rebuilds the model saved in directory; a one-line model_dir.ModelDirError when it holds none. Both files are
     checked (model_dir.read) before anything is built."""
     description, weights = model_dir.read(directory)
     try:
-        config = ModelConfig(**{k: description[k] for k in model_dir.REQUIRED})
+        config = ModelConfig(**config_fields(description))
     except ValueError as e:
         raise model_dir.ModelDirError(f"{Path(directory) / model_dir.MODEL_FILE} is damaged: {e}") from None
     model = build_model(config)

@@ -2,14 +2,21 @@
 
 `StackedRecurrentBase` behaves as `keras.layers.RNN` over a stack of identical cells: `initial_state=`, masks,
 `return_sequences`, `return_state`, `go_backwards`, `stateful` with `reset_state()`, and weights in the order of that
-Keras layer, for cells with one state per layer (the RNN, the GRU) or several (the LSTM's h and c). It adds dropout
-between layers (as `torch.nn.RNN(num_layers=L, dropout=p)`), token inputs (`vocabulary_size`), casts around the fused
-op for mixed precision, and picks for each call the fused op, the plain-TF reference of the same maths (inside an
-XLA-compiled function, where the fused op cannot run) or the step-by-step loop of `_stepwise`.
+Keras layer, for cells with one state per layer (the RNN, the GRU) or several (the LSTM's h and c). `dropout` and
+`recurrent_dropout` are Keras' (one mask per cell and call on the cell's input and on h_{t-1}, as many masks as
+Keras' cell draws); it adds dropout between layers (`between_layer_dropout`, as `torch.nn.RNN(num_layers=L,
+dropout=p)`), token inputs (`vocabulary_size`), casts around the fused op for mixed precision, and picks for each call
+the fused op (masks and every dropout included), the plain-TF reference of the same maths (inside an XLA-compiled
+function, where the fused op cannot run) or the step-by-step loop of `_stepwise` (only for settings the fused maths
+cannot express).
 
 A subclass (one per cell type) supplies the names of a layer's states, the name of its fused function (in
 `deeprnn_fast.ops` and `deeprnn_fast.reference` alike), and four methods: the weights of one layer, whether the fused
 op supports its settings, the fused call itself, and one cell step for the loop.
+
+Config versions: version 1 (configs without `config_version`, written before Keras' dropout was supported) stored
+the between-layer dropout as `dropout`; `from_config` loads it as `between_layer_dropout`, so an old model trains as it
+did. Version 2 (this one) stores `dropout` (Keras'), `recurrent_dropout` and `between_layer_dropout`.
 """
 import numbers
 import warnings
@@ -33,10 +40,28 @@ def fresh_initializer(initializer):
     return initializer.__class__.from_config(initializer.get_config())
 
 
-def input_product(x, kernel):
-    """x W for a step's float inputs [B, D]; for token ids [B], the rows of W they pick, which is what their one-hot
-    vectors compute."""
-    return tf.gather(kernel, x) if x.dtype.is_integer else tf.matmul(x, kernel)
+# The config format get_config writes; see the module docstring.
+CONFIG_VERSION = 2
+
+
+def input_product(x, kernel, mask=None):
+    """(x * mask) W for a step's float inputs [B, D] (mask [B, D] or None); for token ids [B], the rows of W they
+    pick, scaled by the mask at each row's token, which is what their one-hot vectors compute."""
+    if not x.dtype.is_integer:
+        return tf.matmul(x if mask is None else x * mask, kernel)
+    rows = tf.gather(kernel, x)
+    if mask is None:
+        return rows
+    return rows * tf.gather(mask, x[:, tf.newaxis], batch_dims=1)
+
+
+def gate_products(x, kernel, masks, gates):
+    """x W for a kernel of `gates` column blocks, with Keras' dropout masks: none (None), one mask for every block,
+    or one mask per block (Keras' implementation 1), block g computed from x * masks[g]."""
+    if masks is None or len(masks) == 1:
+        return input_product(x, kernel, None if masks is None else masks[0])
+    return tf.concat([input_product(x, block, m) for block, m in zip(tf.split(kernel, gates, axis=1), masks)],
+                     axis=-1)
 
 
 def _check_vocabulary_size(value):
@@ -97,7 +122,7 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
                  recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None,
                  recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0,
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False, unroll=False,
-                 zero_output_for_mask=False, seed=None, vocabulary_size=None, **kwargs):
+                 zero_output_for_mask=False, seed=None, vocabulary_size=None, between_layer_dropout=0.0, **kwargs):
         for name, value in (("units", units), ("num_layers", num_layers)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
@@ -119,6 +144,7 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
         self.bias_constraint = keras.constraints.get(bias_constraint)
         self.dropout = _check_rate("dropout", dropout)
         self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
+        self.between_layer_dropout = _check_rate("between_layer_dropout", between_layer_dropout)
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
@@ -150,18 +176,28 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
         """None where the fused op supports this layer's settings, else a short reason for the warning."""
         raise NotImplementedError
 
-    def _run_fused(self, function, inputs, cell_weights, initial_states):
+    def _run_fused(self, function, inputs, cell_weights, initial_states, modifiers):
         """`function` (the cell's function of deeprnn_fast.ops or of deeprnn_fast.reference) over the cells
-        `cell_weights` (tuples as built, cast to the op's dtype), from initial_states as that function takes them:
-        (outputs, final states as it returns them)."""
+        `cell_weights` (tuples as built, cast to the op's dtype), from initial_states as that function takes them,
+        with `modifiers` (its keyword arguments mask=, input_dropout=, ...): (outputs, final states as it returns
+        them)."""
         raise NotImplementedError
 
-    def _cell_step(self, weights, recurrent_mask):
+    def _cell_step(self, weights, input_masks, recurrent_masks):
         """One cell of the step-by-step loop: a callable (x_t, states) -> (h_t, new_states), states being the tuple
         of the layer's states (state_names); x_t is [B, D] floats, or [B] token ids in layer 0 of a layer with
-        vocabulary_size (see input_product). recurrent_mask is what _recurrent_mask returned (Keras'
-        recurrent_dropout), None for none."""
+        vocabulary_size (see input_product). input_masks / recurrent_masks: None, or the layer's Keras dropout masks
+        (a list of 1 or `gates` tensors [B, width], see gate_products) on x_t / on h_{t-1} in the recurrent
+        product."""
         raise NotImplementedError
+
+    # The number of gate blocks of the cell's kernels (1 for the RNN).
+    gates = 1
+
+    def _dropout_mask_count(self):
+        """How many masks Keras' cell draws for each of its dropouts: SimpleRNNCell one; GRUCell and LSTMCell one in
+        implementation 2, one per gate in implementation 1, which recurrent_dropout > 0 forces."""
+        return 1
 
     # ---- building ---------------------------------------------------------------------------------------------
 
@@ -248,19 +284,15 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
         if tokens and in_xla:
             weights[0] = (_poisoned_kernel(weights[0][0]),) + weights[0][1:]
         training = bool(training) if training is not None else False
-        drop_between = training and self.dropout > 0 and self.num_layers > 1
-        drop_recurrent = training and self.recurrent_dropout > 0
+        modifiers = self._modifiers(x, mask, training, op_dtype)
 
-        reason = self._stepwise_reason(mask, drop_recurrent, inputs.shape[1] is not None, in_xla)
+        reason = self._stepwise_reason(inputs.shape[1] is not None, in_xla)
         if reason is not None:
             self._warn_fallback(reason)
-            outputs, final_states = self._run_stepwise(x, weights, states, mask, drop_between, drop_recurrent)
+            outputs, final_states = self._run_stepwise(x, weights, states, modifiers)
         else:
-            function = self._fused_function(in_xla)
-            if drop_between:
-                outputs, final_states = self._run_fused_layer_by_layer(function, x, weights, states)
-            else:
-                outputs, final_states = self._call_fused(function, x, weights, states)
+            outputs, final_states = self._call_fused(self._fused_function(in_xla), x, weights, states,
+                                                     modifiers.fused())
 
         flat_states = [s for layer in final_states for s in layer]
         if self.stateful:
@@ -283,37 +315,41 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
                 "the fused op and compiling longer as num_layers x time steps grow.")
         return _fused.fused_function(self.fused_function_name, in_xla)
 
-    def _call_fused(self, function, x, weights, states):
+    def _call_fused(self, function, x, weights, states, modifiers):
         """_run_fused with the states as the function takes them: one tensor per layer, or a tuple of several."""
         single = len(self.state_names) == 1
-        outputs, final_states = self._run_fused(function, x, weights, [s[0] if single else s for s in states])
+        outputs, final_states = self._run_fused(function, x, weights, [s[0] if single else s for s in states],
+                                                modifiers)
         return outputs, [(s,) if single else tuple(s) for s in final_states]
 
-    def _run_stepwise(self, x, weights, states, mask, drop_between, drop_recurrent):
+    def _modifiers(self, x, mask, training, dtype):
+        """The call's mask and, in training, its dropout masks: Keras' (per layer, drawn once for the call) and
+        those between layers (fresh for every step)."""
+        batch = tf.shape(x)[0]
+        widths = [self.input_size] + [self.units] * (self.num_layers - 1)
+        count = self._dropout_mask_count()
+
+        def keras_masks(kind, rate, widths):
+            if not (training and rate > 0):
+                return None
+            return [self._cell_dropout_masks(l, kind, tf.ones(tf.stack([batch, width]), dtype), count)
+                    for l, width in enumerate(widths)]
+
         between = None
-        if drop_between:
-            like = tf.ones(tf.stack([tf.shape(x)[0], tf.shape(x)[1], self.units]), weights[0][0].dtype)
+        if training and self.between_layer_dropout > 0 and self.num_layers > 1:
+            like = tf.ones(tf.stack([batch, tf.shape(x)[1], self.units]), dtype)
             between = [self._between_layer_mask(like) for _ in range(self.num_layers - 1)]
-        steps = [self._cell_step(weights[l], self._recurrent_mask(states[l][0]) if drop_recurrent else None)
+        return _Modifiers(mask, self.zero_output_for_mask, keras_masks("input", self.dropout, widths),
+                          keras_masks("recurrent", self.recurrent_dropout, [self.units] * self.num_layers), between)
+
+    def _run_stepwise(self, x, weights, states, modifiers):
+        steps = [self._cell_step(weights[l],
+                                 None if modifiers.input_masks is None else modifiers.input_masks[l],
+                                 None if modifiers.recurrent_masks is None else modifiers.recurrent_masks[l])
                  for l in range(self.num_layers)]
-        return run_stacked_cells(steps, x, states, mask, self.zero_output_for_mask, between)
+        return run_stacked_cells(steps, x, states, modifiers.mask, self.zero_output_for_mask, modifiers.between)
 
-    def _run_fused_layer_by_layer(self, function, x, weights, states):
-        """Dropout between layers: one fused call per layer keeps the fused kernel for every layer."""
-        final_states = []
-        layer_input = x
-        for l in range(self.num_layers):
-            outputs, (layer_states,) = self._call_fused(function, layer_input, [weights[l]], [states[l]])
-            final_states.append(layer_states)
-            if l < self.num_layers - 1:
-                layer_input = outputs * self._between_layer_mask(outputs)
-        return outputs, final_states
-
-    def _stepwise_reason(self, mask, drop_recurrent, time_known, in_xla):
-        if mask is not None:
-            return "the fused op takes no mask"
-        if drop_recurrent:
-            return "the fused op has no recurrent_dropout"
+    def _stepwise_reason(self, time_known, in_xla):
         reason = self._fused_unsupported_reason()
         if reason is not None:
             return reason
@@ -335,12 +371,16 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
             warnings.warn(message, stacklevel=4)
 
     def _between_layer_mask(self, like):
-        """Dropout between layers: a fresh [B, T, H] mask of 0 and 1 / (1 - dropout), independent for every step."""
-        return keras.random.dropout(tf.ones_like(like), rate=self.dropout, seed=self.seed_generator)
+        """Dropout between layers: a fresh [B, T, H] mask of 0 and 1 / (1 - rate), independent for every step."""
+        return keras.random.dropout(tf.ones_like(like), rate=self.between_layer_dropout, seed=self.seed_generator)
 
-    def _recurrent_mask(self, state):
-        """Keras' recurrent_dropout: one [B, H] mask per layer and call, the same for every time step."""
-        return keras.random.dropout(tf.ones_like(state), rate=self.recurrent_dropout, seed=self.seed_generator)
+    def _cell_dropout_masks(self, layer, kind, ones, count):
+        """Keras' dropout ("input": `dropout` on the cell's input; "recurrent": `recurrent_dropout` on h_{t-1}) of
+        layer `layer`: `count` masks shaped as `ones` [B, width], drawn as Keras' DropoutRNNCell draws them (once per
+        call, from the seed generator), the same for every step. Tests replace this to hand both sides one set of
+        masks."""
+        rate = self.dropout if kind == "input" else self.recurrent_dropout
+        return [keras.random.dropout(ones, rate=rate, seed=self.seed_generator) for _ in range(count)]
 
     # ---- weights and config -----------------------------------------------------------------------------------
 
@@ -366,6 +406,8 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
             "bias_constraint": keras.constraints.serialize(self.bias_constraint),
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
+            "between_layer_dropout": self.between_layer_dropout,
+            "config_version": CONFIG_VERSION,
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,
@@ -376,6 +418,41 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
             "vocabulary_size": self.vocabulary_size,
         }
         return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        version = config.pop("config_version", 1)
+        if version == 1:
+            # Written before Keras' dropout was supported, when `dropout` meant dropout between layers.
+            config["between_layer_dropout"] = config.pop("dropout", 0.0)
+            config["dropout"] = 0.0
+        elif version != CONFIG_VERSION:
+            raise ValueError(f"{cls.__name__} config_version {version!r} is not one this version of deeprnn_fast "
+                             f"reads (1 or {CONFIG_VERSION}); it was written by a newer deeprnn_fast")
+        return super().from_config(config)
+
+
+class _Modifiers:
+    """A call's mask and dropout masks, for the step-by-step loop (per layer lists of [B, width] tensors, between-
+    layer masks [B, T, H]) and, by fused(), as the fused op's keyword arguments."""
+
+    def __init__(self, mask, zero_output_for_mask, input_masks, recurrent_masks, between):
+        self.mask, self.zero_output_for_mask = mask, zero_output_for_mask
+        self.input_masks, self.recurrent_masks, self.between = input_masks, recurrent_masks, between
+
+    def fused(self):
+        result = {}
+        if self.mask is not None:
+            result["mask"] = self.mask
+            result["zero_output_for_mask"] = self.zero_output_for_mask
+        if self.input_masks is not None:
+            result["input_dropout"] = [tf.stack(m) for m in self.input_masks]
+        if self.recurrent_masks is not None:
+            result["recurrent_dropout"] = [tf.stack(m) for m in self.recurrent_masks]
+        if self.between is not None:
+            result["between_dropout"] = tf.stack([tf.transpose(m, [1, 0, 2]) for m in self.between])
+        return result
 
 
 def _poisoned_kernel(kernel):

@@ -110,13 +110,21 @@ class CallArgumentChecks:
     def _checked_mask(self, mask, inputs):
         if mask is None:
             return None
-        mask = tf.convert_to_tensor(mask)
+        name = type(self).__name__
+        try:
+            mask = tf.convert_to_tensor(mask)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} mask must be a [batch, time] tensor of booleans; got {type(mask).__name__} "
+                             f"{mask!r:.80}") from None
+        if mask.dtype != tf.bool and not (mask.dtype.is_integer or mask.dtype.is_floating):
+            raise ValueError(f"{name} mask must be a [batch, time] tensor of booleans (True: a step taken); got dtype "
+                             f"{mask.dtype.name}")
         if mask.shape.rank == 3 and mask.shape[-1] == 1:
             mask = tf.squeeze(mask, -1)
         batch, time = inputs.shape[0], inputs.shape[1]
         if mask.shape.rank != 2 or any(m is not None and i is not None and m != i
                                        for m, i in zip(mask.shape, (batch, time))):
-            raise ValueError(f"{type(self).__name__} expects a mask of shape [batch, time] = "
+            raise ValueError(f"{name} expects a mask of shape [batch, time] = "
                              f"[{'batch' if batch is None else batch}, {'time' if time is None else time}]; got "
                              f"shape {mask.shape}")
         return tf.cast(mask, tf.bool)

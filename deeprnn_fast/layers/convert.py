@@ -11,7 +11,8 @@ __all__ = ["from_keras"]
 # Cell settings that every layer of the stack must share, since the stacked layer has one of each.
 _SHARED_CELL_SETTINGS = ("units", "activation", "use_bias", "kernel_initializer", "recurrent_initializer",
                          "bias_initializer", "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
-                         "kernel_constraint", "recurrent_constraint", "bias_constraint", "recurrent_dropout")
+                         "kernel_constraint", "recurrent_constraint", "bias_constraint", "dropout",
+                         "recurrent_dropout")
 # Per cell type: the stacked layer replacing it, and its settings beyond the shared ones.
 _CONVERSIONS = {
     keras.layers.SimpleRNNCell: (StackedRNN, ()),
@@ -63,8 +64,9 @@ def from_keras(layer, vocabulary_size=None):
     `layer` is a `keras.layers.RNN` over one or several `SimpleRNNCell`s (`keras.layers.SimpleRNN` included),
     `GRUCell`s (`keras.layers.GRU` included, in either `reset_after` form) or `LSTMCell`s (`keras.layers.LSTM`
     included), or a `keras.Sequential` of such layers; all cells must be of one type and have the same units,
-    activations, initializers, regularizers, constraints, recurrent_dropout (and reset_after, unit_forget_bias).
-    Cells with (input) dropout are refused: the stacked layers' dropout acts between layers instead.
+    activations, initializers, regularizers, constraints, dropout, recurrent_dropout (and reset_after,
+    unit_forget_bias, implementation). `dropout`, `recurrent_dropout` and (for GRU and LSTM cells) `implementation`
+    carry over with Keras' meaning: the result draws as many masks, in the same places, as the cells do.
 
     vocabulary_size: None, or V for a layer fed one-hot vectors of V features: the result then takes the token ids
     [batch, time] instead and computes what `layer` computes on `tf.one_hot(ids, V)`, with the same weights.
@@ -82,13 +84,17 @@ def from_keras(layer, vocabulary_size=None):
         if any(cfg[key] != configs[0][key] for cfg in configs):
             raise ValueError(f"from_keras needs every cell to have the same {key}; got "
                              f"{[cfg[key] for cfg in configs]}")
-    if any(c.dropout for c in cells):
-        raise ValueError(f"from_keras cannot convert cells with dropout > 0: {type(cells[0]).__name__} drops each "
-                         f"cell's inputs with one mask for all steps, {target.__name__} drops between layers; set "
-                         "dropout=0 first")
+    if hasattr(cells[0], "implementation"):
+        # Keras' cells switch themselves to implementation 1 with recurrent_dropout; the attribute says which ran.
+        implementations = {c.implementation for c in cells}
+        if len(implementations) > 1:
+            raise ValueError(f"from_keras needs every cell to have the same implementation; got "
+                             f"{[c.implementation for c in cells]}")
     last = rnns[-1]
     settings = {key: configs[0][key] for key in shared}
     settings["activity_regularizer"] = last.activity_regularizer
+    if hasattr(cells[0], "implementation"):
+        settings["implementation"] = cells[0].implementation
     built = all(c.built for c in cells)
     if vocabulary_size is not None and built and cells[0].kernel.shape[0] != vocabulary_size:
         raise ValueError(f"from_keras: vocabulary_size={vocabulary_size} stands for one-hot inputs of that many "

@@ -5,7 +5,7 @@ import keras
 import tensorflow as tf
 
 from deeprnn_fast.layers._activations import SIGMOID, TANH, is_one_of
-from deeprnn_fast.layers._base import StackedRecurrentBase, check_implementation, fresh_initializer, input_product
+from deeprnn_fast.layers._base import StackedRecurrentBase, check_implementation, fresh_initializer, gate_products
 
 __all__ = ["StackedGRU"]
 
@@ -31,17 +31,20 @@ class StackedGRU(StackedRecurrentBase):
       use_bias, kernel_initializer, recurrent_initializer, bias_initializer, kernel_regularizer,
         recurrent_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, recurrent_constraint,
         bias_constraint: as on `keras.layers.GRU`, applied to every layer.
-      dropout: fraction of each layer's outputs dropped before they enter the next layer, in training only, drawn
-        afresh for every time step (as `torch.nn.GRU(num_layers=L, dropout=p)`). Unlike GRU's `dropout`, the input
-        of the first layer is never dropped.
-      recurrent_dropout: as on GRU (one mask per gate, layer and call on the state entering the recurrent products);
-        runs the step-by-step loop in training.
+      dropout: as on GRU: the fraction of each cell's input dropped (layer 0's input included), in training only,
+        with masks drawn once per layer and call, the same at every step: one mask in implementation 2, one per gate
+        (z, r, h) in implementation 1 (which recurrent_dropout > 0 forces, as in Keras). Runs fused.
+      recurrent_dropout: as on GRU: one mask per gate, layer and call on h_{t-1} in each gate's recurrent product.
+        Runs fused.
+      between_layer_dropout: PyTorch's dropout (`torch.nn.GRU(num_layers=L, dropout=p)`), which GRU lacks: the
+        fraction of each layer's outputs dropped on their way into the next layer, in training only, drawn afresh
+        for every time step; never on the raw input or the top layer's output. Runs fused.
       return_sequences, return_state, go_backwards, stateful, zero_output_for_mask: as on `keras.layers.RNN`.
         With return_state the layer returns the output followed by one final state [batch, units] per layer.
       unroll: accepted for compatibility; it never changes a result.
       use_cudnn: "auto" or False; the layer runs its own fused op (CPU), never cuDNN, so True is refused.
-      implementation: 1 or 2 (0, Keras 2's legacy value, too), accepted for compatibility: only how Keras splits
-        its products, never a result.
+      implementation: 1 or 2 (0, Keras 2's legacy value, too, which acts as 2): how Keras splits its products,
+        which changes no result without dropout; with `dropout` it sets the number of input masks, as in Keras.
       seed: seed of the dropout masks.
       vocabulary_size: None (the default) for float inputs [batch, time, features]; an integer V for integer token
         ids [batch, time] in [0, V) instead, layer 0's kernel then being [V, 3 * units]: as on `StackedRNN`.
@@ -62,7 +65,8 @@ class StackedGRU(StackedRecurrentBase):
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, unroll=False, reset_after=True, use_cudnn="auto", zero_output_for_mask=False,
-                 implementation=2, vocabulary_size=None, **kwargs):
+                 implementation=2, vocabulary_size=None, between_layer_dropout=0.0,
+                 **kwargs):
         if use_cudnn not in ("auto", True, False):
             raise ValueError(f"use_cudnn must be 'auto', True or False; got {use_cudnn!r}")
         if use_cudnn is True:
@@ -77,7 +81,7 @@ class StackedGRU(StackedRecurrentBase):
                          dropout=dropout, recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, stateful=stateful, unroll=unroll,
                          zero_output_for_mask=zero_output_for_mask, seed=seed, vocabulary_size=vocabulary_size,
-                         **kwargs)
+                         between_layer_dropout=between_layer_dropout, **kwargs)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
         self.reset_after = bool(reset_after)
         self.use_cudnn = use_cudnn
@@ -111,19 +115,19 @@ class StackedGRU(StackedRecurrentBase):
                     f"{keras.activations.serialize(self.recurrent_activation)!r}")
         return None
 
-    def _run_fused(self, function, inputs, cell_weights, initial_states):
+    def _run_fused(self, function, inputs, cell_weights, initial_states, modifiers):
         dtype = cell_weights[0][0].dtype
         biases = [b if b is not None else tf.zeros([2, 3 * self.units], dtype) for _, _, b in cell_weights]
         return function(inputs, [k for k, _, _ in cell_weights], [r for _, r, _ in cell_weights], biases,
-                        initial_states=initial_states)
+                        initial_states=initial_states, **modifiers)
 
-    def _recurrent_mask(self, state):
-        """Keras' GRU recurrent_dropout: one [B, H] mask per gate (z, r, h), layer and call, the same for every
-        step."""
-        return [keras.random.dropout(tf.ones_like(state), rate=self.recurrent_dropout, seed=self.seed_generator)
-                for _ in range(3)]
+    gates = 3
 
-    def _cell_step(self, weights, recurrent_mask):
+    def _dropout_mask_count(self):
+        # Keras' GRUCell: implementation 1 (chosen, or forced by recurrent_dropout) draws one mask per gate.
+        return 3 if self.implementation == 1 or self.recurrent_dropout > 0 else 1
+
+    def _cell_step(self, weights, input_masks, recurrent_masks):
         kernel, recurrent_kernel, bias = weights
         units, reset_after = self.units, self.reset_after
         activation, recurrent_activation = self.activation, self.recurrent_activation
@@ -134,35 +138,32 @@ class StackedGRU(StackedRecurrentBase):
         else:
             input_bias, recurrent_bias = bias, None
 
-        def recurrent_product(h_prev, gate):
+        def masked_state(h_prev, gate):
             # Keras applies gate g's recurrent_dropout mask to the state entering that gate's product only.
-            h = h_prev * recurrent_mask[gate] if recurrent_mask is not None else h_prev
-            return tf.matmul(h, recurrent_kernel[:, gate * units:(gate + 1) * units])
+            return h_prev * recurrent_masks[gate] if recurrent_masks is not None else h_prev
 
         def step(x, states):
-            # The operations of keras.layers.GRUCell.call.
+            # The operations of keras.layers.GRUCell.call (implementation 2, or 1 with per-gate masks).
             (h_prev,) = states
-            matrix_x = input_product(x, kernel)
+            matrix_x = gate_products(x, kernel, input_masks, 3)
             if input_bias is not None:
                 matrix_x = matrix_x + input_bias
             x_z, x_r, x_h = tf.split(matrix_x, 3, axis=-1)
             if reset_after:
-                if recurrent_mask is None:
-                    matrix_inner = tf.matmul(h_prev, recurrent_kernel)
-                else:
-                    matrix_inner = tf.concat([recurrent_product(h_prev, g) for g in range(3)], axis=-1)
+                matrix_inner = gate_products(h_prev, recurrent_kernel, recurrent_masks, 3)
                 if recurrent_bias is not None:
                     matrix_inner = matrix_inner + recurrent_bias
                 recurrent_z, recurrent_r, recurrent_h = tf.split(matrix_inner, 3, axis=-1)
             else:
-                recurrent_z, recurrent_r = recurrent_product(h_prev, 0), recurrent_product(h_prev, 1)
+                recurrent_z, recurrent_r = (tf.matmul(masked_state(h_prev, g),
+                                                      recurrent_kernel[:, g * units:(g + 1) * units])
+                                            for g in range(2))
             z = recurrent_activation(x_z + recurrent_z)
             r = recurrent_activation(x_r + recurrent_r)
             if reset_after:
                 recurrent_h = r * recurrent_h
             else:
-                h_masked = h_prev * recurrent_mask[2] if recurrent_mask is not None else h_prev
-                recurrent_h = tf.matmul(r * h_masked, recurrent_kernel[:, 2 * units:])
+                recurrent_h = tf.matmul(r * masked_state(h_prev, 2), recurrent_kernel[:, 2 * units:])
             hh = activation(x_h + recurrent_h)
             h = z * h_prev + (1 - z) * hh
             return h, (h,)

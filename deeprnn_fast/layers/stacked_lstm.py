@@ -5,7 +5,7 @@ import keras
 import tensorflow as tf
 
 from deeprnn_fast.layers._activations import SIGMOID, TANH, is_one_of
-from deeprnn_fast.layers._base import StackedRecurrentBase, check_implementation, fresh_initializer, input_product
+from deeprnn_fast.layers._base import StackedRecurrentBase, check_implementation, fresh_initializer, gate_products
 
 __all__ = ["StackedLSTM"]
 
@@ -51,15 +51,18 @@ class StackedLSTM(StackedRecurrentBase):
         bias_constraint: as on `keras.layers.LSTM`, applied to every layer.
       unit_forget_bias: True (Keras' default) initialises the forget gate's bias to 1 (the other gates' from
         bias_initializer), as Keras does.
-      dropout: fraction of each layer's outputs dropped before they enter the next layer, in training only, drawn
-        afresh for every time step (as `torch.nn.LSTM(num_layers=L, dropout=p)`). Unlike LSTM's `dropout`, the
-        input of the first layer is never dropped.
-      recurrent_dropout: as on LSTM (one mask per gate, layer and call on the h entering the recurrent products);
-        runs the step-by-step loop in training.
+      dropout: as on LSTM: the fraction of each cell's input dropped (layer 0's input included), in training only,
+        with masks drawn once per layer and call, the same at every step: one mask in implementation 2, one per gate
+        (i, f, c, o) in implementation 1 (which recurrent_dropout > 0 forces, as in Keras). Runs fused.
+      recurrent_dropout: as on LSTM: one mask per gate, layer and call on h_{t-1} in each gate's recurrent product.
+        Runs fused.
+      between_layer_dropout: PyTorch's dropout (`torch.nn.LSTM(num_layers=L, dropout=p)`), which LSTM lacks: the
+        fraction of each layer's outputs dropped on their way into the next layer, in training only, drawn afresh
+        for every time step; never on the raw input or the top layer's output. Runs fused.
       return_sequences, return_state, go_backwards, stateful, zero_output_for_mask: as on `keras.layers.RNN`.
       unroll: accepted for compatibility; it never changes a result.
-      implementation: 1 or 2 (0, Keras 2's legacy value, too), accepted for compatibility: only how Keras splits
-        its products, never a result.
+      implementation: 1 or 2 (0, Keras 2's legacy value, too, which acts as 2): how Keras splits its products,
+        which changes no result without dropout; with `dropout` it sets the number of input masks, as in Keras.
       use_cudnn: "auto" or False; the layer runs its own fused op, never cuDNN, so True is refused.
       seed: seed of the dropout masks.
       vocabulary_size: None (the default) for float inputs [batch, time, features]; an integer V for integer token
@@ -82,7 +85,8 @@ class StackedLSTM(StackedRecurrentBase):
                  activity_regularizer=None, kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
                  dropout=0.0, recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, unroll=False, use_cudnn="auto", zero_output_for_mask=False,
-                 implementation=2, vocabulary_size=None, **kwargs):
+                 implementation=2, vocabulary_size=None, between_layer_dropout=0.0,
+                 **kwargs):
         if use_cudnn not in ("auto", True, False):
             raise ValueError(f"use_cudnn must be 'auto', True or False; got {use_cudnn!r}")
         if use_cudnn is True:
@@ -97,7 +101,7 @@ class StackedLSTM(StackedRecurrentBase):
                          dropout=dropout, recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, stateful=stateful, unroll=unroll,
                          zero_output_for_mask=zero_output_for_mask, seed=seed, vocabulary_size=vocabulary_size,
-                         **kwargs)
+                         between_layer_dropout=between_layer_dropout, **kwargs)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
         self.unit_forget_bias = bool(unit_forget_bias)
         self.use_cudnn = use_cudnn
@@ -130,39 +134,30 @@ class StackedLSTM(StackedRecurrentBase):
                     f"{keras.activations.serialize(self.recurrent_activation)!r}")
         return None
 
-    def _run_fused(self, function, inputs, cell_weights, initial_states):
+    def _run_fused(self, function, inputs, cell_weights, initial_states, modifiers):
         dtype = cell_weights[0][0].dtype
         biases = [b if b is not None else tf.zeros([4 * self.units], dtype) for _, _, b in cell_weights]
         return function(inputs, [k for k, _, _ in cell_weights], [r for _, r, _ in cell_weights], biases,
-                        initial_states=initial_states)
+                        initial_states=initial_states, **modifiers)
 
-    def _recurrent_mask(self, state):
-        """Keras' LSTM recurrent_dropout: one [B, H] mask per gate (i, f, c, o), layer and call, the same for every
-        step."""
-        return [keras.random.dropout(tf.ones_like(state), rate=self.recurrent_dropout, seed=self.seed_generator)
-                for _ in range(4)]
+    gates = 4
 
-    def _cell_step(self, weights, recurrent_mask):
+    def _dropout_mask_count(self):
+        # Keras' LSTMCell: implementation 1 (chosen, or forced by recurrent_dropout) draws one mask per gate.
+        return 4 if self.implementation == 1 or self.recurrent_dropout > 0 else 1
+
+    def _cell_step(self, weights, input_masks, recurrent_masks):
         kernel, recurrent_kernel, bias = weights
-        units = self.units
         activation, recurrent_activation = self.activation, self.recurrent_activation
 
         def step(x, states):
-            # The operations of keras.layers.LSTMCell.call: implementation 2 (one product per weight), or with
-            # recurrent_dropout implementation 1 (Keras' choice then), each gate's product over its masked h.
+            # The operations of keras.layers.LSTMCell.call: implementation 2 (one product per weight), or 1 (each
+            # gate's products over its own masked x and h).
             h_prev, c_prev = states
-            z = input_product(x, kernel)
-            if recurrent_mask is None:
-                z = z + tf.matmul(h_prev, recurrent_kernel)
-                if bias is not None:
-                    z = z + bias
-                z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
-            else:
-                if bias is not None:
-                    z = z + bias
-                z_i, z_f, z_c, z_o = [x_g + tf.matmul(h_prev * recurrent_mask[g],
-                                                      recurrent_kernel[:, g * units:(g + 1) * units])
-                                      for g, x_g in enumerate(tf.split(z, 4, axis=-1))]
+            z = gate_products(x, kernel, input_masks, 4) + gate_products(h_prev, recurrent_kernel, recurrent_masks, 4)
+            if bias is not None:
+                z = z + bias
+            z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
             i = recurrent_activation(z_i)
             f = recurrent_activation(z_f)
             c = f * c_prev + i * activation(z_c)

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from deeprnn_fast.layers._activations import RELU, TANH, is_one_of
-from deeprnn_fast.layers._base import StackedRecurrentBase, fresh_initializer, input_product
+from deeprnn_fast.layers._base import StackedRecurrentBase, fresh_initializer, gate_products
 
 __all__ = ["StackedRNN"]
 
@@ -28,11 +28,12 @@ class StackedRNN(StackedRecurrentBase):
       use_bias, kernel_initializer, recurrent_initializer, bias_initializer, kernel_regularizer,
         recurrent_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, recurrent_constraint,
         bias_constraint: as on `keras.layers.SimpleRNN`, applied to every layer.
-      dropout: fraction of each layer's outputs dropped before they enter the next layer, in training only, drawn
-        afresh for every time step (as `torch.nn.RNN(num_layers=L, dropout=p)`). Unlike SimpleRNN's `dropout`, the
-        input of the first layer is never dropped.
-      recurrent_dropout: as on SimpleRNN (one mask per layer and call on the state entering the recurrent product);
-        runs the step-by-step loop in training.
+      dropout: as on SimpleRNN: the fraction of each cell's input dropped (layer 0's input included), in training
+        only, with one mask per layer and call, the same at every step. Runs fused.
+      recurrent_dropout: as on SimpleRNN: one mask per layer and call on h_{t-1} in the recurrent product. Runs fused.
+      between_layer_dropout: PyTorch's dropout (`torch.nn.RNN(num_layers=L, dropout=p)`), which SimpleRNN lacks:
+        the fraction of each layer's outputs dropped on their way into the next layer, in training only, drawn
+        afresh for every time step; never on the raw input or the top layer's output. Runs fused.
       return_sequences, return_state, go_backwards, stateful, zero_output_for_mask: as on `keras.layers.RNN`.
         With return_state the layer returns the output followed by one final state [batch, units] per layer.
       unroll: accepted for compatibility; it never changes a result.
@@ -59,6 +60,7 @@ class StackedRNN(StackedRecurrentBase):
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, unroll=False, zero_output_for_mask=False, seed=None, vocabulary_size=None,
+                 between_layer_dropout=0.0,
                  **kwargs):
         super().__init__(units, num_layers, activation=activation, use_bias=use_bias,
                          kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
@@ -69,7 +71,7 @@ class StackedRNN(StackedRecurrentBase):
                          dropout=dropout, recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, stateful=stateful, unroll=unroll,
                          zero_output_for_mask=zero_output_for_mask, seed=seed, vocabulary_size=vocabulary_size,
-                         **kwargs)
+                         between_layer_dropout=between_layer_dropout, **kwargs)
         self._fused_activation = next((name for name, functions in _FUSED_ACTIVATIONS
                                        if is_one_of(self.activation, functions)), None)
 
@@ -93,25 +95,23 @@ class StackedRNN(StackedRecurrentBase):
             return f"the fused op computes tanh and relu only, not {keras.activations.serialize(self.activation)!r}"
         return None
 
-    def _run_fused(self, function, inputs, cell_weights, initial_states):
+    def _run_fused(self, function, inputs, cell_weights, initial_states, modifiers):
         dtype = cell_weights[0][0].dtype
         biases = [b if b is not None else tf.zeros([self.units], dtype) for _, _, b in cell_weights]
         return function(inputs, [k for k, _, _ in cell_weights], [r for _, r, _ in cell_weights], biases,
-                        initial_states=initial_states, activation=self._fused_activation)
+                        initial_states=initial_states, activation=self._fused_activation, **modifiers)
 
-    def _cell_step(self, weights, recurrent_mask):
+    def _cell_step(self, weights, input_masks, recurrent_masks):
         kernel, recurrent_kernel, bias = weights
         activation = self.activation
 
         def step(x, states):
             # The operations, and their order, of keras.layers.SimpleRNNCell.call.
             (h_prev,) = states
-            h = input_product(x, kernel)
+            h = gate_products(x, kernel, input_masks, 1)
             if bias is not None:
                 h = h + bias
-            if recurrent_mask is not None:
-                h_prev = h_prev * recurrent_mask
-            output = h + tf.matmul(h_prev, recurrent_kernel)
+            output = h + gate_products(h_prev, recurrent_kernel, recurrent_masks, 1)
             output = activation(output) if activation is not None else output
             return output, (output,)
 
