@@ -6,8 +6,9 @@ emulation in the tests). Plain Python with no imports beyond the standard librar
 path without installing anything.
 
 The parts of csrc/:
-- the kernel library: csrc/engine/ (the wavefront engine: CPU schedules and products, CUDA planning) and
-  csrc/cells/ (each cell's maths), plus the CUDA kernels csrc/cuda/*.cu;
+- the kernel library: csrc/engine/ (the wavefront engine: engine/cpu the CPU schedules and products, engine/plan
+  the host-only CUDA planning, engine/cuda the CUDA kernels and their drivers) and csrc/cells/ (each cell's
+  description and maths, CPU and CUDA, and the translation units that instantiate its CUDA passes);
 - the adapters: csrc/tf/ (the TensorFlow ops, g++ with TensorFlow's flags) and csrc/python/ (the pybind11 module).
 """
 import os
@@ -26,12 +27,12 @@ DEFAULT_CUDA_ARCHS = "80;90"
 
 def library_sources():
     """The kernel library's host C++ sources (CPU engine, cells' registry, CUDA launch planning)."""
-    return sorted(glob(f"{CSRC}/engine/**/*.cc", recursive=True) + glob(f"{CSRC}/cells/**/*.cc", recursive=True)
-                  + glob(f"{CSRC}/cuda/*.cc"))
+    return sorted(glob(f"{CSRC}/engine/**/*.cc", recursive=True) + glob(f"{CSRC}/cells/**/*.cc", recursive=True))
 
 
 def cuda_sources():
-    return sorted(glob(f"{CSRC}/cuda/*.cu"))
+    """The CUDA kernels and their drivers: the engine's, and each cell's instantiation of its passes."""
+    return sorted(glob(f"{CSRC}/engine/**/*.cu", recursive=True) + glob(f"{CSRC}/cells/**/*.cu", recursive=True))
 
 
 def tf_sources():
@@ -86,3 +87,4 @@ def cuda_link_flags(nvcc):
     cuda_home = os.path.dirname(os.path.dirname(nvcc))
     return [f"-L{cuda_home}/lib64", "-l:libcudart_static.a", "-Wl,--exclude-libs,libcudart_static.a", "-ldl", "-lrt",
             "-lpthread"]
+

@@ -21,19 +21,16 @@
 #include <vector>
 
 #include "deeprnn/launch_plan.h"
-#include "deeprnn/stacked_gru.h"
-#include "deeprnn/stacked_gru_cuda.h"
-#include "deeprnn/stacked_rnn.h"
-#include "deeprnn/stacked_rnn_cuda.h"
 #include "deeprnn/stacked.h"
+#include "deeprnn/stacked_cuda.h"
 
 namespace py = pybind11;
 
 namespace deeprnn_fast {
 namespace {
 
-using deeprnn::Activation;
 using deeprnn::Shape;
+using Activation = deeprnn::Cell;  // the tanh / relu RNN's cell, named by its activation
 
 std::string DimsText(const std::vector<int64_t>& dims) {
   std::string s = "(";
@@ -42,8 +39,8 @@ std::string DimsText(const std::vector<int64_t>& dims) {
 }
 
 Activation ParseActivation(const std::string& name) {
-  if (name == "tanh") return Activation::kTanh;
-  if (name == "relu") return Activation::kRelu;
+  if (name == "tanh") return deeprnn::Cell::kTanh;
+  if (name == "relu") return deeprnn::Cell::kRelu;
   throw py::value_error("activation must be 'tanh' or 'relu'; got '" + name + "'");
 }
 
@@ -234,8 +231,8 @@ struct Pointers {
     }
   }
   deeprnn::Weights<T> W() const { return {kernels.data(), recurrent_kernels.data(), biases.data()}; }
-  deeprnn::GruWeights<T> GruW() const { return {kernels.data(), recurrent_kernels.data(), biases.data()}; }
-  deeprnn::GruWeightGrads<T> GruG() const {
+  deeprnn::Weights<T> GruW() const { return {kernels.data(), recurrent_kernels.data(), biases.data()}; }
+  deeprnn::WeightGrads<T> GruG() const {
     return {grad_kernels.data(), grad_recurrent_kernels.data(), grad_biases.data()};
   }
   deeprnn::WeightGrads<T> G() const { return {grad_kernels.data(), grad_recurrent_kernels.data(), grad_biases.data()}; }
@@ -302,7 +299,7 @@ struct GruForwardPointers : Pointers<T> {
     outputs = this->Out(view, a.outputs, "outputs", {B, TT, H});
     final_states = this->Out(view, a.final_states, "final_states", {L, B, H});
     activations = this->Out(view, a.activations, "activations", {L, TT, B, H});
-    gates = this->Out(view, a.gates, "gates", {L, TT, B, deeprnn::kGruGateSlots * H});
+    gates = this->Out(view, a.gates, "gates", {L, TT, B, 4 * H});
   }
 };
 
@@ -318,7 +315,7 @@ struct GruBackwardPointers : Pointers<T> {
   T *grad_inputs, *grad_initial_states, *grad_gates = nullptr;
   GruBackwardPointers(ViewFn view, const Shape& s, const GruBackwardArrays& a) {
     const int64_t B = s.batch, TT = s.time, D = s.input, H = s.hidden, L = s.layers;
-    const int64_t G = deeprnn::kGruGateSlots * H;
+    const int64_t G = 4 * H;
     inputs = this->In(view, a.inputs, "inputs", {B, TT, D});
     this->GruWeightsIn(view, s, a.kernels, a.recurrent_kernels, py::none());
     initial_states = this->In(view, a.initial_states, "initial_states", {L, B, H});
@@ -335,7 +332,7 @@ struct GruBackwardPointers : Pointers<T> {
 
 // ---- CPU ----
 
-deeprnn::Cell CellOf(Activation act) { return act == Activation::kRelu ? deeprnn::Cell::kRelu : deeprnn::Cell::kTanh; }
+deeprnn::Cell CellOf(Activation act) { return act; }
 
 template <typename T>
 void ForwardCpu(const Shape& s, Activation act, const ForwardArrays& a) {
@@ -436,28 +433,28 @@ deeprnn::Direction ParseDirection(const std::string& name) {
   throw py::value_error("direction must be 'forward' or 'backward'; got '" + name + "'");
 }
 
-bool ParseCell(const std::string& name) {  // true for the GRU
-  if (name == "rnn") return false;
-  if (name == "gru") return true;
-  throw py::value_error("cell must be 'rnn' (tanh / relu RNN) or 'gru'; got '" + name + "'");
+deeprnn::Cell ParseCell(const std::string& name) {
+  deeprnn::Cell cell;
+  if (name == "rnn") return deeprnn::Cell::kTanh;  // the tanh / relu RNN's plans are the same
+  if (deeprnn::CellFromName(name, &cell)) return cell;
+  throw py::value_error("cell must be 'tanh', 'relu', 'gru' or 'lstm' ('rnn': tanh); got '" + name + "'");
 }
 
-py::dict PlanDict(const deeprnn::WavefrontPlan& plan, bool gru = false) {
-  const deeprnn::WavefrontTile t = gru ? deeprnn::GruTileShape(plan.tile) : deeprnn::WavefrontTileShape(plan.tile);
+py::dict PlanDict(const deeprnn::WavefrontPlan& plan, bool = false) {
   py::dict d;
   d["schedule"] = deeprnn::ScheduleName(plan.schedule);
   d["weights_on_chip"] = plan.weights_on_chip;
   d["tile"] = plan.tile;
-  d["bm"] = t.bm;
-  d["bn"] = t.bn;
-  d["tm"] = t.tm;
-  d["tn"] = t.tn;
-  d["bk"] = t.bk;
-  d["ks"] = deeprnn::WavefrontKs(t);
+  d["bm"] = plan.bm;
+  d["bn"] = plan.bn;
+  d["tm"] = plan.tm;
+  d["tn"] = plan.tn;
+  d["bk"] = plan.bk;
+  d["ks"] = plan.ks;
   d["row_tiles"] = plan.row_tiles;
   d["col_tiles"] = plan.col_tiles;
   d["grid"] = plan.grid;
-  d["threads"] = deeprnn::kWavefrontThreads;
+  d["threads"] = plan.threads;
   d["smem_bytes"] = plan.smem_bytes;
   d["blocks_per_sm"] = plan.blocks_per_sm;
   d["launches"] = plan.launches;
@@ -520,14 +517,13 @@ py::dict Plan(int64_t batch, int64_t time, int64_t input, int64_t hidden, int64_
               const std::string& direction, const std::string& schedule, py::object device, const std::string& cell) {
   const Shape shape{batch, time, input, hidden, layers};
   const int itemsize = ParseItemsize(dtype);
-  const bool gru = ParseCell(cell);
+  const deeprnn::Cell c = ParseCell(cell);
   deeprnn::WavefrontPlan plan;
   deeprnn::CudaStatus st;
   if (device.is_none()) {
 #if defined(DEEPRNN_WITH_CUDA)
     if (!CudaAvailable()) throw std::runtime_error("plan(device=None) plans for the current GPU, and there is none");
-    st = gru ? deeprnn::PlanStackedGruCuda(shape, itemsize, ParseDirection(direction), ParseSchedule(schedule), &plan)
-             : deeprnn::PlanStackedRnnCuda(shape, itemsize, ParseDirection(direction), ParseSchedule(schedule), &plan);
+    st = deeprnn::PlanStackedCuda(c, shape, itemsize, ParseDirection(direction), ParseSchedule(schedule), &plan);
 #else
     NoCuda("plan(device=None) plans for the current GPU");
 #endif
@@ -541,28 +537,23 @@ py::dict Plan(int64_t batch, int64_t time, int64_t input, int64_t hidden, int64_
       if (smem > props.smem_per_block_optin) return 0;
       return fixed >= 0 ? fixed : deeprnn::EstimateBlocksPerSm(props, smem, deeprnn::kWavefrontThreads, regs);
     };
-    st = gru ? deeprnn::PlanGruWavefront(shape, itemsize, ParseDirection(direction), props, ParseSchedule(schedule),
-                                         occupancy, &plan)
-             : deeprnn::PlanWavefront(shape, itemsize, ParseDirection(direction), props, ParseSchedule(schedule),
-                                      occupancy, &plan);
+    st = deeprnn::PlanWavefront(c, shape, itemsize, ParseDirection(direction), props, ParseSchedule(schedule),
+                                occupancy, &plan);
   }
   if (!st.ok()) throw py::value_error(st.error);
-  return PlanDict(plan, gru);
+  return PlanDict(plan);
 }
 
 int64_t WorkspaceBytes(const std::string& direction, int64_t batch, int64_t time, int64_t input, int64_t hidden,
                        int64_t layers, py::handle dtype, const std::string& cell) {
   const Shape shape{batch, time, input, hidden, layers};
-  const bool gru = ParseCell(cell);
-  const deeprnn::CudaStatus st = gru ? deeprnn::ValidateGruCudaShape(shape) : deeprnn::ValidateCudaShape(shape);
+  const deeprnn::Cell c = ParseCell(cell);
+  const deeprnn::CudaStatus st = deeprnn::ValidateCudaShape(c, shape);
   if (!st.ok()) throw py::value_error(st.error);
   const int itemsize = ParseItemsize(dtype);
   const bool forward = ParseDirection(direction) == deeprnn::Direction::kForward;
-  if (gru)
-    return forward ? deeprnn::StackedGruForwardCudaWorkspaceBytes(shape, itemsize)
-                   : deeprnn::StackedGruBackwardCudaWorkspaceBytes(shape, itemsize);
-  return forward ? deeprnn::StackedRnnForwardCudaWorkspaceBytes(shape, itemsize)
-                 : deeprnn::StackedRnnBackwardCudaWorkspaceBytes(shape, itemsize);
+  return forward ? deeprnn::StackedForwardCudaWorkspaceBytes(c, shape, itemsize)
+                 : deeprnn::StackedBackwardCudaWorkspaceBytes(c, shape, itemsize);
 }
 
 // ---- CUDA ----
@@ -599,52 +590,69 @@ void* Workspace(py::handle workspace, int64_t needed, int64_t* bytes) {
   return reinterpret_cast<void*>(aligned);
 }
 
-py::dict InfoDict(const deeprnn::CudaLaunchInfo& info, bool gru = false) {
-  py::dict d = PlanDict(info.wavefront, gru);
+py::dict InfoDict(const deeprnn::CudaLaunchInfo& info) {
+  py::dict d = PlanDict(info.wavefront);
   d["kernel_launches"] = info.kernel_launches;
   return d;
 }
 
 // The common part of every CUDA entry point: the workspace, the wait for the arrays' producers, then
-// call(workspace, workspace_bytes, stream, &info) without the GIL, and its status turned into an exception.
+// call(launch) without the GIL, and its status turned into an exception.
 template <typename Call>
 py::dict RunCuda(const std::vector<ArrayView>& views, int64_t workspace_needed, py::handle workspace, uintptr_t stream,
-                 bool gru, Call&& call) {
-  int64_t bytes = 0;
-  void* ws = Workspace(workspace, workspace_needed, &bytes);
+                 deeprnn::CudaSchedule schedule, Call&& call) {
+  deeprnn::CudaLaunch launch;
+  launch.workspace = Workspace(workspace, workspace_needed, &launch.workspace_bytes);
   WaitForProducers(views, stream);
   deeprnn::CudaLaunchInfo info;
+  launch.stream = reinterpret_cast<void*>(stream);
+  launch.schedule = schedule;
+  launch.info = &info;
   deeprnn::CudaStatus st;
   {
     py::gil_scoped_release release;
-    st = call(ws, bytes, reinterpret_cast<void*>(stream), &info);
+    st = call(launch);
   }
   CheckCuda(st);
-  return InfoDict(info, gru);
+  return InfoDict(info);
 }
 
 template <typename T>
 py::dict ForwardCuda(const Shape& s, Activation act, const ForwardArrays& a, py::handle workspace, uintptr_t stream,
                      deeprnn::CudaSchedule schedule) {
   ForwardPointers<T> p(CudaView, s, a);
-  return RunCuda(p.views, deeprnn::StackedRnnForwardCudaWorkspaceBytes(s, sizeof(T)), workspace, stream, false,
-                 [&](void* ws, int64_t bytes, void* cuda_stream, deeprnn::CudaLaunchInfo* info) {
-                   return deeprnn::StackedRnnForwardCuda<T>(s, act, p.inputs, p.W(), p.initial_states, p.outputs,
-                                                            p.final_states, p.activations, ws, bytes, cuda_stream,
-                                                            schedule, info);
-                 });
+  deeprnn::ForwardArgs<T> args;
+  args.cell = act;
+  args.shape = s;
+  args.inputs.dense = p.inputs;
+  args.weights = p.W();
+  args.initial_states = p.initial_states;
+  args.outputs = p.outputs;
+  args.final_states = p.final_states;
+  args.activations = p.activations;
+  return RunCuda(p.views, deeprnn::StackedForwardCudaWorkspaceBytes(act, s, sizeof(T)), workspace, stream, schedule,
+                 [&](const deeprnn::CudaLaunch& launch) { return deeprnn::StackedForwardCuda<T>(args, launch); });
 }
 
 template <typename T>
 py::dict BackwardCuda(const Shape& s, Activation act, const BackwardArrays& a, py::handle workspace,
                       uintptr_t stream, deeprnn::CudaSchedule schedule) {
   BackwardPointers<T> p(CudaView, s, a);
-  return RunCuda(p.views, deeprnn::StackedRnnBackwardCudaWorkspaceBytes(s, sizeof(T)), workspace, stream, false,
-                 [&](void* ws, int64_t bytes, void* cuda_stream, deeprnn::CudaLaunchInfo* info) {
-                   return deeprnn::StackedRnnBackwardCuda<T>(
-                       s, act, p.inputs, p.W(), p.initial_states, p.activations, p.grad_outputs, p.grad_final_states,
-                       p.grad_inputs, p.G(), p.grad_initial_states, p.grad_preactivations, ws, bytes, cuda_stream,
-                       schedule, info);
+  deeprnn::BackwardArgs<T> args;
+  args.cell = act;
+  args.shape = s;
+  args.inputs.dense = p.inputs;
+  args.weights = p.W();
+  args.initial_states = p.initial_states;
+  args.activations = p.activations;
+  args.grad_outputs = p.grad_outputs;
+  args.grad_final_states = p.grad_final_states;
+  args.grad_inputs = p.grad_inputs;
+  args.grad_weights = p.G();
+  args.grad_initial_states = p.grad_initial_states;
+  return RunCuda(p.views, deeprnn::StackedBackwardCudaWorkspaceBytes(act, s, sizeof(T)), workspace, stream, schedule,
+                 [&](const deeprnn::CudaLaunch& launch) {
+                   return deeprnn::StackedBackwardCuda<T>(args, p.grad_preactivations, launch);
                  });
 }
 
@@ -652,12 +660,19 @@ template <typename T>
 py::dict GruForwardCuda(const Shape& s, const GruForwardArrays& a, py::handle workspace, uintptr_t stream,
                         deeprnn::CudaSchedule schedule) {
   GruForwardPointers<T> p(CudaView, s, a);
-  return RunCuda(p.views, deeprnn::StackedGruForwardCudaWorkspaceBytes(s, sizeof(T)), workspace, stream, true,
-                 [&](void* ws, int64_t bytes, void* cuda_stream, deeprnn::CudaLaunchInfo* info) {
-                   return deeprnn::StackedGruForwardCuda<T>(s, p.inputs, p.GruW(), p.initial_states, p.outputs,
-                                                            p.final_states, p.activations, p.gates, ws, bytes,
-                                                            cuda_stream, schedule, info);
-                 });
+  deeprnn::ForwardArgs<T> args;
+  args.cell = deeprnn::Cell::kGru;
+  args.shape = s;
+  args.inputs.dense = p.inputs;
+  args.weights = p.GruW();
+  args.initial_states = p.initial_states;
+  args.outputs = p.outputs;
+  args.final_states = p.final_states;
+  args.activations = p.activations;
+  args.saved = p.gates;
+  return RunCuda(p.views, deeprnn::StackedForwardCudaWorkspaceBytes(args.cell, s, sizeof(T)), workspace, stream,
+                 schedule,
+                 [&](const deeprnn::CudaLaunch& launch) { return deeprnn::StackedForwardCuda<T>(args, launch); });
 }
 
 template <typename T>
@@ -665,12 +680,22 @@ py::dict GruBackwardCuda(const Shape& s, const GruBackwardArrays& a, py::handle 
                          deeprnn::CudaSchedule schedule) {
   if (a.grad_gates.is_none()) throw py::type_error("grad_gates must be a CUDA array of shape (L, T, B, 4 * units)");
   GruBackwardPointers<T> p(CudaView, s, a);
-  return RunCuda(p.views, deeprnn::StackedGruBackwardCudaWorkspaceBytes(s, sizeof(T)), workspace, stream, true,
-                 [&](void* ws, int64_t bytes, void* cuda_stream, deeprnn::CudaLaunchInfo* info) {
-                   return deeprnn::StackedGruBackwardCuda<T>(
-                       s, p.inputs, p.GruW(), p.initial_states, p.activations, p.gates, p.grad_outputs,
-                       p.grad_final_states, p.grad_inputs, p.GruG(), p.grad_initial_states, p.grad_gates, ws, bytes,
-                       cuda_stream, schedule, info);
+  deeprnn::BackwardArgs<T> args;
+  args.cell = deeprnn::Cell::kGru;
+  args.shape = s;
+  args.inputs.dense = p.inputs;
+  args.weights = p.GruW();
+  args.initial_states = p.initial_states;
+  args.activations = p.activations;
+  args.saved = p.gates;
+  args.grad_outputs = p.grad_outputs;
+  args.grad_final_states = p.grad_final_states;
+  args.grad_inputs = p.grad_inputs;
+  args.grad_weights = p.GruG();
+  args.grad_initial_states = p.grad_initial_states;
+  return RunCuda(p.views, deeprnn::StackedBackwardCudaWorkspaceBytes(args.cell, s, sizeof(T)), workspace, stream,
+                 schedule, [&](const deeprnn::CudaLaunch& launch) {
+                   return deeprnn::StackedBackwardCuda<T>(args, p.grad_gates, launch);
                  });
 }
 

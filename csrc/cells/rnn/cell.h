@@ -27,6 +27,9 @@ struct RnnCell {
   static constexpr GradSide kXSide = {0, {0}};
   static constexpr GradSide kHSide = {0, {0}};
   static constexpr bool kDirectH = false;
+
+  template <typename T>
+  struct Cuda;  // cells/rnn/cuda_pointwise.cuh
 };
 
 }  // namespace deeprnn
