@@ -364,7 +364,7 @@ void CheckErrors() {
   int32_t ids[6] = {};
   const float* w[2] = {dummy, dummy};
   alignas(256) static unsigned char work[1 << 12];
-  for (Cell cell : {Cell::kTanh, Cell::kGru}) {
+  for (Cell cell : {Cell::kTanh, Cell::kGru, Cell::kLstm}) {
     const std::string name = deeprnn::CellName(cell);
     const int64_t need = deeprnn::StackedForwardCudaWorkspaceBytes(cell, shape, 4);
     deeprnn::ForwardArgs<float> a;
@@ -412,7 +412,7 @@ void CheckErrors() {
   // Weights too big for the chip: H = 4096 (tanh), 1024 (GRU), 512 (LSTM), 2 layers: a 16-unit slice of both
   // segments is 2 * H * (G * 16 + 1) * 4 bytes > 227 KB.
   deeprnn::WavefrontPlan plan;
-  for (auto [cell, hidden] : {std::pair<Cell, int64_t>{Cell::kTanh, 4096}, {Cell::kGru, 1024}}) {
+  for (auto [cell, hidden] : {std::pair<Cell, int64_t>{Cell::kTanh, 4096}, {Cell::kGru, 1024}, {Cell::kLstm, 512}}) {
     const deeprnn::CudaStatus st = deeprnn::PlanStackedCuda(cell, Shape{1, 3, 4, hidden, 2}, 4,
                                                             deeprnn::Direction::kForward,
                                                             CudaSchedule::kPersistentResident, &plan);
@@ -447,7 +447,7 @@ int main(int argc, char** argv) {
                                       : static_cast<uint64_t>(std::random_device{}()) * 2;
   std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
   int index = 0;
-  for (Cell cell : {Cell::kTanh, Cell::kRelu, Cell::kGru}) {
+  for (Cell cell : {Cell::kTanh, Cell::kRelu, Cell::kGru, Cell::kLstm}) {
     for (size_t i = 0; i < shapes.size(); ++i) {
       const Shape& shape = shapes[i];
       const bool empty = shape.batch == 0 || shape.time == 0;

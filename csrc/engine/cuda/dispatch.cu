@@ -3,6 +3,7 @@
 #include <string>
 
 #include "cells/gru/cell.h"
+#include "cells/lstm/cell.h"
 #include "cells/rnn/cell.h"
 #include "deeprnn/stacked_cuda.h"
 #include "engine/cuda/passes.h"
@@ -12,7 +13,6 @@ namespace deeprnn {
 namespace {
 
 CudaStatus UnknownCell(Cell cell) {
-  if (cell == Cell::kLstm) return CudaStatus::Error("the LSTM has no CUDA kernels yet");
   return CudaStatus::Error("unknown cell " + std::to_string(static_cast<int>(cell)) +
                            " (deeprnn::Cell: tanh 0, relu 1, gru 2, lstm 3)");
 }
@@ -23,7 +23,7 @@ CudaStatus PlanWith(Cell cell, const Shape& shape, CudaSchedule schedule, Wavefr
     case Cell::kTanh: return cuda::PlanCell<RnnCell<Cell::kTanh>, T, kBackward>(shape, schedule, plan);
     case Cell::kRelu: return cuda::PlanCell<RnnCell<Cell::kRelu>, T, kBackward>(shape, schedule, plan);
     case Cell::kGru: return cuda::PlanCell<GruCell, T, kBackward>(shape, schedule, plan);
-    case Cell::kLstm: break;
+    case Cell::kLstm: return cuda::PlanCell<LstmCell, T, kBackward>(shape, schedule, plan);
   }
   return UnknownCell(cell);
 }
@@ -36,7 +36,7 @@ CudaStatus StackedForwardCuda(const ForwardArgs<T>& args, const CudaLaunch& laun
     case Cell::kTanh: return cuda::ForwardCell<RnnCell<Cell::kTanh>, T>(args, launch);
     case Cell::kRelu: return cuda::ForwardCell<RnnCell<Cell::kRelu>, T>(args, launch);
     case Cell::kGru: return cuda::ForwardCell<GruCell, T>(args, launch);
-    case Cell::kLstm: break;
+    case Cell::kLstm: return cuda::ForwardCell<LstmCell, T>(args, launch);
   }
   return UnknownCell(args.cell);
 }
@@ -47,7 +47,7 @@ CudaStatus StackedBackwardCuda(const BackwardArgs<T>& args, T* grad_slots, const
     case Cell::kTanh: return cuda::BackwardCell<RnnCell<Cell::kTanh>, T>(args, grad_slots, launch);
     case Cell::kRelu: return cuda::BackwardCell<RnnCell<Cell::kRelu>, T>(args, grad_slots, launch);
     case Cell::kGru: return cuda::BackwardCell<GruCell, T>(args, grad_slots, launch);
-    case Cell::kLstm: break;
+    case Cell::kLstm: return cuda::BackwardCell<LstmCell, T>(args, grad_slots, launch);
   }
   return UnknownCell(args.cell);
 }
