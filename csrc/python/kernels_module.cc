@@ -545,7 +545,7 @@ py::dict Plan(int64_t batch, int64_t time, int64_t input, int64_t hidden, int64_
 }
 
 int64_t WorkspaceBytes(const std::string& direction, int64_t batch, int64_t time, int64_t input, int64_t hidden,
-                       int64_t layers, py::handle dtype, const std::string& cell) {
+                       int64_t layers, py::handle dtype, const std::string& cell, bool tokens) {
   const Shape shape{batch, time, input, hidden, layers};
   const deeprnn::Cell c = ParseCell(cell);
   const deeprnn::CudaStatus st = deeprnn::ValidateCudaShape(c, shape);
@@ -553,7 +553,7 @@ int64_t WorkspaceBytes(const std::string& direction, int64_t batch, int64_t time
   const int itemsize = ParseItemsize(dtype);
   const bool forward = ParseDirection(direction) == deeprnn::Direction::kForward;
   return forward ? deeprnn::StackedForwardCudaWorkspaceBytes(c, shape, itemsize)
-                 : deeprnn::StackedBackwardCudaWorkspaceBytes(c, shape, itemsize);
+                 : deeprnn::StackedBackwardCudaWorkspaceBytes(c, shape, itemsize, tokens);
 }
 
 // ---- CUDA ----
@@ -799,6 +799,7 @@ PYBIND11_MODULE(_kernels, m) {
 
   m.def("workspace_bytes", &WorkspaceBytes, py::arg("direction"), py::arg("batch"), py::arg("time"),
         py::arg("input"), py::arg("hidden"), py::arg("layers"), py::arg("dtype"), py::arg("cell") = "rnn",
+        py::arg("tokens") = false,
         "Bytes of CUDA workspace forward_cuda / gru_forward_cuda ('forward') or backward_cuda / gru_backward_cuda "
         "('backward') needs (no GPU needed); cell: 'rnn' or 'gru'.");
 

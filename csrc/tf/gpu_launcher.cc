@@ -1,8 +1,12 @@
-// GPU launchers: run the library's CUDA passes (deeprnn/stacked_cuda.h; compiled, not yet run on a GPU) for each
+// GPU launchers: run the library's CUDA passes (deeprnn/stacked_cuda.h; compiled, not yet run on a GPU) for every
 // cell on TensorFlow's stream for the op, with the workspace and scratch from TensorFlow's allocator
 // (tf/gpu_launch_helpers.h), and register the GPU kernels of every op. No CUDA header here: the library takes the
 // stream as a void*.
-// Token inputs are refused on the GPU for now (run the op on the CPU).
+//
+// Token ids come in host memory (the kernels are registered with HostMemory("tokens")), so that they are checked
+// on the host with the CPU kernels' one-line error before anything runs; they are then copied to a device tensor
+// on the op's stream. (The CUDA passes would not read out of bounds for a bad id either, but the op would have to
+// synchronise to report it.)
 #if GOOGLE_CUDA
 
 #include <cstdint>
@@ -11,6 +15,7 @@
 #include "deeprnn/stacked_cuda.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tf/gpu_launch_helpers.h"
+#include "tf/input_checks.h"
 #include "tf/stacked_op_kernels.h"
 
 namespace deeprnn_fast {
@@ -21,20 +26,36 @@ std::string PassName(deeprnn::Cell cell, const char* direction) {
   return std::string(deeprnn::CellName(cell)) + " " + direction;
 }
 
+// A device copy of the host token ids [B,T], queued on the op's stream, for the pass's arguments.
+absl::Status TokensOnDevice(tensorflow::OpKernelContext* ctx, const int32_t* host_tokens, const deeprnn::Shape& s,
+                            void* stream, tensorflow::Tensor* storage, const int32_t** device_tokens) {
+  TF_RETURN_IF_ERROR(ctx->allocate_temp(tensorflow::DT_INT32, tensorflow::TensorShape({s.batch * s.time}), storage));
+  int32_t* dst = storage->flat<int32_t>().data();
+  TF_RETURN_IF_ERROR(
+      ToAbsl("token copy", deeprnn::CudaCopyHostToDeviceAsync(dst, host_tokens, sizeof(int32_t) * s.batch * s.time,
+                                                              stream)));
+  *device_tokens = dst;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 template <typename T>
 struct Launcher<GpuDevice, T> {
-  static absl::Status CheckTokens(const tensorflow::Tensor&, int64_t) {
-    return absl::UnimplementedError(
-        "deeprnn_fast: token inputs have no CUDA kernels yet; run the op on the CPU or feed one-hot inputs");
+  static absl::Status CheckTokens(const tensorflow::Tensor& tokens, int64_t vocabulary) {
+    return internal::CheckTokenValues(tokens, vocabulary);
   }
 
   static absl::Status Forward(tensorflow::OpKernelContext* ctx, const deeprnn::ForwardArgs<T>& host_args) {
     const std::string pass = PassName(host_args.cell, "forward");
     const int64_t bytes = deeprnn::StackedForwardCudaWorkspaceBytes(host_args.cell, host_args.shape, sizeof(T));
+    tensorflow::Tensor tokens;
     return LaunchOnOpStream(ctx, bytes, [&](deeprnn::CudaLaunch launch) -> absl::Status {
-      return ToAbsl(pass.c_str(), deeprnn::StackedForwardCuda<T>(host_args, launch));
+      deeprnn::ForwardArgs<T> args = host_args;
+      if (args.inputs.tokens != nullptr)
+        TF_RETURN_IF_ERROR(TokensOnDevice(ctx, host_args.inputs.tokens, args.shape, launch.stream, &tokens,
+                                          &args.inputs.tokens));
+      return ToAbsl(pass.c_str(), deeprnn::StackedForwardCuda<T>(args, launch));
     });
   }
 
@@ -46,15 +67,21 @@ struct Launcher<GpuDevice, T> {
   static absl::Status Backward(tensorflow::OpKernelContext* ctx, const deeprnn::BackwardArgs<T>& host_args,
                                T* scratch) {
     const std::string pass = PassName(host_args.cell, "backward");
-    const int64_t bytes = deeprnn::StackedBackwardCudaWorkspaceBytes(host_args.cell, host_args.shape, sizeof(T));
+    const int64_t bytes = deeprnn::StackedBackwardCudaWorkspaceBytes(host_args.cell, host_args.shape, sizeof(T),
+                                                                     host_args.inputs.tokens != nullptr);
+    tensorflow::Tensor tokens;
     return LaunchOnOpStream(ctx, bytes, [&](deeprnn::CudaLaunch launch) -> absl::Status {
-      return ToAbsl(pass.c_str(), deeprnn::StackedBackwardCuda<T>(host_args, scratch, launch));
+      deeprnn::BackwardArgs<T> args = host_args;
+      if (args.inputs.tokens != nullptr)
+        TF_RETURN_IF_ERROR(TokensOnDevice(ctx, host_args.inputs.tokens, args.shape, launch.stream, &tokens,
+                                          &args.inputs.tokens));
+      return ToAbsl(pass.c_str(), deeprnn::StackedBackwardCuda<T>(args, scratch, launch));
     });
   }
 };
 
-DEEPRNN_FAST_REGISTER_KERNELS(tensorflow::DEVICE_GPU, GpuDevice, float, )
-DEEPRNN_FAST_REGISTER_KERNELS(tensorflow::DEVICE_GPU, GpuDevice, double, )
+DEEPRNN_FAST_REGISTER_KERNELS(tensorflow::DEVICE_GPU, GpuDevice, float, .HostMemory("tokens"))
+DEEPRNN_FAST_REGISTER_KERNELS(tensorflow::DEVICE_GPU, GpuDevice, double, .HostMemory("tokens"))
 
 }  // namespace deeprnn_fast
 

@@ -456,7 +456,7 @@ int main(int argc, char** argv) {
         if (empty && schedule != CudaSchedule::kAuto && schedule != CudaSchedule::kStepwise) continue;
         ++index;
         // Token inputs on every other case (quick: every third), so that each cell and schedule meets them.
-        const bool tokens = false;  // token inputs: next
+        const bool tokens = (quick ? index % 3 == 0 : index % 2 == 0) && !sanitize;
         const bool only_double = quick && index % 2 == 1;
         if (!only_double) RunCase<float>({cell, shape, tokens, schedule}, seed++);
         if (sanitize || (quick && !only_double)) continue;
