@@ -31,10 +31,23 @@ train: $(BIN)/.built
 test: $(BIN)/.built
 	$(BIN)/python -m pytest tests $(ARGS)
 
-benchmark: $(BIN)/.built
-	mkdir -p benchmarks/results
-	$(BIN)/python -m pytest benchmarks --benchmark-json=benchmarks/results/cpu.json $(ARGS)
-	$(BIN)/python benchmarks/report.py benchmarks/results/cpu.json
+# The benchmarks (benchmarks/README.md): every case on every core, then the training steps (and the peak probe) on
+# one thread for the thread-scaling table, then the report of both. PyTorch, whose RNNs are peers, is setup.py's
+# optional `bench` extra: installed once here where the package index answers; where it does not, its cases skip.
+BENCH_TORCH := torch==2.13.0
+BENCH_RESULTS := benchmarks/results
+
+$(BIN)/.bench: $(BIN)/.requirements
+	$(BIN)/python -m pip install --quiet "$(BENCH_TORCH)" || \
+		echo "note: $(BENCH_TORCH) could not be installed: the PyTorch peers will be skipped"
+	touch $@
+
+benchmark: $(BIN)/.built $(BIN)/.bench
+	mkdir -p $(BENCH_RESULTS)
+	$(BIN)/python -m pytest benchmarks --benchmark-json=$(BENCH_RESULTS)/cpu.json $(ARGS)
+	DEEPRNN_FAST_BENCH_THREADS=1 $(BIN)/python -m pytest benchmarks/test_bench_train_step.py \
+		benchmarks/test_bench_peak.py --benchmark-json=$(BENCH_RESULTS)/cpu-1-thread.json $(ARGS)
+	$(BIN)/python benchmarks/report.py $(BENCH_RESULTS)/cpu.json $(BENCH_RESULTS)/cpu-1-thread.json
 
 clean:
 	rm -rf build deeprnn_fast/*.so deeprnn_fast/_build_info.json $(BIN)/.built

@@ -44,6 +44,35 @@ def cuda_archs():
         raise SystemExit(f"DEEPRNN_FAST_CUDA_ARCHS: {e}")
 
 
+def up_to_date(cmd):
+    """Whether the object a compile command writes was compiled by the same command and is newer than its source,
+    every header it read (the dependency file g++ / nvcc wrote beside it with -MD) and this build description: a
+    rebuild after editing one file then recompiles what depends on it, not everything."""
+    obj = cmd[cmd.index("-o") + 1]
+    deps = obj + ".d"
+    if not (os.path.exists(obj) and os.path.exists(deps) and os.path.exists(obj + ".cmd")):
+        return False
+    with open(obj + ".cmd") as f:
+        if f.read() != " ".join(cmd):
+            return False
+    with open(deps) as f:
+        text = f.read().replace("\\\n", " ")
+    inputs = text.split(":", 1)[1].split() if ":" in text else []
+    inputs += [os.path.join(ROOT, "setup.py"), os.path.join(ROOT, "csrc", "build.py")]
+    built = os.path.getmtime(obj)
+    return all(os.path.exists(p) and os.path.getmtime(p) <= built for p in inputs) and bool(inputs)
+
+
+def compile_once(cmd):
+    if up_to_date(cmd):
+        return ""
+    obj = cmd[cmd.index("-o") + 1]
+    output = run(cmd + ["-MD", "-MF", obj + ".d"])
+    with open(obj + ".cmd", "w") as f:
+        f.write(" ".join(cmd))
+    return output
+
+
 def run(cmd):
     print(" ".join(cmd), flush=True)
     result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -101,7 +130,7 @@ class BuildLibraries(build_ext):
             py_objs.append(o)
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            list(pool.map(run, jobs))
+            list(pool.map(compile_once, jobs))
 
         cuda_link = BUILD.cuda_link_flags(nvcc) if nvcc else []
         ops_lib = self.get_ext_fullpath("deeprnn_fast._stacked_rnn_ops")
@@ -140,7 +169,12 @@ setup(
     + ([Extension("deeprnn_fast._kernels", sources=[])] if BUILD.python_sources() else []),
     cmdclass={"build_ext": BuildLibraries},
     python_requires=">=3.10",
-    install_requires=[TF_REQUIREMENT, "numpy", "numba", "pybind11", "tqdm", "matplotlib"],
+    # pybind11 is needed to build only (pyproject.toml's build requirements); tqdm and matplotlib only by the
+    # command line's `train` (its progress bar and plot).
+    install_requires=[TF_REQUIREMENT, "numpy"],
+    # PyTorch's nn.RNN / nn.GRU / nn.LSTM as benchmark peers (benchmarks/torch_steps.py); the CPU wheel on these
+    # machines. Without it those cases skip with the reason.
+    extras_require={"cli": ["tqdm", "matplotlib"], "bench": ["torch==2.13.0"]},
     entry_points={"console_scripts": ["deeprnn-fast=deeprnn_fast.language_model.cli:main"]},
     zip_safe=False,
 )

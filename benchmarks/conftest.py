@@ -3,7 +3,9 @@ them out of runs that did not ask for them.
 
 Every test that takes a `case` argument runs once per configuration in $DEEPRNN_FAST_BENCH_CONFIGS (default: all,
 see workloads.py) and per implementation in train_steps.IMPLEMENTATIONS, with ids "<config>-<implementation>"
-(select with -k, e.g. -k "seed and keras"). Timed rounds: $DEEPRNN_FAST_BENCH_ROUNDS (default 5).
+(select with -k, e.g. -k "seed and keras"). Timed rounds: $DEEPRNN_FAST_BENCH_ROUNDS (default 5). Threads:
+$DEEPRNN_FAST_BENCH_THREADS (default: the libraries' own, every core), applied to TensorFlow here, before it runs
+anything, and to PyTorch by its builders (machine.py).
 """
 import os
 import sys
@@ -14,8 +16,12 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARKS))  # workloads, train_steps: plain modules the memory subprocess shares
 
+import machine  # noqa: E402
 import train_steps  # noqa: E402
 import workloads  # noqa: E402
+
+# TensorFlow's thread pools are sized when it runs its first operation: now, while nothing has run yet.
+machine.apply_to_tensorflow()
 
 ROUNDS_ENV = "DEEPRNN_FAST_BENCH_ROUNDS"
 
@@ -61,25 +67,22 @@ def inputs(case):
 @pytest.fixture
 def record_case(benchmark, case):
     """Returns record(kind): names the benchmark's group and stores in extra_info what report.py needs to rebuild
-    the tables from a --benchmark-json file alone."""
-    import keras
-    import tensorflow as tf
-
+    the tables from a --benchmark-json file alone. Call it after the case is built, so that a PyTorch case records
+    torch's version."""
     config, implementation = case
 
     def record(kind):
         benchmark.group = f"{kind} {config.name} ({config.describe()})"
-        benchmark.extra_info.update({
-            "kind": kind,
-            "config": config.name,
-            "shape": {"batch": config.batch, "time": config.time, "features": config.features,
-                      "hidden": config.hidden, "layers": config.layers},
-            "implementation": implementation.name,
-            "role": implementation.role,
-            "train_step_flops": config.train_step_flops(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "cpu_count": os.cpu_count(),
-        })
+        benchmark.extra_info.update(machine.record(
+            kind=kind,
+            config=config.name,
+            shape={"batch": config.batch, "time": config.time, "features": config.features,
+                   "hidden": config.hidden, "layers": config.layers},
+            implementation=implementation.name,
+            role=implementation.role,
+            cell=implementation.cell,
+            framework=implementation.framework,
+            train_step_flops=config.train_step_flops(implementation.cell),
+        ))
 
     return record

@@ -14,7 +14,8 @@ reads the resident set size (RSS) the kernel keeps for the process:
 - first_step_peak_growth_mib: the same for the very first call, tracing and graph optimisation included. Where
   clear_refs cannot be written, it comes from getrusage's lifetime peak (then an underestimate if TensorFlow's
   import peaked higher) and step_peak_growth_mib is null.
-The process uses the default (all-core) TensorFlow thread pools, as the timed benchmarks do.
+The process uses the thread count of the timed benchmarks ($DEEPRNN_FAST_BENCH_THREADS, else the libraries'
+default pools), which it inherits from the parent's environment.
 """
 import gc
 import json
@@ -51,8 +52,11 @@ def _mib(kib):
 
 
 def measure(config_name, implementation_name):
+    import machine
     import train_steps
     import workloads
+
+    machine.apply_to_tensorflow()  # before TensorFlow runs anything
 
     config = workloads.CONFIGS[config_name]
     implementation = train_steps.IMPLEMENTATIONS[implementation_name]
@@ -64,6 +68,8 @@ def measure(config_name, implementation_name):
         step = implementation.build(config, inputs)
     except train_steps.Unavailable as e:
         return {**result, "skipped": str(e)}
+    if "torch" in sys.modules:
+        result["torch"] = sys.modules["torch"].__version__
     gc.collect()
     can_reset = _reset_peak()
     before_first_kib = _status_kib("VmRSS")

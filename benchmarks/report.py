@@ -1,196 +1,315 @@
 """Markdown tables of a benchmark run, for benchmarks/README.md.
 
-    .venv/bin/python benchmarks/report.py RESULTS.json [MORE.json ...] [--baseline NAME ...] [--write README.md]
+    .venv/bin/python benchmarks/report.py RESULTS.json [MORE.json ...] [--before OLD.json ...] [--write README.md]
 
-Reads the files pytest-benchmark writes with --benchmark-json (from test_bench_train_step.py and
-test_bench_memory.py, one run or several), and prints per configuration the median time of a training step and the
-peak memory of each implementation, with ratios peer / baseline (by default: against every implementation whose
-role is "project", i.e. deeprnn_fast), then the issue's targets. With --write FILE it replaces the text between the
-markers BEGIN_MARKER and END_MARKER of FILE (benchmarks/README.md) instead of printing. Needs neither TensorFlow nor
+Reads the files pytest-benchmark writes with --benchmark-json (results.py says which records it uses) and prints:
+the machine, its measured FMA peak per instruction set and the set the project's kernels ran on; per configuration,
+every implementation's median time of a training step, its GFLOP/s (its own cell's FLOPs) and fraction of the peak,
+the speed-up of its cell's project implementation over it, and peak memory; the project against the fastest peer of
+each cell; thread scaling, when runs at several thread counts are given (e.g. DEEPRNN_FAST_BENCH_THREADS=1 and =2);
+the book's experiment per epoch; with --before, the project's times against an earlier run (e.g. today's AVX2 kernels
+against tomorrow's run with DEEPRNN_FAST_CPU_ISA=avx2); then the issue's targets. With --write FILE it replaces the
+text between the markers BEGIN_MARKER and END_MARKER of FILE instead of printing. Needs neither TensorFlow nor
 pytest.
 """
 import argparse
-import json
 import sys
-from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import results as results_module  # noqa: E402
+from results import CELL_NAMES, CELLS  # noqa: E402
 
 BEGIN_MARKER = "<!-- report.py: begin -->"
 END_MARKER = "<!-- report.py: end -->"
-TRAIN_STEP = "train_step"
-PEAK_MEMORY = "peak_memory"
 
-
-@dataclass(frozen=True)
-class Target:
-    """`project` at least `factor` times better than `peer` on `metric` ("time" or "memory") for `config`.
-    peer FASTEST_PEER means the fastest implementation of role "peer" in the run."""
-    config: str
-    project: str
-    peer: str
-    factor: float
-    metric: str
-
-
-FASTEST_PEER = "fastest peer"
-# Issue 2 (CPU, 2 cores): >= 3x Keras' stacked SimpleRNN on seed and small, >= 1.5x the fastest peer on wide, and no
-# more peak memory than Keras (its stacked SimpleRNN, the same model; the GRU stack is listed but does more work).
-TARGETS = [Target("seed", "deeprnn_fast", "keras_simplernn", 3.0, "time"),
-           Target("small", "deeprnn_fast", "keras_simplernn", 3.0, "time"),
-           Target("wide", "deeprnn_fast", FASTEST_PEER, 1.5, "time")] + \
-          [Target(c, "deeprnn_fast", "keras_simplernn", 1.0, "memory") for c in ("seed", "small", "wide")]
-
-
-@dataclass
-class Row:
-    implementation: str
-    role: str
-    median_s: float = None
-    min_s: float = None
-    rounds: int = None
-    step_peak_mib: float = None
-    first_step_peak_mib: float = None
-
-
-@dataclass
-class ConfigResults:
-    name: str
-    shape: dict
-    train_step_flops: int
-    rows: dict = field(default_factory=dict)  # implementation -> Row, in run order
-
-
-def load(paths):
-    """Returns ({config name: ConfigResults} in run order, [run descriptions])."""
-    configs, runs = {}, []
-    for path in paths:
-        with open(path) as f:
-            data = json.load(f)
-        runs.append(describe_run(path, data))
-        for bench in data.get("benchmarks", []):
-            info = bench.get("extra_info", {})
-            if info.get("kind") not in (TRAIN_STEP, PEAK_MEMORY):
-                continue
-            results = configs.setdefault(info["config"], ConfigResults(info["config"], info["shape"],
-                                                                       info["train_step_flops"]))
-            row = results.rows.setdefault(info["implementation"], Row(info["implementation"], info["role"]))
-            if info["kind"] == TRAIN_STEP:
-                if row.median_s is not None:
-                    print(f"warning: {bench['name']} appears more than once; keeping the last ({path})",
-                          file=sys.stderr)
-                row.median_s, row.min_s = bench["stats"]["median"], bench["stats"]["min"]
-                row.rounds = bench["stats"]["rounds"]
-            else:
-                row.step_peak_mib = info.get("step_peak_growth_mib")
-                row.first_step_peak_mib = info.get("first_step_peak_growth_mib")
-    return configs, runs
-
-
-def describe_run(path, data):
-    machine = data.get("machine_info", {})
-    cpu = machine.get("cpu", {})
-    versions = next((b["extra_info"] for b in data.get("benchmarks", []) if "tensorflow" in b.get("extra_info", {})),
-                    {})
-    parts = [f"`{path}`", data.get("datetime", "unknown date"),
-             f"{cpu.get('brand_raw', machine.get('processor', 'unknown CPU'))}, {cpu.get('count', '?')} cores",
-             f"Python {machine.get('python_version', '?')}",
-             f"TensorFlow {versions.get('tensorflow', '?')}, Keras {versions.get('keras', '?')}"]
-    commit = data.get("commit_info", {})
-    if all(c in "0123456789abcdef" for c in commit.get("id") or "x"):  # not "unversioned" or "unknown"
-        parts.append(f"commit {commit['id'][:10]}{' (dirty)' if commit.get('dirty') else ''}")
-    return ", ".join(parts)
+# The issue's targets (CPU). Training step, both cells: the project at least this many times as fast as the fastest
+# peer of its cell, and at least PEAK_FRACTION of the measured FMA peak; thread scaling (time at 1 thread / time at
+# every core) at least SCALING; the book's epoch at least EPOCH_SPEEDUP times as fast as Keras' and PyTorch's; a
+# step's peak memory no higher than the Keras stack's of the same cell.
+SPEEDUP_OVER_FASTEST_PEER = {"seed": 2.0, "small": 1.3, "wide": 1.3}
+PEAK_FRACTION, PEAK_FRACTION_CONFIGS = 0.65, ("small", "wide")
+SCALING, SCALING_CONFIGS = 1.8, ("small", "wide")
+EPOCH_SPEEDUP, EPOCH_PEERS = 2.5, ("keras", "torch")
+TARGET_CELLS = ("tanh", "gru")  # the LSTM joins the targets once it is timed
+KERAS_STACK = {"tanh": "keras_simplernn", "gru": "keras_gru", "lstm": "keras_lstm"}
 
 
 def fmt(value, digits=1, suffix=""):
     return "—" if value is None else f"{value:.{digits}f}{suffix}"
 
 
-def ratio(peer, base):
-    return None if peer is None or base is None or base == 0 else peer / base
+def percent(fraction):
+    return fmt(None if fraction is None else 100 * fraction, 0, " %")
 
 
-def config_table(results, baselines):
-    s = results.shape
-    gflop = results.train_step_flops / 1e9
-    lines = [f"### {results.name}: B={s['batch']}, T={s['time']}, D={s['features']}, H={s['hidden']}, "
-             f"L={s['layers']} (tanh-RNN training step: {gflop:.2f} GFLOP)", ""]
-    bases = [results.rows.get(b) for b in baselines]
-    header = ["implementation", "median ms", "min ms", "GFLOP/s"]
-    header += [f"time / {b}" for b in baselines]
-    header += ["step peak MiB"] + [f"memory / {b}" for b in baselines] + ["first-step peak MiB"]
-    lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for row in results.rows.values():
-        name = f"**{row.implementation}**" if row.role == "project" else row.implementation
-        cells = [name, fmt(row.median_s and row.median_s * 1e3), fmt(row.min_s and row.min_s * 1e3),
-                 fmt(row.median_s and gflop / row.median_s)]
-        cells += [fmt(ratio(row.median_s, b and b.median_s), 2, "x") for b in bases]
-        cells += [fmt(row.step_peak_mib)]
-        cells += [fmt(ratio(row.step_peak_mib, b and b.step_peak_mib), 2, "x") for b in bases]
-        cells += [fmt(row.first_step_peak_mib)]
-        lines.append("| " + " | ".join(cells) + " |")
-    missing = [b for b, row in zip(baselines, bases) if row is None or row.median_s is None]
-    if missing:
-        lines += ["", f"Not timed in this run (skipped, or deselected): {', '.join(missing)}."]
-    return lines
+def ratio(numerator, denominator):
+    return None if numerator is None or denominator is None or denominator == 0 else numerator / denominator
 
 
-def check_target(target, configs):
-    """Returns (description, measured text, verdict)."""
-    results = configs.get(target.config)
-    attr = "median_s" if target.metric == "time" else "step_peak_mib"
-    word = "faster than" if target.metric == "time" else "less peak memory than"
-    if target.metric == "memory":
-        text = f"{target.project} peak memory <= {target.peer}"
-    else:
-        text = f"{target.project} >= {target.factor:g}x {word} {target.peer}"
-    if results is None:
-        return text, "—", "not run"
-    peer = target.peer
-    if peer == FASTEST_PEER:
-        timed = [r for r in results.rows.values() if r.role == "peer" and getattr(r, attr) is not None]
-        if not timed:
-            return text, "—", "not run"
-        peer = min(timed, key=lambda r: getattr(r, attr)).implementation
-        text = f"{text} ({peer})"
-    project, other = results.rows.get(target.project), results.rows.get(peer)
-    value = ratio(other and getattr(other, attr), project and getattr(project, attr))
+def table(header, rows):
+    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)] + \
+        ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def median_s(row, threads):
+    timing = row and row.timings.get(threads)
+    return timing.median_s if timing else None
+
+
+def fraction_of_peak(results, row, threads):
+    """The row's FLOP rate over the peak of the set the project's kernels ran on, at the same thread count."""
+    peak = results.peak(row.kernel_isa, threads) if row.kernel_isa else None
+    seconds = median_s(row, threads)
+    return None if peak is None or seconds is None else row.flops / seconds / (peak * 1e9)
+
+
+def fastest_peer(config, cell, threads):
+    timed = [r for r in config.cell_rows(cell) if not r.is_project and median_s(r, threads) is not None]
+    return min(timed, key=lambda r: median_s(r, threads)) if timed else None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sections.
+
+def machine_section(results):
+    threads = results.main_threads()
+    lines = ["### Machine and FMA peak", ""]
+    if len(results.cpu_models) > 1:
+        lines += [f"**Warning: these files come from different CPUs ({', '.join(results.cpu_models)}); ratios "
+                  "between them mean little.**", ""]
+    isas = results.kernel_isas()
+    kernel = ", ".join(isas) if isas else "unknown (no record names it: run with the compiled library built)"
+    lines.append(f"The project's CPU kernels ran on **{kernel}** (`deeprnn_fast._kernels.cpu_isa()`); "
+                 "\"% of peak\" below is a case's FLOP rate over that set's measured peak at the same thread count "
+                 "(`fma_peak.py`: independent multiply-add chains in registers, float32, 2 FLOPs per lane each).")
+    lines.append("")
+    if not results.peaks and not results.peak_skipped:
+        return lines + ["No FMA-peak record in these files (`benchmarks/test_bench_peak.py` makes one): no "
+                        "fraction of peak.", ""]
+    counts = sorted({t for measured in results.peaks.values() for t in measured} | ({threads} if threads else set()))
+    rows = []
+    for isa in ("avx512f", "avx2+fma", "sse2"):
+        name = f"**{isa}** (project kernels)" if isa in isas else isa
+        if isa in results.peaks:
+            rows.append([name] + [fmt(results.peak(isa, t)) for t in counts])
+        elif isa in results.peak_skipped:
+            rows.append([name] + [f"skipped: {results.peak_skipped[isa]}"] + ["—"] * (len(counts) - 1))
+    lines += table(["instruction set"] + [f"GFLOP/s, {t} thread{'s' if t > 1 else ''}" for t in counts], rows)
+    best = max(results.peaks, key=lambda isa: results.peak(isa, threads) or 0.0, default=None)
+    kernel_peak = max((results.peak(isa, threads) or 0.0 for isa in isas), default=0.0)
+    if best is not None and best not in isas and kernel_peak and threads:
+        lines += ["", f"The machine's widest set, {best}, peaks at {results.peak(best, threads):.0f} GFLOP/s on "
+                      f"{threads} threads: kernels on {', '.join(isas)} can use at most "
+                      f"{kernel_peak / results.peak(best, threads):.0%} of it."]
+    return lines + [""]
+
+
+def config_section(results, config, threads):
+    s = config.shape
+    lines = [f"### {config.name}: B={s['batch']}, T={s['time']}, D={s['features']}, H={s['hidden']}, "
+             f"L={s['layers']}, {threads} thread{'s' if threads > 1 else ''}", ""]
+    rows = []
+    for cell in CELLS:
+        project = config.project(cell)
+        for row in config.cell_rows(cell):
+            seconds = median_s(row, threads)
+            timing = row.timings.get(threads)
+            name = f"**{row.implementation}**" if row.is_project else row.implementation
+            rows.append([
+                CELL_NAMES[cell], name, fmt(seconds and seconds * 1e3), fmt(timing and timing.min_s * 1e3),
+                f"{row.flops / 1e9:.2f}", fmt(seconds and row.flops / seconds / 1e9),
+                percent(fraction_of_peak(results, row, threads)),
+                fmt(ratio(seconds, median_s(project, threads)), 2, "x"),
+                fmt(row.step_peak_mib), fmt(ratio(row.step_peak_mib, project and project.step_peak_mib), 2, "x"),
+                fmt(row.first_step_peak_mib)])
+    lines += table(["cell", "implementation", "median ms", "min ms", "GFLOP", "GFLOP/s", "% of peak",
+                    "project speed-up", "step peak MiB", "memory / project", "first-step peak MiB"], rows)
+    return lines + [""]
+
+
+def fastest_peer_section(results, threads):
+    rows = []
+    for config in results.configs.values():
+        for cell in CELLS:
+            project, peer = config.project(cell), fastest_peer(config, cell, threads)
+            if project is None or median_s(project, threads) is None:
+                continue
+            project_s = median_s(project, threads)
+            rows.append([config.name, CELL_NAMES[cell], project.implementation, fmt(project_s * 1e3),
+                         percent(fraction_of_peak(results, project, threads)),
+                         peer.implementation if peer else "—", fmt(peer and median_s(peer, threads) * 1e3),
+                         fmt(ratio(median_s(peer, threads), project_s), 2, "x")])
+    if not rows:
+        return []
+    return ["### The project against the fastest peer of its cell", ""] + table(
+        ["config", "cell", "project", "median ms", "% of peak", "fastest peer", "its median ms", "speed-up"],
+        rows) + [""]
+
+
+def scaling_section(results):
+    counts = results.thread_counts()
+    if len(counts) < 2:
+        return ["Thread scaling: one thread count in these files; merge a `DEEPRNN_FAST_BENCH_THREADS=1` run "
+                "with a run on every core to see it.", ""]
+    low, high = counts[0], counts[-1]
+    rows = []
+    for config in results.configs.values():
+        for cell in CELLS:
+            for row in config.cell_rows(cell):
+                a, b = median_s(row, low), median_s(row, high)
+                if a is None and b is None:
+                    continue
+                name = f"**{row.implementation}**" if row.is_project else row.implementation
+                rows.append([config.name, CELL_NAMES[cell], name, fmt(a and a * 1e3), fmt(b and b * 1e3),
+                             fmt(ratio(a, b), 2, "x")])
+    return [f"### Thread scaling: {low} against {high} threads", "",
+            f"Scaling = median time at {low} thread{'s' if low > 1 else ''} / at {high}; {high / low:g}x would be "
+            "perfect.", ""] + table(["config", "cell", "implementation", f"ms, {low} thread{'s' if low > 1 else ''}",
+                                     f"ms, {high} threads", "scaling"], rows) + [""]
+
+
+def epoch_section(results):
+    if not results.epochs:
+        return []
+    rows = []
+    for (cell, implementation), row in results.epochs.items():
+        project = results.epochs.get((cell, "fused"))
+        name = f"**{implementation}**" if row.role == "project" else implementation
+        rows.append([CELL_NAMES.get(cell, cell), name, f"{row.median_s:.3f}", row.epochs - 1,
+                     f"{row.train_ppl[-1]:.2f}", f"{row.val_ppl[-1]:.2f} / {min(row.val_ppl):.2f}",
+                     fmt(ratio(row.median_s, project and project.median_s), 2, "x")])
+    sources = sorted({row.data for row in results.epochs.values()})
+    return ["### The book's experiment: seconds per epoch", "",
+            "`deeprnn-fast train` defaults (2 layers, 32 hidden, batch 1024, SGD lr 2, clipping 1, 10 training + 5 "
+            "validation batches an epoch), a few epochs per case: median seconds of an epoch (training and "
+            "validation) over all but the first, which traces. PyTorch: the same model with `nn.RNN` / `nn.GRU` "
+            f"(`benchmarks/book_epochs.py`). Text: {'; '.join(sources)}. Perplexities after these few epochs only "
+            "show that each model learns (the 100-epoch figures are in the top-level README).", ""] + table(
+        ["cell", "implementation", "s / epoch (median)", "epochs timed", "train ppl (last)", "val ppl (last / best)",
+         "fused speed-up"], rows) + [""]
+
+
+def before_section(results, before, threads):
+    rows = []
+    for config in results.configs.values():
+        old_config = before.configs.get(config.name)
+        for row in config.rows.values():
+            old = old_config and old_config.rows.get(row.implementation)
+            if not row.is_project or old is None:
+                continue
+            for t in sorted(set(row.timings) & set(old.timings)):
+                rows.append([config.name, row.implementation, t, old.kernel_isa or "?", row.kernel_isa or "?",
+                             fmt(median_s(old, t) * 1e3), fmt(median_s(row, t) * 1e3),
+                             fmt(ratio(median_s(old, t), median_s(row, t)), 2, "x")])
+    lines = ["### Before and after", "", "Runs before: " + "; ".join(before.runs) + ".", "",
+             "Speed-up = median before / median after: 1.00x or more is no slower."]
+    return lines + [""] + table(["config", "implementation", "threads", "kernels before", "kernels after",
+                                 "ms before", "ms after", "speed-up"], rows) + [""]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Targets: each returns (target, measured, verdict) rows.
+
+def _verdict(value, threshold, at_most=False):
+    """(measured text, verdict) of a ratio that must be at least (at most) threshold."""
     if value is None:
-        return text, "—", "not run"
-    return text, f"{value:.2f}x", "met" if value >= target.factor else "**not met**"
+        return "—", "not run"
+    met = value <= threshold if at_most else value >= threshold
+    return f"{value:.2f}x", "met" if met else "**not met**"
 
 
-def report(configs, runs, baselines):
-    lines = ["Runs: " + "; ".join(runs) + ".", "",
-             "Training step = forward + backward inside one `tf.function`, loss = sum(y^2) over the top layer's "
-             "output sequence, gradients w.r.t. all weights (not the inputs); float32; time = median over the timed "
-             "rounds. Step peak = largest RSS growth during one training step (fresh process per case, see "
-             "`benchmarks/peak_memory.py`); first-step peak includes tracing. Ratios are peer / baseline: above 1 "
-             "means the baseline is faster (time) or needs less memory. GFLOP/s counts the tanh RNN's work for "
-             "every implementation (a GRU does about 3x more).", ""]
-    for results in configs.values():
-        lines += config_table(results, baselines) + [""]
-    lines += ["### Targets (issue 2)", "", "| config | target | measured | verdict |", "| --- | --- | --- | --- |"]
-    for target in TARGETS:
-        text, measured, verdict = check_target(target, configs)
-        lines.append(f"| {target.config} | {text} | {measured} | {verdict} |")
+def target_rows(results, threads, before=None):
+    rows = []
+    cells = TARGET_CELLS + tuple(c for c in CELLS if c not in TARGET_CELLS and any(
+        config.project(c) and config.project(c).timings for config in results.configs.values()))
+    for name, factor in SPEEDUP_OVER_FASTEST_PEER.items():
+        config = results.configs.get(name)
+        for cell in cells:
+            project = config and config.project(cell)
+            peer = config and fastest_peer(config, cell, threads)
+            value = ratio(median_s(peer, threads), median_s(project, threads)) if project and peer else None
+            who = f" ({peer.implementation})" if peer else ""
+            rows.append([f"{name}, {CELL_NAMES[cell]}: >= {factor:g}x the fastest peer{who}",
+                         *_verdict(value, factor)])
+    for name in PEAK_FRACTION_CONFIGS:
+        config = results.configs.get(name)
+        for cell in cells:
+            project = config and config.project(cell)
+            fraction = fraction_of_peak(results, project, threads) if project else None
+            rows.append([f"{name}, {CELL_NAMES[cell]}: >= {PEAK_FRACTION:.0%} of the FMA peak",
+                         percent(fraction),
+                         "not run" if fraction is None else "met" if fraction >= PEAK_FRACTION else "**not met**"])
+    counts = results.thread_counts()
+    for name in SCALING_CONFIGS:
+        config = results.configs.get(name)
+        for cell in cells:
+            project = config and config.project(cell)
+            value = ratio(median_s(project, counts[0]), median_s(project, counts[-1])) \
+                if project and len(counts) > 1 else None
+            rows.append([f"{name}, {CELL_NAMES[cell]}: thread scaling >= {SCALING:g}x", *_verdict(value, SCALING)])
+    for cell in TARGET_CELLS:
+        project = results.epochs.get((cell, "fused"))
+        for peer_name in EPOCH_PEERS:
+            peer = results.epochs.get((cell, peer_name))
+            value = ratio(peer and peer.median_s, project and project.median_s)
+            rows.append([f"book's epoch, {CELL_NAMES[cell]}: fused >= {EPOCH_SPEEDUP:g}x {peer_name}",
+                         *_verdict(value, EPOCH_SPEEDUP)])
+    for config in results.configs.values():
+        for cell in cells:
+            project, keras = config.project(cell), config.rows.get(KERAS_STACK[cell])
+            value = ratio(project and project.step_peak_mib, keras and keras.step_peak_mib)
+            rows.append([f"{config.name}, {CELL_NAMES[cell]}: step peak memory <= {KERAS_STACK[cell]}'s",
+                         *_verdict(value, 1.0, at_most=True)])
+    if before is not None:
+        for config in results.configs.values():
+            for row in config.rows.values():
+                old = before.configs.get(config.name) and before.configs[config.name].rows.get(row.implementation)
+                if row.is_project and old is not None:
+                    value = ratio(median_s(old, threads), median_s(row, threads))
+                    rows.append([f"{config.name}, {row.implementation}: no slower than before", *_verdict(value, 1.0)])
+    return rows
+
+
+def report(results, before=None):
+    threads = results.main_threads()
+    lines = ["Runs: " + "; ".join(results.runs) + ".", "",
+             "Training step = forward + backward, loss = sum(y^2) over the top layer's output sequence, gradients "
+             "w.r.t. all weights (not the inputs); float32; TensorFlow cases inside one `tf.function`, PyTorch "
+             "eager. Time = median over the timed rounds. GFLOP = the step's matrix-product work for its cell "
+             "(GRU 3x, LSTM 4x the tanh RNN's). Project speed-up = this row's time / its cell's project's (above 1: "
+             "the project is faster). Step peak = largest RSS growth during one training step (fresh process per "
+             "case, `benchmarks/peak_memory.py`); first-step peak includes tracing.", ""]
+    if not any(r.implementation.startswith("torch") for c in results.configs.values() for r in c.rows.values()):
+        lines += ["PyTorch peers: not in these files (skipped: torch not installed, `pip install .[bench]` / "
+                  "`torch==2.13.0`; or deselected).", ""]
+    lines += machine_section(results)
+    if threads is not None:
+        for config in results.configs.values():
+            lines += config_section(results, config, threads)
+        lines += fastest_peer_section(results, threads)
+        lines += scaling_section(results)
+    lines += epoch_section(results)
+    if before is not None and threads is not None:
+        lines += before_section(results, before, threads)
+    lines += ["### Targets", ""] + table(["target", "measured", "verdict"], target_rows(results, threads, before))
     return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", help="pytest-benchmark JSON files (--benchmark-json)")
-    parser.add_argument("--baseline", action="append",
-                        help="implementation to compute ratios against (repeatable; default: every implementation "
-                             "of role 'project' in the results, else deeprnn_fast)")
+    parser.add_argument("--before", action="append", metavar="JSON",
+                        help="an earlier run to compare the project's times with (repeatable)")
     parser.add_argument("--write", metavar="FILE",
                         help=f"replace the text between {BEGIN_MARKER} and {END_MARKER} in FILE instead of printing")
     args = parser.parse_args(argv)
-    configs, runs = load(args.results)
-    if not configs:
-        raise SystemExit(f"no benchmarks of kind {TRAIN_STEP!r} or {PEAK_MEMORY!r} in {args.results}")
-    baselines = args.baseline or list(dict.fromkeys(
-        r.implementation for c in configs.values() for r in c.rows.values() if r.role == "project")) \
-        or ["deeprnn_fast"]
-    text = report(configs, runs, baselines)
+    results = results_module.load(args.results)
+    if not results.configs and not results.epochs:
+        raise SystemExit(f"no benchmark records of kind train_step, peak_memory or epoch in {args.results}")
+    before = results_module.load(args.before) if args.before else None
+    text = report(results, before)
     if args.write:
         write_between_markers(args.write, text)
     else:
@@ -198,15 +317,20 @@ def main(argv=None):
 
 
 def write_between_markers(path, text):
-    with open(path) as f:
-        content = f.read()
+    try:
+        with open(path) as f:
+            content = f.read()
+    except OSError as e:
+        raise SystemExit(f"cannot read {path}: {e.strerror or e}") from None
     begin, end = content.find(BEGIN_MARKER), content.find(END_MARKER)
     if begin < 0 or end < begin:
         raise SystemExit(f"{path} must contain the lines {BEGIN_MARKER} and then {END_MARKER}; the report goes "
                          "between them")
     head = content[:begin + len(BEGIN_MARKER)]
-    with open(path, "w") as f:
-        f.write(f"{head}\n{text}\n{content[end:]}")
+    # Written beside the file and renamed over it, so that a failure never leaves a half-written README.
+    partial = Path(f"{path}.partial")
+    partial.write_text(f"{head}\n{text}\n{content[end:]}")
+    partial.replace(path)
 
 
 if __name__ == "__main__":

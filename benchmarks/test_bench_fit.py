@@ -11,6 +11,8 @@ timed epochs. Select one side with -k deeprnn_fast or -k keras.
 import numpy as np
 import pytest
 
+import machine
+
 BATCH, TIME, FEATURES, HIDDEN, LAYERS, CLASSES, BATCHES = 1024, 32, 28, 32, 2, 28, 10
 
 _medians = {}
@@ -60,8 +62,8 @@ def test_fit_epoch(benchmark, rounds, ratio_report, name):
     first = epoch()  # traces the train function; never timed
     assert np.isfinite(first) and first > 0
     benchmark.group = "model.fit epoch"
-    benchmark.extra_info.update({"kind": "fit_epoch", "implementation": name, "shape": {
-        "batch": BATCH, "time": TIME, "features": FEATURES, "hidden": HIDDEN, "layers": LAYERS, "batches": BATCHES}})
+    benchmark.extra_info.update(machine.record(kind="fit_epoch", implementation=name, shape={
+        "batch": BATCH, "time": TIME, "features": FEATURES, "hidden": HIDDEN, "layers": LAYERS, "batches": BATCHES}))
     benchmark.pedantic(epoch, rounds=rounds, iterations=1)
     if benchmark.stats is not None:  # None under --benchmark-disable
         _medians[name] = benchmark.stats.stats.median

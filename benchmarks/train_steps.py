@@ -5,10 +5,12 @@ sequence y [B, T, H], gradients with respect to all trainable weights (not the i
 weights and returns a callable taking no arguments that runs one step and returns the loss; its first call traces
 the step, which is why the benchmarks call it once before measuring anything.
 
-To add a case (e.g. the fused StackedGRU of issue 5), write a builder `(Config, inputs) -> step` and add one row to
+Every implementation belongs to one cell (tanh RNN, GRU, LSTM): the report compares each cell's project
+implementation with that cell's peers, and counts that cell's FLOPs (workloads.CELL_FLOP_FACTORS). PyTorch's peers
+are in torch_steps.py. To add a case, write a builder `(Config, inputs) -> step` and add one row to
 IMPLEMENTATIONS. A builder raises `Unavailable` when its implementation cannot run here (the compiled library is not
-built or does not load: see require_compiled_library); the benchmarks then skip the case with that reason instead of
-timing a fallback.
+built or does not load: see require_compiled_library; torch is not installed; the project has no such cell yet); the
+benchmarks then skip the case with that reason instead of timing a fallback.
 """
 import os
 from dataclasses import dataclass
@@ -18,17 +20,15 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import torch_steps  # noqa: E402
 import workloads  # noqa: E402
+from unavailable import Unavailable  # noqa: E402,F401  (train_steps.Unavailable is what callers catch)
 
 PROJECT = "project"
 PEER = "peer"
-
-
-class Unavailable(Exception):
-    """The implementation cannot run on this machine; the message says why."""
+TANH, GRU, LSTM = "tanh", "gru", "lstm"  # the cells, as workloads.CELL_FLOP_FACTORS names them
 
 
 def compile_train_step(forward, variables, inputs):
@@ -51,10 +51,7 @@ def compile_train_step(forward, variables, inputs):
 
 
 def rnn_variables(config):
-    kernels, recurrent_kernels, biases = workloads.make_rnn_weights(config)
-    as_variables = lambda arrays, name: [tf.Variable(a, name=f"{name}_{l}") for l, a in enumerate(arrays)]
-    return as_variables(kernels, "kernel"), as_variables(recurrent_kernels, "recurrent_kernel"), \
-        as_variables(biases, "bias")
+    return _as_variables(workloads.make_rnn_weights(config))
 
 
 def build_keras_simplernn(config, inputs):
@@ -68,8 +65,12 @@ def build_keras_simplernn(config, inputs):
 
 def build_keras_gru(config, inputs):
     """A stack of L Keras GRU(H) layers; on the CPU Keras runs its generic loop (cuDNN is GPU-only)."""
+    return _keras_layer_stack(config, inputs, keras.layers.GRU)
+
+
+def _keras_layer_stack(config, inputs, layer_class):
     keras.utils.set_random_seed(workloads.WEIGHT_SEED)
-    layers = [keras.layers.GRU(config.hidden, return_sequences=True) for _ in range(config.layers)]
+    layers = [layer_class(config.hidden, return_sequences=True) for _ in range(config.layers)]
     width = config.features
     for layer in layers:
         layer.build((None, config.time, width))
@@ -143,20 +144,29 @@ def build_deeprnn_fast(config, inputs):
     return compile_train_step(forward, kernels + recurrent_kernels + biases, inputs)
 
 
+def _as_variables(weights):
+    kernels, recurrent_kernels, biases = weights
+    as_variables = lambda arrays, name: [tf.Variable(a, name=f"{name}_{l}") for l, a in enumerate(arrays)]
+    return as_variables(kernels, "kernel"), as_variables(recurrent_kernels, "recurrent_kernel"), \
+        as_variables(biases, "bias")
+
+
 def gru_variables(config):
-    """Weights of the stacked GRU in Keras' layout (kernel [in, 3H], recurrent kernel [H, 3H], bias [2, 3H]), drawn
-    U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's nn.GRU, from the weight seed."""
-    rng = np.random.default_rng(workloads.WEIGHT_SEED)
-    h = config.hidden
-    scale = 1.0 / np.sqrt(h)
+    """Weights of the stacked GRU in Keras' layout (workloads.make_gru_weights) as variables."""
+    return _as_variables(workloads.make_gru_weights(config))
 
-    def variable(name, *shape):
-        return tf.Variable(rng.uniform(-scale, scale, shape).astype(workloads.DTYPE), name=name)
 
-    kernels = [variable(f"kernel_{l}", config.features if l == 0 else h, 3 * h) for l in range(config.layers)]
-    recurrent_kernels = [variable(f"recurrent_kernel_{l}", h, 3 * h) for l in range(config.layers)]
-    biases = [variable(f"bias_{l}", 2, 3 * h) for l in range(config.layers)]
-    return kernels, recurrent_kernels, biases
+def build_reference_gru(config, inputs):
+    """deeprnn_fast.reference.stacked_gru: the package's plain-TensorFlow GRU loop (Keras' GRUCell maths, one cell
+    at a time, unrolled by tf.function), on the same weights as the fused GRU."""
+    deeprnn_fast = _import_deeprnn_fast()
+    kernels, recurrent_kernels, biases = gru_variables(config)
+
+    def forward(x):
+        outputs, _ = deeprnn_fast.reference.stacked_gru(x, kernels, recurrent_kernels, biases)
+        return outputs
+
+    return compile_train_step(forward, kernels + recurrent_kernels + biases, inputs)
 
 
 def build_deeprnn_fast_gru(config, inputs):
@@ -173,21 +183,127 @@ def build_deeprnn_fast_gru(config, inputs):
     return compile_train_step(forward, kernels + recurrent_kernels + biases, inputs)
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# The LSTM (another issue adds deeprnn_fast.stacked_lstm). Until the project has one, its peers skip too: they are
+# timed to be compared with it, and would only lengthen every run.
+
+LSTM_MISSING = "deeprnn_fast.stacked_lstm does not exist yet"
+
+
+def _require_project_lstm():
+    deeprnn_fast = _import_deeprnn_fast()
+    stacked_lstm = getattr(deeprnn_fast, "stacked_lstm", None)
+    if stacked_lstm is None:
+        raise Unavailable(f"{LSTM_MISSING} (the LSTM peers run beside it once it does)")
+    return deeprnn_fast, stacked_lstm
+
+
+def lstm_variables(config):
+    """Weights of the stacked LSTM in Keras' LSTMCell layout (workloads.make_lstm_weights) as variables."""
+    return _as_variables(workloads.make_lstm_weights(config))
+
+
+def build_keras_lstm(config, inputs):
+    """A stack of L Keras LSTM(H) layers (generic loop on the CPU)."""
+    _require_project_lstm()
+    return _keras_layer_stack(config, inputs, keras.layers.LSTM)
+
+
+def build_tf_lstm_loop(config, inputs):
+    """A plain-TensorFlow LSTM: Python loops over layers and time steps of Keras' LSTMCell maths
+    (i, f, c, o = split(x W + h U + b); c = f c + i tanh(c~); h = o tanh(c)), unrolled by tf.function."""
+    _require_project_lstm()
+    kernels, recurrent_kernels, biases = lstm_variables(config)
+
+    def forward(x):
+        steps = tf.unstack(x, num=config.time, axis=1)
+        for w, u, b in zip(kernels, recurrent_kernels, biases):
+            h = c = tf.zeros([config.batch, config.hidden], x.dtype)
+            outputs = []
+            for x_t in steps:
+                i, f, g, o = tf.split(tf.matmul(x_t, w) + tf.matmul(h, u) + b, 4, axis=-1)
+                c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+                h = tf.sigmoid(o) * tf.tanh(c)
+                outputs.append(h)
+            steps = outputs
+        return tf.stack(steps, axis=1)
+
+    return compile_train_step(forward, kernels + recurrent_kernels + biases, inputs)
+
+
+def build_deeprnn_fast_lstm(config, inputs):
+    """deeprnn_fast.stacked_lstm, assumed to take per-layer lists in Keras' LSTMCell layout (kernel [in, 4H],
+    recurrent kernel [H, 4H], bias [4H]) as stacked_gru does in GRUCell's, and to return (outputs, final states)."""
+    deeprnn_fast, stacked_lstm = _require_project_lstm()
+    require_compiled_library(deeprnn_fast)
+    kernels, recurrent_kernels, biases = lstm_variables(config)
+
+    def forward(x):
+        outputs, _ = stacked_lstm(x, kernels, recurrent_kernels, biases)
+        return outputs
+
+    return compile_train_step(forward, kernels + recurrent_kernels + biases, inputs)
+
+
+def build_torch_lstm(config, inputs):
+    _require_project_lstm()
+    return torch_steps.build_torch_lstm(config, inputs)
+
+
+# Cheap checks that raise Unavailable where a builder would, without building anything: the memory benchmark asks
+# them before it starts a fresh process (TensorFlow's import alone takes seconds) only to learn that the case skips.
+
+def _project_available():
+    require_compiled_library(_import_deeprnn_fast())
+
+
+def _project_lstm_available():
+    deeprnn_fast, _ = _require_project_lstm()
+    require_compiled_library(deeprnn_fast)
+
+
+def _torch_lstm_available():
+    _require_project_lstm()
+    torch_steps.import_torch()
+
+
+def _always_available():
+    pass
+
+
 @dataclass(frozen=True)
 class Implementation:
     name: str     # the second half of a case id, e.g. "seed-keras_simplernn"
-    role: str     # PROJECT (report.py computes every peer's ratio against these) or PEER
+    role: str     # PROJECT (report.py computes its cell's peers' ratios against it) or PEER
+    cell: str     # TANH, GRU or LSTM: the table it is compared in and the FLOPs it is credited with
     build: Callable  # (Config, inputs [B, T, D] float32 array) -> step; raises Unavailable to be skipped
+    # True where the weights are workloads.py's (converted to the implementation's layout): those steps must all
+    # give the cell's loss on the same config; False where the implementation draws its own (Keras' layers).
+    shared_weights: bool = True
+    framework: str = "tensorflow"
+    check_available: Callable = _always_available  # () -> None; raises Unavailable as build would
 
 
-# One row per case.
+# One row per case, grouped by cell.
 IMPLEMENTATIONS = {i.name: i for i in (
-    Implementation("keras_simplernn", PEER, build_keras_simplernn),
-    Implementation("keras_gru", PEER, build_keras_gru),
-    Implementation("d2l_loop", PEER, build_d2l_loop),
-    Implementation("reference", PEER, build_reference),
-    Implementation("deeprnn_fast", PROJECT, build_deeprnn_fast),
-    Implementation("deeprnn_fast_gru", PROJECT, build_deeprnn_fast_gru),
+    Implementation("keras_simplernn", PEER, TANH, build_keras_simplernn, shared_weights=False),
+    Implementation("d2l_loop", PEER, TANH, build_d2l_loop),
+    Implementation("reference", PEER, TANH, build_reference),
+    Implementation("torch_rnn", PEER, TANH, torch_steps.build_torch_rnn, framework="torch",
+                   check_available=torch_steps.import_torch),
+    Implementation("deeprnn_fast", PROJECT, TANH, build_deeprnn_fast, check_available=_project_available),
+    Implementation("keras_gru", PEER, GRU, build_keras_gru, shared_weights=False),
+    Implementation("reference_gru", PEER, GRU, build_reference_gru),
+    Implementation("torch_gru", PEER, GRU, torch_steps.build_torch_gru, framework="torch",
+                   check_available=torch_steps.import_torch),
+    Implementation("deeprnn_fast_gru", PROJECT, GRU, build_deeprnn_fast_gru, check_available=_project_available),
+    Implementation("keras_lstm", PEER, LSTM, build_keras_lstm, shared_weights=False,
+                   check_available=_require_project_lstm),
+    Implementation("tf_lstm_loop", PEER, LSTM, build_tf_lstm_loop, check_available=_require_project_lstm),
+    Implementation("torch_lstm", PEER, LSTM, build_torch_lstm, framework="torch",
+                   check_available=_torch_lstm_available),
+    Implementation("deeprnn_fast_lstm", PROJECT, LSTM, build_deeprnn_fast_lstm,
+                   check_available=_project_lstm_available),
 )}
 
 

@@ -6,13 +6,33 @@ borrows.
 """
 __version__ = "0.1.0"
 
-try:
-    import tensorflow as _tf  # noqa: F401
-except ImportError:  # pragma: no cover - exercised on TF-free GPU machines
-    _tf = None
 
-if _tf is not None:
-    from deeprnn_fast import reference  # noqa: F401
-    from deeprnn_fast.ops import build_info, stacked_gru, stacked_lstm, stacked_rnn  # noqa: F401
-    # Importing the layers registers them with Keras (for .keras files) and loads the op library (for SavedModels).
-    from deeprnn_fast.layers import StackedGRU, StackedRNN, from_keras  # noqa: F401
+def _started_as_command_line():
+    """Whether this process is the command line (`deeprnn-fast`, `python -m deeprnn_fast`), whose Ctrl-C during the
+    seconds TensorFlow takes to import should end it quietly rather than with a traceback of TensorFlow's import."""
+    import os
+    import sys
+    if os.path.basename(sys.argv[0]) == "deeprnn-fast":
+        return True
+    argv = list(getattr(sys, "orig_argv", sys.argv))
+    return "-m" in argv and argv[argv.index("-m") + 1:argv.index("-m") + 2] == ["deeprnn_fast"]
+
+
+try:
+    try:
+        import tensorflow as _tf  # noqa: F401
+    except ImportError:  # pragma: no cover - exercised on TF-free GPU machines
+        _tf = None
+
+    if _tf is not None:
+        from deeprnn_fast import reference  # noqa: F401
+        from deeprnn_fast.ops import build_info, stacked_gru, stacked_lstm, stacked_rnn  # noqa: F401
+        # Importing the layers registers them with Keras (for .keras files) and loads the op library (for
+        # SavedModels).
+        from deeprnn_fast.layers import StackedGRU, StackedRNN, from_keras  # noqa: F401
+except KeyboardInterrupt:
+    if not _started_as_command_line():
+        raise
+    import sys as _sys
+    _sys.stderr.write("deeprnn-fast: interrupted while starting\n")
+    raise SystemExit(130) from None

@@ -207,3 +207,77 @@ def rnn_activation(activation):
     if activation not in RNN_ACTIVATIONS:
         raise ValueError(f"activation must be one of {RNN_ACTIVATIONS}; got {activation!r}")
     return activation
+
+
+@dataclass
+class ModifierArgs:
+    """Masks and dropout of a call (the C++ library's Modifiers, csrc/deeprnn/stacked.h), checked."""
+    mask: Optional[tf.Tensor] = None                # [B, T] bool
+    zero_output_for_mask: bool = False
+    input_dropout: Optional[List[tf.Tensor]] = None      # L x [masks, B, in_l]
+    recurrent_dropout: Optional[List[tf.Tensor]] = None  # L x [masks, B, H]
+    between_dropout: Optional[tf.Tensor] = None     # [L - 1, T, B, H]
+
+    def any(self):
+        return (self.mask is not None or self.input_dropout is not None or self.recurrent_dropout is not None
+                or self.between_dropout is not None)
+
+
+def _dropout_list(name, value, args, widths):
+    """A per-layer list of dropout masks [masks, B, width] ([B, width] is taken as one mask); masks is 1 or the
+    cell's gate count, the same for every layer."""
+    if value is None:
+        return None
+    layers, gates = args.layers, CELLS[args.cell].gates
+    value = _as_list(name, value)
+    if len(value) != layers:
+        raise ValueError(f"{name} must hold one tensor per layer ({layers}); got {len(value)}")
+    out, counts = [], set()
+    static_batch = args.batch if isinstance(args.batch, int) else None
+    for l, v in enumerate(value):
+        t = _convert(f"{name}[{l}]", v)
+        if t.dtype != args.dtype:
+            raise ValueError(f"{name}[{l}] must have the dtype of the weights ({args.dtype.name}); got {t.dtype.name}")
+        if t.shape.rank == 2:
+            t = t[tf.newaxis]
+        masks = "1" if gates == 1 else f"1 or {gates} (one per gate, in the order {CELLS[args.cell].gate_names})"
+        if t.shape.rank != 3 or t.shape[0] not in (1, gates):
+            raise ValueError(f"{name}[{l}] must have shape [masks, batch, {widths[l]}] with masks {masks}; got shape "
+                             f"{tf.convert_to_tensor(v).shape}")
+        _check_shape(f"{name}[{l}]", t, [t.shape[0], static_batch, widths[l]])
+        counts.add(t.shape[0])
+        out.append(t)
+    if len(counts) > 1:
+        raise ValueError(f"{name} must hold as many masks for every layer; got {sorted(counts)}")
+    return out
+
+
+def modifier_args(args, mask=None, zero_output_for_mask=False, input_dropout=None, recurrent_dropout=None,
+                  between_dropout=None):
+    """Checks the masks and dropout masks of a call against its StackedArgs; returns a ModifierArgs."""
+    static_batch = args.batch if isinstance(args.batch, int) else None
+    result = ModifierArgs(zero_output_for_mask=bool(zero_output_for_mask))
+    if mask is not None:
+        check_dense("mask", mask)
+        try:
+            mask = tf.convert_to_tensor(mask)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"mask must be a [batch, time] tensor of booleans: {e}") from None
+        if mask.dtype != tf.bool and not (mask.dtype.is_integer or mask.dtype.is_floating):
+            raise ValueError(f"mask must be a [batch, time] tensor of booleans; got dtype {mask.dtype.name}")
+        _check_shape("mask", mask, [static_batch, args.time])
+        result.mask = tf.cast(mask, tf.bool) if mask.dtype != tf.bool else mask
+    widths = [args.input_size] + [args.hidden] * (args.layers - 1)
+    result.input_dropout = _dropout_list("input_dropout", input_dropout, args, widths)
+    result.recurrent_dropout = _dropout_list("recurrent_dropout", recurrent_dropout, args, [args.hidden] * args.layers)
+    if between_dropout is not None:
+        if args.layers < 2:
+            raise ValueError("between_dropout needs at least two layers (it drops a layer's output on its way into "
+                             "the next)")
+        t = _convert("between_dropout", between_dropout)
+        if t.dtype != args.dtype:
+            raise ValueError(f"between_dropout must have the dtype of the weights ({args.dtype.name}); got "
+                             f"{t.dtype.name}")
+        _check_shape("between_dropout", t, [args.layers - 1, args.time, static_batch, args.hidden])
+        result.between_dropout = t
+    return result

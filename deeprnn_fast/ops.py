@@ -61,14 +61,14 @@ def _cell_attrs(cell):
     return {"activation": cell} if cell in _validate.RNN_ACTIVATIONS else {}
 
 
-def _fused(cell, inputs, kernels, recurrent_kernels, biases, initial_states):
+def _fused(cell, inputs, kernels, recurrent_kernels, biases, initial_states, modifiers):
     lib = _library.library_or_warn()
     fallback = {"tanh": reference.stacked_rnn, "relu": reference.stacked_rnn, "gru": reference.stacked_gru,
                 "lstm": reference.stacked_lstm}[cell]
     if lib is None:
-        extra = _cell_attrs(cell)
-        return fallback(inputs, kernels, recurrent_kernels, biases, initial_states, **extra)
+        return fallback(inputs, kernels, recurrent_kernels, biases, initial_states, **_cell_attrs(cell), **modifiers)
     args = _validate.stacked_args(cell, inputs, kernels, recurrent_kernels, biases, initial_states)
+    mods = _validate.modifier_args(args, **modifiers)
     lstm = _validate.CELLS[cell].states > 1
     states = tf.stack([tf.stack(pair) for pair in args.initial_states] if lstm else args.initial_states)
     if args.tokens is not None:
@@ -76,15 +76,35 @@ def _fused(cell, inputs, kernels, recurrent_kernels, biases, initial_states):
             [args.tokens]
     else:
         dense, tokens = args.inputs, []
-    results = getattr(lib, _FORWARD_OPS[cell])(dense, args.kernels, args.recurrent_kernels, args.biases, states,
-                                               tokens, **_cell_attrs(cell))
+    results = getattr(lib, _FORWARD_OPS[cell])(
+        dense, args.kernels, args.recurrent_kernels, args.biases, states, tokens,
+        mask=[] if mods.mask is None else [mods.mask], input_dropout=mods.input_dropout or [],
+        recurrent_dropout=mods.recurrent_dropout or [],
+        between_dropout=[] if mods.between_dropout is None else [mods.between_dropout],
+        zero_output_for_mask=mods.zero_output_for_mask, **_cell_attrs(cell))
     outputs, final_states = results[0], tf.unstack(results[1], num=args.layers)
     if lstm:
         final_states = [tuple(tf.unstack(pair, num=2)) for pair in final_states]
     return outputs, final_states
 
 
-def stacked_rnn(inputs, kernels, recurrent_kernels, biases, initial_states=None, activation="tanh"):
+_MODIFIERS_DOC = """
+    Keyword-only modifiers (all optional; what Keras' masking and the dropouts do, inside the fused op):
+      mask: [B, T] booleans (Keras' masking): a row keeps every layer's states at a step it does not take, and its
+        output repeats the last one (zeros before its first step taken).
+      zero_output_for_mask: the output of a masked step is zeros instead (as keras.layers.RNN's argument).
+      input_dropout: list of L tensors [masks, B, in_l] of 0 and 1 / (1 - rate): Keras' `dropout`, multiplying each
+        cell's input before its input product, the same mask at every step; masks is 1, or the gate count for one
+        mask per gate (Keras' implementation 1, used by its GRU and LSTM cells with recurrent dropout). With token
+        inputs, layer 0's masks are over the vocabulary (the one-hot input's columns).
+      recurrent_dropout: list of L tensors [masks, B, H]: Keras' `recurrent_dropout`, multiplying h_{t-1} in the
+        recurrent product only.
+      between_dropout: [L - 1, T, B, H]: torch.nn.RNN's `dropout`, a fresh mask for every step on each layer's
+        output on its way into the next layer.
+    No gradient flows to the masks."""
+
+
+def stacked_rnn(inputs, kernels, recurrent_kernels, biases, initial_states=None, activation="tanh", **modifiers):
     """Fused stacked RNN: H_t^(l) = phi(H_t^(l-1) W_x^(l) + H_{t-1}^(l) W_h^(l) + b^(l)).
 
     Args:
@@ -99,10 +119,11 @@ def stacked_rnn(inputs, kernels, recurrent_kernels, biases, initial_states=None,
       (outputs, final_states): the top layer's sequence [B, T, H] and a list of L final states [B, H].
       Differentiable with respect to every float tensor argument.
     """
-    return _fused(_validate.rnn_activation(activation), inputs, kernels, recurrent_kernels, biases, initial_states)
+    return _fused(_validate.rnn_activation(activation), inputs, kernels, recurrent_kernels, biases, initial_states,
+                  modifiers)
 
 
-def stacked_gru(inputs, kernels, recurrent_kernels, biases, initial_states=None):
+def stacked_gru(inputs, kernels, recurrent_kernels, biases, initial_states=None, **modifiers):
     """Fused stacked GRU: Keras' GRUCell with reset_after=True (its default, the cuDNN-compatible form), per layer
 
         z = sigmoid(x Wx_z + bx_z + h Wh_z + bh_z),  r = sigmoid(x Wx_r + bx_r + h Wh_r + bh_r),
@@ -120,10 +141,10 @@ def stacked_gru(inputs, kernels, recurrent_kernels, biases, initial_states=None)
       (outputs, final_states): the top layer's sequence [B, T, H] and a list of L final states [B, H].
       Differentiable with respect to every float tensor argument.
     """
-    return _fused("gru", inputs, kernels, recurrent_kernels, biases, initial_states)
+    return _fused("gru", inputs, kernels, recurrent_kernels, biases, initial_states, modifiers)
 
 
-def stacked_lstm(inputs, kernels, recurrent_kernels, biases, initial_states=None):
+def stacked_lstm(inputs, kernels, recurrent_kernels, biases, initial_states=None, **modifiers):
     """Fused stacked LSTM: Keras' LSTMCell (sigmoid recurrent activation, tanh activation), per layer
 
         [i, f, g, o] = x Wx + h Wh + b (gate order i, f, c, o),  i, f, o sigmoid, g tanh,
@@ -140,7 +161,11 @@ def stacked_lstm(inputs, kernels, recurrent_kernels, biases, initial_states=None
       (outputs, final_states): the top layer's h sequence [B, T, H] and a list of L pairs (h, c) of [B, H].
       Differentiable with respect to every float tensor argument.
     """
-    return _fused("lstm", inputs, kernels, recurrent_kernels, biases, initial_states)
+    return _fused("lstm", inputs, kernels, recurrent_kernels, biases, initial_states, modifiers)
+
+
+for _function in (stacked_rnn, stacked_gru, stacked_lstm):
+    _function.__doc__ = _function.__doc__.rstrip() + "\n" + _MODIFIERS_DOC
 
 
 def _stacked_grad(op, grad_outputs, grad_final_states, *_grad_saved):
@@ -148,22 +173,29 @@ def _stacked_grad(op, grad_outputs, grad_final_states, *_grad_saved):
     function only; their gradients are ignored. An input whose gradient nobody asked for (a constant, tokens)
     costs nothing: the tape says which (skip_input_indices), and the op then skips dX."""
     n = op.get_attr("N")
-    has_tokens = op.get_attr("num_tokens") > 0
     inputs = op.inputs[0]
     kernels = list(op.inputs[1:1 + n])
     recurrent_kernels = list(op.inputs[1 + n:1 + 2 * n])
     initial_states = op.inputs[1 + 3 * n]
-    tokens = list(op.inputs[2 + 3 * n:]) if has_tokens else []
+    # The optional lists after the initial states, in the op's order.
+    lists, start = {}, 2 + 3 * n
+    for name, count in (("tokens", "num_tokens"), ("mask", "num_masks"), ("input_dropout", "num_input_dropout"),
+                        ("recurrent_dropout", "num_recurrent_dropout"), ("between_dropout", "num_between_dropout")):
+        size = op.get_attr(count)
+        lists[name] = list(op.inputs[start:start + size])
+        start += size
+    tokens = lists["tokens"]
+    has_tokens = bool(tokens)
     skip = getattr(op, "skip_input_indices", None) or ()
     compute_grad_inputs = not has_tokens and 0 not in skip
     attrs = {"activation": op.get_attr("activation")} if op.type == "DeeprnnFast>StackedRnn" else {}
     saved = list(op.outputs[2:])  # activations, and the gates of a cell that saves them
     grads = getattr(_library.library(), _GRAD_OPS[op.type])(
-        inputs, kernels, recurrent_kernels, initial_states, *saved, grad_outputs, grad_final_states, tokens,
-        compute_grad_inputs=compute_grad_inputs, **attrs)
+        inputs, kernels, recurrent_kernels, initial_states, *saved, grad_outputs, grad_final_states, **lists,
+        compute_grad_inputs=compute_grad_inputs, zero_output_for_mask=op.get_attr("zero_output_for_mask"), **attrs)
     grad_inputs, grad_kernels, grad_recurrent, grad_biases, grad_initial = grads
     return ([grad_inputs if compute_grad_inputs else None] + list(grad_kernels) + list(grad_recurrent)
-            + list(grad_biases) + [grad_initial] + [None] * len(tokens))
+            + list(grad_biases) + [grad_initial] + [None] * sum(len(v) for v in lists.values()))
 
 
 def _no_second_order_gradient(op, *grads):

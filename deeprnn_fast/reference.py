@@ -1,9 +1,15 @@
 """Plain-TensorFlow references: the stacked RNN (the maths of d2l's StackedRNNScratch), the stacked GRU (Keras'
-GRUCell) and the stacked LSTM (Keras' LSTMCell), one cell at a time.
+GRUCell) and the stacked LSTM (Keras' LSTMCell), one cell at a time, with Keras' masking and dropout.
 
-It is the "Python fallback" of every fused op in this package: `deeprnn_fast.stacked_rnn` runs it when the compiled
+It is the "Python fallback" of every fused op in this package: `deeprnn_fast.stacked_*` run it when the compiled
 library is unavailable, and the tests check the fused forward and gradient against it (its gradient is TensorFlow's
 own autodiff through these ops). It favours obviously-correct over fast: a Python loop over layers and time steps.
+
+Every function takes the fused op's optional modifiers (see `deeprnn_fast.stacked_rnn`): `mask` [B, T] (a masked
+step keeps every layer's states and repeats the last output, zeros before the first step taken or always with
+`zero_output_for_mask`), `input_dropout` / `recurrent_dropout` (per layer [masks, B, width] masks, one or one per
+gate, multiplying the cell's input / h_{t-1} in its products, as Keras' cells do) and `between_dropout`
+[L - 1, T, B, H] (a fresh mask per step on each layer's output on its way into the next, as torch.nn.RNN).
 """
 import tensorflow as tf
 
@@ -16,31 +22,82 @@ def _phi(name):
     return {"tanh": tf.tanh, "relu": tf.nn.relu}[name]
 
 
-def _checked(cell, inputs, kernels, recurrent_kernels, biases, initial_states):
+def _checked(cell, inputs, kernels, recurrent_kernels, biases, initial_states, modifiers):
     args = _validate.stacked_args(cell, inputs, kernels, recurrent_kernels, biases, initial_states)
     if args.time is None:
         raise ValueError("the reference needs a statically known number of time steps (inputs.shape[1]); "
                          f"got inputs of shape {(args.inputs if args.inputs is not None else args.tokens).shape}")
-    return args
+    return args, _validate.modifier_args(args, **modifiers)
 
 
-def _layer_inputs(args):
-    """Layer 0's input at every step, and the product with its kernel: x_t W_x for dense inputs, the rows of W_x for
-    token inputs (what a one-hot x_t computes)."""
-    if args.tokens is not None:
-        steps = tf.unstack(args.tokens, num=args.time, axis=1) if args.time else []
-        return [tf.gather(args.kernels[0], t) for t in steps]
-    steps = tf.unstack(args.inputs, num=args.time, axis=1) if args.time else []
-    return [tf.matmul(x, args.kernels[0]) for x in steps]
+def _projection(operand, kernel, masks, gates):
+    """operand W for every gate block: (operand * masks[g]) W[:, g] side by side when the masks are per gate,
+    (operand * mask) W with one mask, operand W with none."""
+    if masks is None:
+        return tf.matmul(operand, kernel)
+    if masks.shape[0] == 1:
+        return tf.matmul(operand * masks[0], kernel)
+    return tf.concat([tf.matmul(operand * masks[g], part) for g, part in enumerate(tf.split(kernel, gates, axis=1))],
+                     axis=-1)
 
 
-def _outputs(args, top):
+def _token_projection(tokens, kernel, masks, gates):
+    """The rows of kernel for the tokens: what one-hot inputs compute, the dropout mask taken at each row's token."""
+    rows = tf.gather(kernel, tokens)
+    if masks is None:
+        return rows
+    one_hot = tf.one_hot(tokens, tf.shape(masks)[2], dtype=masks.dtype)  # [B, V]
+    scales = tf.reduce_sum(masks * one_hot[tf.newaxis], axis=-1)  # [masks, B]: each row's mask at its token
+    if masks.shape[0] == 1:
+        return rows * scales[0][:, tf.newaxis]
+    return tf.concat([part * scales[g][:, tf.newaxis] for g, part in enumerate(tf.split(rows, gates, axis=1))],
+                     axis=-1)
+
+
+def _run(args, mods, step):
+    """The stacked recurrence with masking and dropout, one cell at a time: step(l, x_w, h_w, state) gives the new
+    state of layer l (a tuple whose first element is h) from the input and recurrent projections of its gates."""
+    gates = _validate.CELLS[args.cell].gates
+    lstm = _validate.CELLS[args.cell].states > 1
+    states = [tuple(s) if lstm else (s,) for s in args.initial_states]
+    masks_in = mods.input_dropout or [None] * args.layers
+    masks_rec = mods.recurrent_dropout or [None] * args.layers
+    outputs = []
+    seen = None
+    if mods.mask is not None:
+        seen = tf.zeros(tf.shape(mods.mask)[:1], tf.bool)
+    for t in range(args.time):
+        x = None if args.tokens is not None else args.inputs[:, t]
+        for l in range(args.layers):
+            if l == 0 and args.tokens is not None:
+                x_w = _token_projection(args.tokens[:, t], args.kernels[0], masks_in[0], gates)
+            else:
+                if l > 0 and mods.between_dropout is not None:
+                    x = x * mods.between_dropout[l - 1, t]
+                x_w = _projection(x, args.kernels[l], masks_in[l], gates)
+            h_w = _projection(states[l][0], args.recurrent_kernels[l], masks_rec[l], gates)
+            new = step(l, x_w, h_w, states[l])
+            if mods.mask is not None:
+                taken = mods.mask[:, t][:, tf.newaxis]
+                new = tuple(tf.where(taken, n, s) for n, s in zip(new, states[l]))
+            states[l] = new
+            x = new[0]
+        if mods.mask is not None:
+            taken = mods.mask[:, t]
+            passes = taken if mods.zero_output_for_mask else taken | seen
+            outputs.append(tf.where(passes[:, tf.newaxis], x, tf.zeros_like(x)))
+            seen = seen | taken
+        else:
+            outputs.append(x)
     if args.time:
-        return tf.stack(top, axis=1)
-    return tf.zeros([args.batch, 0, args.hidden], args.dtype)
+        output = tf.stack(outputs, axis=1)
+    else:
+        output = tf.zeros([args.batch, 0, args.hidden], args.dtype)
+    final = [s if lstm else s[0] for s in states]
+    return output, final
 
 
-def stacked_rnn(inputs, kernels, recurrent_kernels, biases, initial_states=None, activation="tanh"):
+def stacked_rnn(inputs, kernels, recurrent_kernels, biases, initial_states=None, activation="tanh", **modifiers):
     """Stacked RNN on plain TensorFlow ops; same signature and results as `deeprnn_fast.stacked_rnn`.
 
     Args:
@@ -50,28 +107,22 @@ def stacked_rnn(inputs, kernels, recurrent_kernels, biases, initial_states=None,
       biases: list of L tensors [H].
       initial_states: None (zeros) or a list of L tensors [B, H].
       activation: "tanh" or "relu".
+      **modifiers: mask, zero_output_for_mask, input_dropout, recurrent_dropout, between_dropout (see the module).
 
     Returns:
       (outputs [B, T, H], final_states: list of L tensors [B, H]).
     """
-    args = _checked(_validate.rnn_activation(activation), inputs, kernels, recurrent_kernels, biases, initial_states)
+    args, mods = _checked(_validate.rnn_activation(activation), inputs, kernels, recurrent_kernels, biases,
+                          initial_states, modifiers)
     phi = _phi(args.cell)
-    projected = _layer_inputs(args)
-    final_states = []
-    for l in range(args.layers):
-        h = args.initial_states[l]
-        outs = []
-        for x_w in projected:
-            h = phi(x_w + tf.matmul(h, args.recurrent_kernels[l]) + args.biases[l])
-            outs.append(h)
-        final_states.append(h)
-        if l + 1 < args.layers:
-            projected = [tf.matmul(x, args.kernels[l + 1]) for x in outs]
-        top = outs
-    return _outputs(args, top if args.time else []), final_states
+
+    def step(l, x_w, h_w, state):
+        return (phi(x_w + h_w + args.biases[l]),)
+
+    return _run(args, mods, step)
 
 
-def stacked_gru(inputs, kernels, recurrent_kernels, biases, initial_states=None):
+def stacked_gru(inputs, kernels, recurrent_kernels, biases, initial_states=None, **modifiers):
     """Stacked GRU on plain TensorFlow ops, Keras' GRUCell (reset_after=True) one cell at a time; same signature and
     results as `deeprnn_fast.stacked_gru`.
 
@@ -81,34 +132,27 @@ def stacked_gru(inputs, kernels, recurrent_kernels, biases, initial_states=None)
       recurrent_kernels: list of L tensors [H, 3H].
       biases: list of L tensors [2, 3H]: the input bias in row 0, the recurrent bias in row 1.
       initial_states: None (zeros) or a list of L tensors [B, H].
+      **modifiers: mask, zero_output_for_mask, input_dropout, recurrent_dropout, between_dropout (see the module).
 
     Returns:
       (outputs [B, T, H], final_states: list of L tensors [B, H]).
     """
-    args = _checked("gru", inputs, kernels, recurrent_kernels, biases, initial_states)
-    projected = _layer_inputs(args)
-    final_states = []
-    for l in range(args.layers):
-        h = args.initial_states[l]
-        input_bias, recurrent_bias = args.biases[l][0], args.biases[l][1]
-        outs = []
-        for x_w in projected:
-            # The operations, and their order, of keras.layers.GRUCell.call (implementation 2, reset_after=True).
-            x_z, x_r, x_n = tf.split(x_w + input_bias, 3, axis=-1)
-            h_z, h_r, h_n = tf.split(tf.matmul(h, args.recurrent_kernels[l]) + recurrent_bias, 3, axis=-1)
-            z = tf.sigmoid(x_z + h_z)
-            r = tf.sigmoid(x_r + h_r)
-            n = tf.tanh(x_n + r * h_n)
-            h = z * h + (1 - z) * n
-            outs.append(h)
-        final_states.append(h)
-        if l + 1 < args.layers:
-            projected = [tf.matmul(x, args.kernels[l + 1]) for x in outs]
-        top = outs
-    return _outputs(args, top if args.time else []), final_states
+    args, mods = _checked("gru", inputs, kernels, recurrent_kernels, biases, initial_states, modifiers)
+
+    def step(l, x_w, h_w, state):
+        # The operations, and their order, of keras.layers.GRUCell.call (reset_after=True).
+        (h,) = state
+        x_z, x_r, x_n = tf.split(x_w + args.biases[l][0], 3, axis=-1)
+        h_z, h_r, h_n = tf.split(h_w + args.biases[l][1], 3, axis=-1)
+        z = tf.sigmoid(x_z + h_z)
+        r = tf.sigmoid(x_r + h_r)
+        n = tf.tanh(x_n + r * h_n)
+        return (z * h + (1 - z) * n,)
+
+    return _run(args, mods, step)
 
 
-def stacked_lstm(inputs, kernels, recurrent_kernels, biases, initial_states=None):
+def stacked_lstm(inputs, kernels, recurrent_kernels, biases, initial_states=None, **modifiers):
     """Stacked LSTM on plain TensorFlow ops, Keras' LSTMCell one cell at a time; same signature and results as
     `deeprnn_fast.stacked_lstm`.
 
@@ -118,28 +162,21 @@ def stacked_lstm(inputs, kernels, recurrent_kernels, biases, initial_states=None
       recurrent_kernels: list of L tensors [H, 4H].
       biases: list of L tensors [4H].
       initial_states: None (zeros) or a list of L pairs (h, c) of [B, H] tensors.
+      **modifiers: mask, zero_output_for_mask, input_dropout, recurrent_dropout, between_dropout (see the module).
 
     Returns:
       (outputs [B, T, H], final_states: list of L pairs (h, c) of [B, H]).
     """
-    args = _checked("lstm", inputs, kernels, recurrent_kernels, biases, initial_states)
-    projected = _layer_inputs(args)
-    final_states = []
-    for l in range(args.layers):
-        h, c = args.initial_states[l]
-        outs = []
-        for x_w in projected:
-            # The operations, and their order, of keras.layers.LSTMCell.call (implementation 2).
-            z = x_w + tf.matmul(h, args.recurrent_kernels[l]) + args.biases[l]
-            z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
-            i = tf.sigmoid(z_i)
-            f = tf.sigmoid(z_f)
-            c = f * c + i * tf.tanh(z_c)
-            o = tf.sigmoid(z_o)
-            h = o * tf.tanh(c)
-            outs.append(h)
-        final_states.append((h, c))
-        if l + 1 < args.layers:
-            projected = [tf.matmul(x, args.kernels[l + 1]) for x in outs]
-        top = outs
-    return _outputs(args, top if args.time else []), final_states
+    args, mods = _checked("lstm", inputs, kernels, recurrent_kernels, biases, initial_states, modifiers)
+
+    def step(l, x_w, h_w, state):
+        # The operations, and their order, of keras.layers.LSTMCell.call.
+        _, c = state
+        z_i, z_f, z_c, z_o = tf.split(x_w + h_w + args.biases[l], 4, axis=-1)
+        i = tf.sigmoid(z_i)
+        f = tf.sigmoid(z_f)
+        c = f * c + i * tf.tanh(z_c)
+        o = tf.sigmoid(z_o)
+        return (o * tf.tanh(c), c)
+
+    return _run(args, mods, step)

@@ -1,4 +1,8 @@
-"""What CI can check of the build without a GPU: the kernels registered per device and the library's symbols."""
+"""What CI can check of the build without a GPU: the kernels registered per device, the library's symbols, and
+that no code compiled for a wider instruction set can run where the processor lacks it."""
+import glob
+import os
+import re
 import shutil
 import subprocess
 
@@ -16,7 +20,8 @@ def registered(op_name):
 
 
 @pytest.mark.parametrize("op_name", ["DeeprnnFast>StackedRnn", "DeeprnnFast>StackedRnnGrad",
-                                     "DeeprnnFast>StackedGru", "DeeprnnFast>StackedGruGrad"])
+                                     "DeeprnnFast>StackedGru", "DeeprnnFast>StackedGruGrad",
+                                     "DeeprnnFast>StackedLstm", "DeeprnnFast>StackedLstmGrad"])
 def test_kernels_are_registered_for_every_device_and_dtype(op_name):
     found = registered(op_name)
     devices = ["CPU", "GPU"] if deeprnn_fast.build_info()["cuda"] else ["CPU"]
@@ -40,3 +45,40 @@ def test_library_neither_needs_nor_exports_cuda_runtime_symbols():
     dynamic = subprocess.run(["nm", "-D", _library.LIBRARY_PATH], capture_output=True, text=True, check=True).stdout
     cuda = [line for line in dynamic.splitlines() if line.split()[-1].startswith(("cuda", "__cuda"))]
     assert cuda == []
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WIDER_ISA_OBJECTS = ["isa_avx2", "isa_avx512", "isa_avx512_emulated"]
+
+
+def _isa_object(name):
+    found = sorted(glob.glob(os.path.join(ROOT, "build", "temp*", "deeprnn_objs", f"lib_csrc_engine_cpu_{name}.cc.o")))
+    return found[-1] if found else None
+
+
+@pytest.mark.skipif(shutil.which("objdump") is None or shutil.which("nm") is None, reason="needs objdump and nm")
+@pytest.mark.parametrize("name", WIDER_ISA_OBJECTS)
+def test_no_shared_symbol_of_a_wider_instruction_set(name):
+    # The engine is compiled once per instruction set (csrc/engine/cpu/isa_*.cc, the ISA rule in simd.h). A weak
+    # symbol (an inline or template function the linker keeps one copy of) that is not specific to its instruction
+    # set must hold baseline code: if the copy compiled with AVX2 or AVX-512 won, every caller would run it, also on
+    # a processor without those instructions.
+    obj = _isa_object(name)
+    if obj is None:
+        pytest.skip(f"no object file of {name}.cc under build/ (built elsewhere)")
+    weak = {line.split()[-1] for line in subprocess.run(["nm", obj], capture_output=True, text=True,
+                                                          check=True).stdout.splitlines()
+            if line.split()[-2:-1] in (["W"], ["V"])}
+    disassembly = subprocess.run(["objdump", "-d", "--no-show-raw-insn", obj], capture_output=True, text=True,
+                                 check=True).stdout
+    offenders, current = set(), None
+    for line in disassembly.splitlines():
+        header = re.match(r"^[0-9a-f]+ <(.+)>:$", line)
+        if header:
+            current = header.group(1)
+        elif current in weak and "Isa" not in current and re.search(r"\tv[a-z]", line):
+            offenders.add(current)
+    assert not offenders, f"weak symbols of {name}.cc with vector instructions: {sorted(offenders)[:5]}"
+    # And the instruction set really is there, where it should be.
+    if name == "isa_avx512":
+        assert "zmm" in disassembly

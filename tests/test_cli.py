@@ -471,6 +471,26 @@ def test_sigterm_stops_a_real_training_process_without_leaving_anything(text_fil
     assert [p.name for p in tmp_path.iterdir()] == []
 
 
+def test_ctrl_c_while_tensorflow_is_still_importing_exits_quietly_with_130(text_file, tmp_path):
+    # TensorFlow takes seconds to import, before any of the command line's code runs; Ctrl-C then must not print
+    # the traceback of TensorFlow's import.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "deeprnn_fast", "train", "--data", str(text_file), "--out",
+                                str(tmp_path / "run")], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.7)  # inside `import tensorflow` (which takes several seconds here)
+        assert process.poll() is None, "the process ended before it could be interrupted"
+        process.send_signal(signal.SIGINT)
+        stderr = process.communicate(timeout=120)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "run").exists()
+
+
 # ---- generate: a damaged or hostile model directory is one line, exit code 2, before anything is built ------------
 
 def _description_change(**changes):
@@ -570,3 +590,14 @@ def test_generate_rejects_a_damaged_model_directory(change, message, trained_run
     assert cli.main(["generate", "--model", str(run), "--prefix", "the", "--num", "5"]) == 2
     line = _one_error_line(capsys)
     assert line.startswith("deeprnn-fast generate: error: ") and re.search(message, line), line
+
+
+def test_train_without_the_command_line_extra_says_how_to_get_it(monkeypatch, capsys, text_file, tmp_path):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tqdm" else real(name, *a))
+    code = cli.main(["train", "--data", str(text_file), "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == ("deeprnn-fast train: error: train needs tqdm (the command line's "
+                                               "extra): pip install 'deeprnn_fast[cli]'")
+    assert not (tmp_path / "run").exists()

@@ -85,7 +85,7 @@ def test_raw_op_rejects_garbage(case, mode):
     op = _library.library().deeprnn_fast_stacked_rnn
     as_f32 = lambda x: tf.constant(x, tf.float32)  # noqa: E731
     run = lambda: op(as_f32(inputs), [as_f32(k) for k in kernels], [as_f32(r) for r in recurrent],  # noqa: E731
-                     [as_f32(b) for b in biases], as_f32(initial), tokens=[])
+                     [as_f32(b) for b in biases], as_f32(initial), tokens=[], mask=[], input_dropout=[], recurrent_dropout=[], between_dropout=[])
     if mode == "graph":
         run = tf.function(run)
     with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match=message):
@@ -96,14 +96,14 @@ def test_raw_gradient_op_rejects_mismatched_activations():
     grad = _library.library().deeprnn_fast_stacked_rnn_grad
     ones = lambda *s: tf.ones(s, tf.float32)  # noqa: E731
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"activations must have shape \[1, 4, 3, 6\]"):
-        grad(ones(3, 4, 5), [ones(5, 6)], [ones(6, 6)], ones(1, 3, 6), ones(1, 4, 3, 5), ones(3, 4, 6), ones(1, 3, 6), tokens=[])
+        grad(ones(3, 4, 5), [ones(5, 6)], [ones(6, 6)], ones(1, 3, 6), ones(1, 4, 3, 5), ones(3, 4, 6), ones(1, 3, 6), tokens=[], mask=[], input_dropout=[], recurrent_dropout=[], between_dropout=[])
 
 
 def test_raw_op_rejects_integer_dtype():
     op = _library.library().deeprnn_fast_stacked_rnn
     i = lambda *s: tf.ones(s, tf.int32)  # noqa: E731
     with pytest.raises((TypeError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError)):
-        op(i(3, 4, 5), [i(5, 6)], [i(6, 6)], [i(6)], i(1, 3, 6), tokens=[])
+        op(i(3, 4, 5), [i(5, 6)], [i(6, 6)], [i(6)], i(1, 3, 6), tokens=[], mask=[], input_dropout=[], recurrent_dropout=[], between_dropout=[])
 
 
 @pytest.mark.parametrize("cell, gates", [("rnn", 1), ("gru", 3)])
@@ -122,9 +122,9 @@ def test_traced_ops_infer_every_static_shape(cell, gates):
 
     @tf.function(input_signature=specs)
     def trace(x, k0, k1, r0, r1, b0, b1, h0):
-        forward = op(x, [k0, k1], [r0, r1], [b0, b1], h0, tokens=[])
+        forward = op(x, [k0, k1], [r0, r1], [b0, b1], h0, tokens=[], mask=[], input_dropout=[], recurrent_dropout=[], between_dropout=[])
         seen["forward"] = [t.shape.as_list() for t in forward]
-        backward = grad(x, [k0, k1], [r0, r1], h0, *forward[2:], forward[0], forward[1], tokens=[])
+        backward = grad(x, [k0, k1], [r0, r1], h0, *forward[2:], forward[0], forward[1], tokens=[], mask=[], input_dropout=[], recurrent_dropout=[], between_dropout=[])
         seen["grad"] = [t.shape.as_list() for t in tf.nest.flatten(backward)]
         return forward[0]
 

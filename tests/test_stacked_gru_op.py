@@ -317,7 +317,7 @@ def test_raw_op_rejects_garbage(case, mode):
     op = _library.library().deeprnn_fast_stacked_gru
     as_f32 = lambda x: tf.constant(x, tf.float32)  # noqa: E731
     run = lambda: op(as_f32(inputs), [as_f32(k) for k in kernels], [as_f32(r) for r in recurrent],  # noqa: E731
-                     [as_f32(b) for b in biases], as_f32(initial), tokens=[])
+                     [as_f32(b) for b in biases], as_f32(initial), tokens=[], mask=[], input_dropout=[], recurrent_dropout=[], between_dropout=[])
     if mode == "graph":
         run = tf.function(run)
     with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match=message):
@@ -329,4 +329,4 @@ def test_raw_gradient_op_rejects_mismatched_gates():
     ones = lambda *s: tf.ones(s, tf.float32)  # noqa: E731
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"gates must have shape \[1, 4, 3, 24\]"):
         grad(ones(3, 4, 5), [ones(5, 18)], [ones(6, 18)], ones(1, 3, 6), ones(1, 4, 3, 6), ones(1, 4, 3, 18),
-             ones(3, 4, 6), ones(1, 3, 6), tokens=[])
+             ones(3, 4, 6), ones(1, 3, 6), tokens=[], mask=[], input_dropout=[], recurrent_dropout=[], between_dropout=[])

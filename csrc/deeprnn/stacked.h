@@ -94,6 +94,37 @@ struct Inputs {
   const int32_t* tokens = nullptr;  // [B,T] in [0, D), or null with dense inputs
 };
 
+// What Keras' masking and the three kinds of dropout do to the recurrence; every pointer may be null (absent).
+// The same struct goes to the forward and the backward pass, which must see the same masks.
+//
+// Mask (Keras' masking): at a step with mask[b, t] == 0 every layer keeps its states for row b (S_t = S_{t-1}), and
+// the output repeats the last output of a step that was not masked (zeros before the first one); with
+// zero_output_for_mask the output of a masked step is zero instead (keras.layers.RNN's zero_output_for_mask, which
+// Bidirectional sets).
+//
+// Dropout masks hold 0 or 1 / (1 - rate) (drawn by the caller, e.g. the Keras layer from its seed generator):
+// - input: Keras' `dropout`: per layer l, [input_masks, B, in_l] (in_0 = D; with tokens, a mask over the
+//   vocabulary: the one-hot input's column tokens[b, t]), multiplying the cell's input x before its input product,
+//   the same at every step; input_masks is 1 (one mask for every gate) or G (one per gate, in gate order: Keras'
+//   implementation 1, which its GRU and LSTM cells use whenever recurrent_dropout is on);
+// - recurrent: Keras' `recurrent_dropout`: per layer, [recurrent_masks, B, H] multiplying h_{t-1} before the
+//   recurrent product only (the GRU's z * h_{t-1} and the LSTM's c are not dropped), the same at every step;
+//   recurrent_masks is 1 or G as above;
+// - between: PyTorch's `dropout` of a stacked RNN: [L-1, T, B, H], a fresh mask for every step multiplying
+//   h_t^(l) where it enters layer l + 1 (the recurrence of layer l keeps the undropped state).
+template <typename T>
+struct Modifiers {
+  const uint8_t* mask = nullptr;  // [B,T]: nonzero = the step is taken
+  bool zero_output_for_mask = false;
+  const T* const* input_dropout = nullptr;  // L pointers, each [input_masks, B, in_l]; or null
+  int input_masks = 1;
+  const T* const* recurrent_dropout = nullptr;  // L pointers, each [recurrent_masks, B, H]; or null
+  int recurrent_masks = 1;
+  const T* between_dropout = nullptr;  // [L-1,T,B,H]; or null (and always null for L = 1)
+
+  bool any_dropout() const { return input_dropout || recurrent_dropout || between_dropout; }
+};
+
 template <typename T>
 struct ForwardArgs {
   Cell cell = Cell::kTanh;
@@ -106,6 +137,7 @@ struct ForwardArgs {
   T* activations = nullptr;           // [L,T,B,H]  out: every h of every cell, kept for the backward pass
   T* saved = nullptr;                 // [L,T,B,saved_slots*H] out: the gates the backward pass needs (null when
                                       //            the cell saves none)
+  Modifiers<T> modifiers;             // masks and dropout, see Modifiers
 };
 
 template <typename T>
@@ -123,6 +155,7 @@ struct BackwardArgs {
                                            //            null with tokens)
   WeightGrads<T> grad_weights{};           // out
   T* grad_initial_states = nullptr;        // [L,S,B,H]  out
+  Modifiers<T> modifiers;                  // as given to the forward pass
 };
 
 // --- CPU ---

@@ -18,6 +18,7 @@
 //   kernels[0] (its cells then see only the bias; tf.gather's rule on GPUs), its gradient rows are dropped, and
 //   the pass adds the number of such ids it met to CudaLaunch::invalid_tokens when that device counter is given,
 //   for the caller to read at its next synchronisation. (The TensorFlow op checks ids on the host first.)
+// - Masks and dropout (Modifiers) have no CUDA kernels yet: the passes return an error when any is given.
 //
 // How the passes run (csrc/engine/cuda/): layer 0's input projection for all time steps (a matrix product, or the
 // tokens' rows gathered) is computed before the wavefront into layer 0's saved gates (or, for tanh / relu, its

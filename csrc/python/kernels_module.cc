@@ -365,12 +365,13 @@ void BackwardCpu(const Shape& s, Activation act, const BackwardArrays& a) {
   args.grad_inputs = p.grad_inputs;
   args.grad_weights = p.G();
   args.grad_initial_states = p.grad_initial_states;
-  // grad_preactivations is at least [L,T,B,H]; the pass may need more for large batches.
-  const int64_t needed = deeprnn::StackedBackwardCpuScratchSize(args.cell, s, sizeof(T));
-  std::vector<T> extra(needed > s.layers * s.time * s.batch * s.hidden ? needed : 0);
-  T* scratch = extra.empty() ? p.grad_preactivations : extra.data();
+  // The pass's scratch begins with dLoss/dZ of every cell for batches below 128 (larger ones keep two cells per
+  // layer): that part is copied to grad_preactivations [L,T,B,H].
+  std::vector<T> scratch(static_cast<size_t>(deeprnn::StackedBackwardCpuScratchSize(args.cell, s, sizeof(T))));
   py::gil_scoped_release release;
-  deeprnn::StackedBackwardCpu<T>(args, scratch, deeprnn::SerialFor);
+  deeprnn::StackedBackwardCpu<T>(args, scratch.data(), deeprnn::SerialFor);
+  const size_t cells = static_cast<size_t>(s.layers * s.time * s.batch * s.hidden);
+  std::copy_n(scratch.data(), std::min(cells, scratch.size()), p.grad_preactivations);
 }
 
 template <typename T>

@@ -108,6 +108,69 @@ inline absl::Status CheckTokenValues(const tensorflow::Tensor& tokens, int64_t v
   return absl::OkStatus();
 }
 
+// The mask and dropout masks of a call (deeprnn/stacked.h, Modifiers), checked against the problem: mask [B, T]
+// bool, input_dropout N x [masks, B, in_l], recurrent_dropout N x [masks, B, H] (masks 1 or the gate count, the same
+// for every layer), between_dropout [N - 1, T, B, H]. `pointers` keeps the per-layer pointer arrays alive.
+template <typename T>
+struct ModifierPointers {
+  std::vector<const T*> input, recurrent;
+};
+
+template <typename T>
+absl::Status ReadModifiers(tensorflow::OpKernelContext* ctx, deeprnn::Cell cell, const deeprnn::Shape& s,
+                           bool zero_output_for_mask, deeprnn::Modifiers<T>* modifiers,
+                           ModifierPointers<T>* pointers) {
+  const int64_t gates = deeprnn::LayoutOf(cell).gates;
+  tensorflow::OpInputList mask, input, recurrent, between;
+  TF_RETURN_IF_ERROR(ctx->input_list("mask", &mask));
+  TF_RETURN_IF_ERROR(ctx->input_list("input_dropout", &input));
+  TF_RETURN_IF_ERROR(ctx->input_list("recurrent_dropout", &recurrent));
+  TF_RETURN_IF_ERROR(ctx->input_list("between_dropout", &between));
+  *modifiers = deeprnn::Modifiers<T>();
+  modifiers->zero_output_for_mask = zero_output_for_mask;
+  if (mask.size() > 1 || between.size() > 1)
+    return absl::InvalidArgumentError("mask and between_dropout are each one tensor or none");
+  if (mask.size() == 1) {
+    TF_RETURN_IF_ERROR(ExpectShape(mask[0], "mask", {s.batch, s.time}));
+    modifiers->mask = reinterpret_cast<const uint8_t*>(mask[0].flat<bool>().data());
+  }
+  auto masks_of = [&](const tensorflow::OpInputList& list, const char* name, int* count) -> absl::Status {
+    if (list.size() == 0) return absl::OkStatus();
+    if (list.size() != s.layers)
+      return absl::InvalidArgumentError(std::string(name) + " must hold one tensor per layer (" +
+                                        std::to_string(s.layers) + "); got " + std::to_string(list.size()));
+    const int64_t first = list[0].dims() == 3 ? list[0].dim_size(0) : -1;
+    if (first != 1 && first != gates)
+      return absl::InvalidArgumentError(std::string(name) + "[0] must have shape [masks, batch, width] with masks 1 or " +
+                                        std::to_string(gates) + " (one per gate); got " +
+                                        list[0].shape().DebugString());
+    *count = static_cast<int>(first);
+    return absl::OkStatus();
+  };
+  TF_RETURN_IF_ERROR(masks_of(input, "input_dropout", &modifiers->input_masks));
+  TF_RETURN_IF_ERROR(masks_of(recurrent, "recurrent_dropout", &modifiers->recurrent_masks));
+  for (int l = 0; l < input.size(); ++l) {
+    TF_RETURN_IF_ERROR(ExpectShape(input[l], "input_dropout[" + std::to_string(l) + "]",
+                                   {modifiers->input_masks, s.batch, l == 0 ? s.input : s.hidden}));
+    pointers->input.push_back(input[l].flat<T>().data());
+  }
+  for (int l = 0; l < recurrent.size(); ++l) {
+    TF_RETURN_IF_ERROR(ExpectShape(recurrent[l], "recurrent_dropout[" + std::to_string(l) + "]",
+                                   {modifiers->recurrent_masks, s.batch, s.hidden}));
+    pointers->recurrent.push_back(recurrent[l].flat<T>().data());
+  }
+  if (!pointers->input.empty()) modifiers->input_dropout = pointers->input.data();
+  if (!pointers->recurrent.empty()) modifiers->recurrent_dropout = pointers->recurrent.data();
+  if (between.size() == 1) {
+    if (s.layers < 2)
+      return absl::InvalidArgumentError("between_dropout needs at least two layers (it drops a layer's output on "
+                                        "its way into the next)");
+    TF_RETURN_IF_ERROR(ExpectShape(between[0], "between_dropout", {s.layers - 1, s.time, s.batch, s.hidden}));
+    modifiers->between_dropout = between[0].flat<T>().data();
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace internal
 }  // namespace deeprnn_fast
 

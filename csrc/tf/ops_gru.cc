@@ -14,6 +14,10 @@ REGISTER_OP("DeeprnnFast>StackedGru")
     .Input("biases: N * T")
     .Input("initial_states: T")
     .Input("tokens: num_tokens * int32")
+    .Input("mask: num_masks * bool")
+    .Input("input_dropout: num_input_dropout * T")
+    .Input("recurrent_dropout: num_recurrent_dropout * T")
+    .Input("between_dropout: num_between_dropout * T")
     .Output("outputs: T")
     .Output("final_states: T")
     .Output("activations: T")
@@ -21,6 +25,11 @@ REGISTER_OP("DeeprnnFast>StackedGru")
     .Attr("T: {float, double}")
     .Attr("N: int >= 1")
     .Attr("num_tokens: int >= 0 = 0")
+    .Attr("num_masks: int >= 0 = 0")
+    .Attr("num_input_dropout: int >= 0 = 0")
+    .Attr("num_recurrent_dropout: int >= 0 = 0")
+    .Attr("num_between_dropout: int >= 0 = 0")
+    .Attr("zero_output_for_mask: bool = false")
     .SetShapeFn([](InferenceContext* c) { return internal::ForwardShapes(c, deeprnn::Cell::kGru); })
     .Doc(R"doc(
 Fused stacked GRU, Keras' GRUCell with reset_after=True, gate order [z, r, n]:
@@ -32,7 +41,7 @@ kernels: N tensors, [D, 3H] for the first layer, [H, 3H] for the others (Wx, col
 recurrent_kernels: N tensors [H, 3H] (Wh).
 biases: N tensors [2, 3H]: the input bias bx in row 0, the recurrent bias bh in row 1.
 initial_states: [N, B, H].
-tokens: none, or one [B, T] tensor of token ids in [0, D) (see DeeprnnFast>StackedRnn).
+tokens, mask, input_dropout, recurrent_dropout, between_dropout, zero_output_for_mask: see DeeprnnFast>StackedRnn.
 outputs: [B, T, H], the top layer's sequence.
 final_states: [N, B, H], every layer's state after the last step (initial_states when T = 0).
 activations: [N, T, B, H], every layer's states, time major: for the gradient. Its own gradient is ignored.
@@ -49,6 +58,10 @@ REGISTER_OP("DeeprnnFast>StackedGruGrad")
     .Input("grad_outputs: T")
     .Input("grad_final_states: T")
     .Input("tokens: num_tokens * int32")
+    .Input("mask: num_masks * bool")
+    .Input("input_dropout: num_input_dropout * T")
+    .Input("recurrent_dropout: num_recurrent_dropout * T")
+    .Input("between_dropout: num_between_dropout * T")
     .Output("grad_inputs: T")
     .Output("grad_kernels: N * T")
     .Output("grad_recurrent_kernels: N * T")
@@ -57,6 +70,11 @@ REGISTER_OP("DeeprnnFast>StackedGruGrad")
     .Attr("T: {float, double}")
     .Attr("N: int >= 1")
     .Attr("num_tokens: int >= 0 = 0")
+    .Attr("num_masks: int >= 0 = 0")
+    .Attr("num_input_dropout: int >= 0 = 0")
+    .Attr("num_recurrent_dropout: int >= 0 = 0")
+    .Attr("num_between_dropout: int >= 0 = 0")
+    .Attr("zero_output_for_mask: bool = false")
     .Attr("compute_grad_inputs: bool = true")
     .SetShapeFn([](InferenceContext* c) { return internal::GradShapes(c, deeprnn::Cell::kGru); })
     .Doc(R"doc(

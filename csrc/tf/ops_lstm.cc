@@ -14,6 +14,10 @@ REGISTER_OP("DeeprnnFast>StackedLstm")
     .Input("biases: N * T")
     .Input("initial_states: T")
     .Input("tokens: num_tokens * int32")
+    .Input("mask: num_masks * bool")
+    .Input("input_dropout: num_input_dropout * T")
+    .Input("recurrent_dropout: num_recurrent_dropout * T")
+    .Input("between_dropout: num_between_dropout * T")
     .Output("outputs: T")
     .Output("final_states: T")
     .Output("activations: T")
@@ -21,6 +25,11 @@ REGISTER_OP("DeeprnnFast>StackedLstm")
     .Attr("T: {float, double}")
     .Attr("N: int >= 1")
     .Attr("num_tokens: int >= 0 = 0")
+    .Attr("num_masks: int >= 0 = 0")
+    .Attr("num_input_dropout: int >= 0 = 0")
+    .Attr("num_recurrent_dropout: int >= 0 = 0")
+    .Attr("num_between_dropout: int >= 0 = 0")
+    .Attr("zero_output_for_mask: bool = false")
     .SetShapeFn([](InferenceContext* c) { return internal::ForwardShapes(c, deeprnn::Cell::kLstm); })
     .Doc(R"doc(
 Fused stacked LSTM, Keras' LSTMCell, gate order [i, f, c, o]: [a_i | a_f | a_g | a_o] = x Wx + h Wh + b,
@@ -31,7 +40,7 @@ kernels: N tensors, [D, 4H] for the first layer, [H, 4H] for the others (Wx, col
 recurrent_kernels: N tensors [H, 4H] (Wh).
 biases: N tensors [4H].
 initial_states: [N, 2, B, H]: every layer's h (index 0) and c (index 1).
-tokens: none, or one [B, T] tensor of token ids in [0, D) (see DeeprnnFast>StackedRnn).
+tokens, mask, input_dropout, recurrent_dropout, between_dropout, zero_output_for_mask: see DeeprnnFast>StackedRnn.
 outputs: [B, T, H], the top layer's h sequence.
 final_states: [N, 2, B, H], every layer's h and c after the last step (initial_states when T = 0).
 activations: [N, T, B, H], every layer's h, time major: for the gradient. Its own gradient is ignored.
@@ -48,6 +57,10 @@ REGISTER_OP("DeeprnnFast>StackedLstmGrad")
     .Input("grad_outputs: T")
     .Input("grad_final_states: T")
     .Input("tokens: num_tokens * int32")
+    .Input("mask: num_masks * bool")
+    .Input("input_dropout: num_input_dropout * T")
+    .Input("recurrent_dropout: num_recurrent_dropout * T")
+    .Input("between_dropout: num_between_dropout * T")
     .Output("grad_inputs: T")
     .Output("grad_kernels: N * T")
     .Output("grad_recurrent_kernels: N * T")
@@ -56,6 +69,11 @@ REGISTER_OP("DeeprnnFast>StackedLstmGrad")
     .Attr("T: {float, double}")
     .Attr("N: int >= 1")
     .Attr("num_tokens: int >= 0 = 0")
+    .Attr("num_masks: int >= 0 = 0")
+    .Attr("num_input_dropout: int >= 0 = 0")
+    .Attr("num_recurrent_dropout: int >= 0 = 0")
+    .Attr("num_between_dropout: int >= 0 = 0")
+    .Attr("zero_output_for_mask: bool = false")
     .Attr("compute_grad_inputs: bool = true")
     .SetShapeFn([](InferenceContext* c) { return internal::GradShapes(c, deeprnn::Cell::kLstm); })
     .Doc(R"doc(

@@ -19,12 +19,21 @@ REGISTER_OP("DeeprnnFast>StackedRnn")
     .Input("biases: N * T")
     .Input("initial_states: T")
     .Input("tokens: num_tokens * int32")
+    .Input("mask: num_masks * bool")
+    .Input("input_dropout: num_input_dropout * T")
+    .Input("recurrent_dropout: num_recurrent_dropout * T")
+    .Input("between_dropout: num_between_dropout * T")
     .Output("outputs: T")
     .Output("final_states: T")
     .Output("activations: T")
     .Attr("T: {float, double}")
     .Attr("N: int >= 1")
     .Attr("num_tokens: int >= 0 = 0")
+    .Attr("num_masks: int >= 0 = 0")
+    .Attr("num_input_dropout: int >= 0 = 0")
+    .Attr("num_recurrent_dropout: int >= 0 = 0")
+    .Attr("num_between_dropout: int >= 0 = 0")
+    .Attr("zero_output_for_mask: bool = false")
     .Attr("activation: {'tanh', 'relu'} = 'tanh'")
     .SetShapeFn([](InferenceContext* c) {
       std::string activation;
@@ -41,6 +50,13 @@ biases: N tensors [H].
 initial_states: [N, B, H].
 tokens: none, or one [B, T] tensor of token ids in [0, D): layer 0's input is then row tokens[b, t] of kernels[0],
   what a one-hot input computes.
+mask: none, or one [B, T] bool tensor (Keras' masking): a row keeps its states at a step it does not take, and its
+  output repeats the last one (zeros before its first step taken, or always with zero_output_for_mask).
+input_dropout: none, or N tensors [masks, B, in_l] of 0 and 1 / (1 - rate): Keras' dropout of each layer's input,
+  the same at every step; masks is 1, or the gate count for one mask per gate (Keras' implementation 1).
+recurrent_dropout: none, or N tensors [masks, B, H]: Keras' recurrent_dropout of h_{t-1} in the recurrent product.
+between_dropout: none, or one [N - 1, T, B, H] tensor: PyTorch's dropout of each layer's output on its way into the
+  next layer, a fresh mask at every step.
 outputs: [B, T, H], the top layer's sequence.
 final_states: [N, B, H], every layer's state after the last step (initial_states when T = 0).
 activations: [N, T, B, H], every layer's states, time major: what the gradient needs. Its own gradient is ignored.
@@ -55,6 +71,10 @@ REGISTER_OP("DeeprnnFast>StackedRnnGrad")
     .Input("grad_outputs: T")
     .Input("grad_final_states: T")
     .Input("tokens: num_tokens * int32")
+    .Input("mask: num_masks * bool")
+    .Input("input_dropout: num_input_dropout * T")
+    .Input("recurrent_dropout: num_recurrent_dropout * T")
+    .Input("between_dropout: num_between_dropout * T")
     .Output("grad_inputs: T")
     .Output("grad_kernels: N * T")
     .Output("grad_recurrent_kernels: N * T")
@@ -63,6 +83,11 @@ REGISTER_OP("DeeprnnFast>StackedRnnGrad")
     .Attr("T: {float, double}")
     .Attr("N: int >= 1")
     .Attr("num_tokens: int >= 0 = 0")
+    .Attr("num_masks: int >= 0 = 0")
+    .Attr("num_input_dropout: int >= 0 = 0")
+    .Attr("num_recurrent_dropout: int >= 0 = 0")
+    .Attr("num_between_dropout: int >= 0 = 0")
+    .Attr("zero_output_for_mask: bool = false")
     .Attr("activation: {'tanh', 'relu'} = 'tanh'")
     .Attr("compute_grad_inputs: bool = true")
     .SetShapeFn([](InferenceContext* c) {
@@ -71,8 +96,8 @@ REGISTER_OP("DeeprnnFast>StackedRnnGrad")
       return internal::GradShapes(c, activation == "relu" ? deeprnn::Cell::kRelu : deeprnn::Cell::kTanh);
     })
     .Doc(R"doc(
-Gradient of DeeprnnFast>StackedRnn with respect to all of its inputs, given the forward op's activations and the
-gradients of its outputs and final states. With compute_grad_inputs false (an input that needs no gradient, or
+Gradient of DeeprnnFast>StackedRnn with respect to all of its inputs, given the forward op's activations, the
+gradients of its outputs and final states, and the same tokens, mask and dropout masks. With compute_grad_inputs false (an input that needs no gradient, or
 tokens), grad_inputs is an empty [B, T, 0] tensor and costs nothing.
 )doc");
 

@@ -41,6 +41,7 @@ class StackedForwardOp : public tensorflow::OpKernel {
  public:
   explicit StackedForwardOp(tensorflow::OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, internal::CellOfOp(ctx, &cell_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("zero_output_for_mask", &zero_output_for_mask_));
   }
 
   void Compute(tensorflow::OpKernelContext* ctx) override {
@@ -58,6 +59,9 @@ class StackedForwardOp : public tensorflow::OpKernel {
       OP_REQUIRES_OK(ctx, internal::ExpectShape(biases[l], "biases[" + std::to_string(l) + "]",
                                                 internal::BiasShape(layout, s.hidden)));
     if (tokens) OP_REQUIRES_OK(ctx, (Launcher<Device, T>::CheckTokens(*tokens, s.input)));
+    internal::ModifierPointers<T> modifier_pointers;
+    OP_REQUIRES_OK(ctx, internal::ReadModifiers<T>(ctx, cell_, s, zero_output_for_mask_, &args.modifiers,
+                                                   &modifier_pointers));
 
     tensorflow::Tensor *outputs, *final_states, *activations, *saved = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output("outputs", {s.batch, s.time, s.hidden}, &outputs));
@@ -87,6 +91,7 @@ class StackedForwardOp : public tensorflow::OpKernel {
 
  private:
   deeprnn::Cell cell_;
+  bool zero_output_for_mask_;
 };
 
 template <typename Device, typename T>
@@ -95,6 +100,7 @@ class StackedGradOp : public tensorflow::OpKernel {
   explicit StackedGradOp(tensorflow::OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, internal::CellOfOp(ctx, &cell_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("compute_grad_inputs", &compute_grad_inputs_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("zero_output_for_mask", &zero_output_for_mask_));
   }
 
   void Compute(tensorflow::OpKernelContext* ctx) override {
@@ -118,6 +124,9 @@ class StackedGradOp : public tensorflow::OpKernel {
     OP_REQUIRES_OK(ctx, internal::ExpectShape(*grad_final_states, "grad_final_states",
                                               internal::StatesShape(layout, s)));
     if (tokens) OP_REQUIRES_OK(ctx, (Launcher<Device, T>::CheckTokens(*tokens, s.input)));
+    internal::ModifierPointers<T> modifier_pointers;
+    OP_REQUIRES_OK(ctx, internal::ReadModifiers<T>(ctx, cell_, s, zero_output_for_mask_, &args.modifiers,
+                                                   &modifier_pointers));
     tensorflow::OpInputList kernels, recurrent_kernels;
     OP_REQUIRES_OK(ctx, ctx->input_list("kernels", &kernels));
     OP_REQUIRES_OK(ctx, ctx->input_list("recurrent_kernels", &recurrent_kernels));
@@ -174,6 +183,7 @@ class StackedGradOp : public tensorflow::OpKernel {
  private:
   deeprnn::Cell cell_;
   bool compute_grad_inputs_;
+  bool zero_output_for_mask_;
 };
 
 }  // namespace deeprnn_fast

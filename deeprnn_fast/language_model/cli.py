@@ -205,7 +205,18 @@ class _SaveFailed(Exception):
     """Writing the finished run into its staging directory failed (a full disk, say); the message is the reason."""
 
 
+def _check_command_line_extra():
+    """The progress bar and the plot come from the `cli` extra (tqdm, matplotlib), not from the library's own
+    requirements; without them `train` says how to get them instead of failing after training."""
+    import importlib.util
+    missing = [name for name in ("tqdm", "matplotlib") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"train needs {' and '.join(missing)} (the command line's extra): "
+                         "pip install 'deeprnn_fast[cli]'")
+
+
 def run_train(args):
+    _check_command_line_extra()
     out = Path(args.out if args.out is not None else f"runs/{args.cell}-{args.implementation}")
     corpus = data_module.load(args.data, num_steps=args.num_steps, num_train=args.num_train, num_val=args.num_val)
     try:

@@ -1,6 +1,7 @@
 // The tanh / relu RNN cell (Keras SimpleRNNCell): h' = phi(x Wx + h Wh + b). Its description for the wavefront
-// engine (engine/cell_description.h). Its pointwise maths is one activation, run in the products' epilogue, so the
-// cell needs no pointwise pass of its own.
+// engine (engine/cell_description.h). Its pointwise maths is one activation, run in the products' epilogue; only
+// where masks or dropout need dh on its own does the backward pass run the cell's pointwise pass
+// (cells/rnn/cpu_pointwise.h).
 #ifndef DEEPRNN_CELLS_RNN_CELL_H_
 #define DEEPRNN_CELLS_RNN_CELL_H_
 
@@ -28,6 +29,8 @@ struct RnnCell {
   static constexpr GradSide kHSide = {0, {0}};
   static constexpr bool kDirectH = false;
 
+  template <typename Isa, typename T>
+  struct Cpu;  // cells/rnn/cpu_pointwise.h
   template <typename T>
   struct Cuda;  // cells/rnn/cuda_pointwise.cuh
 };

@@ -23,6 +23,12 @@
 // 3. Large batches with small weights run the streamed schedule as batch blocks (wavefront.h): each block of rows
 //    runs the reverse wavefront, its dX and its dH_init alone on one thread, into partial weight gradients that are
 //    then added in block order.
+//
+// Modifiers (deeprnn/stacked.h). Dropout: a product whose operand was dropped out sends its gradient back through the
+// same masks (each gate's group of a side separately where the masks are per gate), and the weight gradients read
+// the dropped operands. A mask: a row that does not take step t passes its whole dh (and dc) to step t - 1 and has no
+// grad slots, so with a mask every cell has a direct h path; a masked step whose output is a constant (zeros) passes
+// no dY; row chunks that take neither step t nor t + 1 skip the products.
 #ifndef DEEPRNN_ENGINE_CPU_BACKWARD_H_
 #define DEEPRNN_ENGINE_CPU_BACKWARD_H_
 
@@ -39,6 +45,35 @@ struct BackwardPass {
   static constexpr int SS = Cell::kLayout.saved_slots;
   static constexpr int BR = Cell::kLayout.bias_rows;
   static constexpr int GS = Cell::kGradSlots;
+
+  // What one work unit computes in, grown on demand and reused.
+  struct UnitScratch {
+    ScratchBuffer<T> gemm, product, rows, operands;
+  };
+
+  static PointwiseBackward<T> FromRow(PointwiseBackward<T> pass, int64_t rows) {
+    if (pass.saved) pass.saved += rows * pass.saved_ld;
+    if (pass.h) pass.h += rows * pass.h_ld;
+    for (int s = 0; s < 2; ++s)
+      if (pass.prev[s]) pass.prev[s] += rows * pass.prev_ld[s];
+    pass.dh += rows * pass.dh_ld;
+    if (pass.dc) pass.dc += rows * pass.dc_ld;
+    if (pass.dc_prev) pass.dc_prev += rows * pass.dc_prev_ld;
+    pass.grad += rows * pass.grad_ld;
+    return pass;
+  }
+
+  // The rows of [0, m) outside `runs`.
+  static std::vector<RowRun> Complement(const std::vector<RowRun>& runs, int64_t m) {
+    std::vector<RowRun> out;
+    int64_t next = 0;
+    for (const RowRun& run : runs) {
+      if (run.begin > next) out.push_back({next, run.begin});
+      next = run.end;
+    }
+    if (next < m) out.push_back({next, m});
+    return out;
+  }
 
   static void Run(const BackwardArgs<T>& a, T* scratch, const ParallelFor& parallel_for) {
     const Shape& shape = a.shape;
@@ -57,6 +92,15 @@ struct BackwardPass {
     }
     const bool tokens = a.inputs.tokens != nullptr;
     const bool want_dx = a.grad_inputs != nullptr && !tokens;
+    const Modifiers<T>& mod = a.modifiers;
+    const uint8_t* mask = mod.mask;
+    const bool dropout = mod.any_dropout();
+    const std::vector<int64_t> first_taken = FirstTakenSteps(mask, B, TT);
+    // The tanh/relu cell's dZ comes out of the products' epilogue, unless masks or dropout need dh on its own.
+    const bool fused = Cell::kFusedEpilogue && mask == nullptr && !dropout;
+    const bool direct_h = Cell::kDirectH || mask != nullptr;
+    const int x_copies = mod.input_dropout ? mod.input_masks : 1;
+    const int h_copies = mod.recurrent_dropout ? mod.recurrent_masks : 1;
 
     // op(B) = Wh^T and Wx^T for the data gradients, with their gate blocks in the order of the grad slots' sides.
     const std::vector<int> x_order(Cell::kXSide.gates, Cell::kXSide.gates + G);
@@ -80,7 +124,7 @@ struct BackwardPass {
     const int64_t grad_cells = streamed ? std::min<int64_t>(2, TT) : TT;
     T* const grad_base = scratch;
     T* const dh_base = grad_base + L * grad_cells * B * GW;
-    T* const dc_base = dh_base + (Cell::kFusedEpilogue ? 0 : L * 2 * B * H);
+    T* const dc_base = dh_base + L * 2 * B * H;
     auto grad = [&](int64_t l, int64_t t) { return grad_base + (l * grad_cells + (streamed ? t % 2 : t)) * B * GW; };
     auto dh = [&](int64_t l, int64_t t) { return dh_base + (l * 2 + t % 2) * B * H; };
     auto dc = [&](int64_t l, int64_t t) { return dc_base + (l * 2 + t % 2) * B * H; };
@@ -92,29 +136,107 @@ struct BackwardPass {
       return s == 0 ? h(l, t - 1) : saved(l, t - 1) + Cell::kStateSlot[s] * H;
     };
     auto prev_ld = [&](int64_t t, int s) -> int64_t { return t == 0 || s == 0 ? H : SS * H; };
+    auto between = [&](int64_t l, int64_t t) -> const T* {  // the mask on h(l, t) on its way into layer l + 1
+      return mod.between_dropout && l + 1 < L ? mod.between_dropout + (l * TT + t) * B * H : nullptr;
+    };
+    auto input_mask = [&](int64_t l, int copy) -> const T* {  // [B, in_l], or null
+      return mod.input_dropout ? mod.input_dropout[l] + copy * B * in_size(l) : nullptr;
+    };
+    auto recurrent_mask = [&](int64_t l, int copy) -> const T* {  // [B, H], or null
+      return mod.recurrent_dropout ? mod.recurrent_dropout[l] + copy * B * H : nullptr;
+    };
+
+    // The product groups of one side of the grad slots: the whole side at once, or one gate at a time where that
+    // side's dropout masks are per gate. Each: the first slot column of the group within the side, its width, and
+    // the dropout mask copy that multiplied its operand.
+    struct Group {
+      int64_t k0, k;
+      int copy;
+    };
+    auto groups = [&](const GradSide& side, int copies) {
+      std::vector<Group> out;
+      if (copies == G && G > 1) {
+        for (int pos = 0; pos < G; ++pos) out.push_back({pos * H, H, side.gates[pos]});
+      } else {
+        out.push_back({0, G * H, 0});
+      }
+      return out;
+    };
+    const std::vector<Group> x_groups = groups(Cell::kXSide, x_copies), h_groups = groups(Cell::kHSide, h_copies);
+    auto x_side = [&](int64_t l, int64_t t) { return grad(l, t) + Cell::kXSide.first_slot * H; };
+    auto h_side = [&](int64_t l, int64_t t) { return grad(l, t) + Cell::kHSide.first_slot * H; };
+
+    // dst[tile rows, tile units] (+)= sum over groups of (side_rows[.., group] op(B)[group rows]) * mask rows * extra
+    // rows: a data gradient through a side's products, each group through its dropout mask (none: one product).
+    // `side_rows` is the tile's row 0 of the side's columns (row stride GW); the masks are [B, n] matrices, the tile's
+    // rows taken from row_begin. With `add`, dst starts from it (add_ld) instead of being overwritten.
+    auto side_products = [&](const Tile& tile, const T* side_rows, const PackedB<T>& b,
+                             const std::vector<Group>& gs, const std::function<const T*(int)>& mask_of,
+                             const T* extra, T* dst, int64_t dst_ld, const T* add, int64_t add_ld, int64_t n,
+                             UnitScratch& ws) {
+      const int64_t r0 = tile.row_begin, m = tile.row_end - r0;
+      const int64_t j0 = tile.panel_begin * P::kNr, j1 = std::min(n, tile.panel_end * P::kNr);
+      const bool masked = extra != nullptr || mask_of(gs[0].copy) != nullptr;
+      if (!masked) {
+        TileSpec<T> spec;
+        spec.products[0] = {{side_rows, GW, 1}, &b};
+        spec.num_products = 1;
+        if (add) {
+          spec.add[0] = add;
+          spec.add_ld[0] = add_ld;
+        }
+        spec.dst[0] = dst;
+        spec.dst_ld[0] = dst_ld;
+        P::CellTile(spec, m, n, tile.panel_begin, tile.panel_end);
+        return;
+      }
+      if (add && add != dst) {
+        for (int64_t i = 0; i < m; ++i) std::copy(add + i * add_ld + j0, add + i * add_ld + j1, dst + i * dst_ld + j0);
+      } else if (!add) {
+        for (int64_t i = 0; i < m; ++i) std::fill(dst + i * dst_ld + j0, dst + i * dst_ld + j1, T(0));
+      }
+      T* product = ws.product.get(m * n);
+      for (const Group& g : gs) {
+        const PackedB<T> part = b.rows(g.k0, g.k);
+        TileSpec<T> spec;
+        spec.products[0] = {{side_rows + g.k0, GW, 1}, &part};
+        spec.num_products = 1;
+        spec.dst[0] = product;
+        spec.dst_ld[0] = n;
+        P::CellTile(spec, m, n, tile.panel_begin, tile.panel_end);
+        const T* mk = mask_of(g.copy);
+        const T* first = mk ? mk + r0 * n : extra + r0 * n;
+        const T* second = mk && extra ? extra + r0 * n : nullptr;
+        P::MultiplyAdd(dst, dst_ld, product, n, first, n, second, n, m, j0, j1);
+      }
+    };
 
     // The weight gradients in column blocks of the grad slots: consecutive slots whose gates follow each other on
     // both sides share one block, whose grad columns are packed once for both products (GemmSharedB) and give the
     // bias gradient as a by-product. E.g. the GRU's [da_n | da_z | da_r | da_n r]: (da_n) -> dWx[:, n], bx_n;
-    // (da_z, da_r) -> dWx[:, z r], dWh[:, z r], bx and bh of z and r; (da_n r) -> dWh[:, n], bh_n.
+    // (da_z, da_r) -> dWx[:, z r], dWh[:, z r], bx and bh of z and r; (da_n r) -> dWh[:, n], bh_n. Where dropout
+    // masks are per gate, every gate reads its own dropped operand, and each slot is a block of its own.
     struct WeightBlock {
-      int64_t column, width;      // grad slot columns
+      int64_t column, width;       // grad slot columns
       int64_t x_column, h_column;  // first column in dWx / dWh (and the bias rows), or -1
+      int x_gate, h_gate;          // the first gate of each side, or -1
     };
     std::vector<WeightBlock> blocks;
     {
+      const bool per_gate = (x_copies == G || h_copies == G) && G > 1;
       auto side_gate = [](const GradSide& side, int slot) {
         return slot >= side.first_slot && slot < side.first_slot + G ? side.gates[slot - side.first_slot] : -1;
       };
       int prev_x = -2, prev_h = -2;
       for (int k = 0; k < GS; ++k) {
         const int xg = side_gate(Cell::kXSide, k), hg = side_gate(Cell::kHSide, k);
-        const bool follows = !blocks.empty() && ((xg < 0 && prev_x < 0) || (xg >= 0 && xg == prev_x + 1)) &&
+        const bool follows = !per_gate && !blocks.empty() &&
+                             ((xg < 0 && prev_x < 0) || (xg >= 0 && xg == prev_x + 1)) &&
                              ((hg < 0 && prev_h < 0) || (hg >= 0 && hg == prev_h + 1));
         if (follows) {
           blocks.back().width += H;
         } else {
-          blocks.push_back({k * H, H, xg < 0 ? -1 : xg * H, hg < 0 ? -1 : hg * H});
+          blocks.push_back({k * H, H, xg < 0 ? -1 : xg * H, hg < 0 ? -1 : hg * H, xg, hg});
         }
         prev_x = xg;
         prev_h = hg;
@@ -135,17 +257,19 @@ struct BackwardPass {
     Sink sink(grad_arrays, sum_sizes);
 
     // Block i's panels [p0, p1) of layer l's weight gradients over k_rows rows: in (the layer's input at those rows,
-    // read transposed; for layer 0 with tokens, `token_rows` instead: the token of each row, index_stride apart),
-    // prev [k_rows, H] (read transposed), grad_rows [k_rows, GW].
+    // read transposed; for layer 0 with tokens, `token_rows` instead: the token of each row, index_stride apart, and
+    // `token_scale` its input dropout, scale_stride apart), prev [k_rows, H] (read transposed), grad_rows [k_rows,
+    // GW].
     auto accumulate_weight_grads = [&](Sink& sink, int64_t l, int64_t i, int64_t p0, int64_t p1, const GemmA<T>& in,
-                                       const int32_t* token_rows, int64_t index_stride, int64_t k_rows,
-                                       const T* prev, const T* grad_rows, ScratchBuffer<T>* scratch) {
+                                       const int32_t* token_rows, int64_t index_stride, const T* token_scale,
+                                       int64_t scale_stride, int64_t k_rows, const GemmA<T>& prev,
+                                       const T* grad_rows, ScratchBuffer<T>* scratch) {
       const WeightBlock& block = blocks[i];
       GemmOutput<T> outs[2];
       int num_outs = 0;
       const bool scatter = block.x_column >= 0 && l == 0 && tokens;
       if (block.x_column >= 0 && !scatter) outs[num_outs++] = {in, in_size(l), sink.array(2 * l) + block.x_column, G * H};
-      if (block.h_column >= 0) outs[num_outs++] = {{prev, 1, H}, H, sink.array(2 * l + 1) + block.h_column, G * H};
+      if (block.h_column >= 0) outs[num_outs++] = {prev, H, sink.array(2 * l + 1) + block.h_column, G * H};
       double* sums = sink.sums(l * num_blocks + i);
       if (num_outs > 0)
         P::GemmSharedB(outs, num_outs, k_rows, grad_rows + block.column, GW, block.width, p0, p1,
@@ -153,89 +277,206 @@ struct BackwardPass {
       if (scatter)
         P::ScatterAddRows(token_rows, index_stride, k_rows, grad_rows + block.column, GW, p0 * P::kNr,
                           std::min(block.width, p1 * P::kNr), sink.array(0) + block.x_column, G * H,
-                          num_outs > 0 ? nullptr : sums + 0);
+                          num_outs > 0 ? nullptr : sums, token_scale, scale_stride);
     };
-    // C[rows of tile] = A op(B) (+ add) for a pre-packed op(B), C overwritten: the data gradients.
-    auto packed_product = [&](const Tile& tile, GemmA<T> in, const PackedB<T>* b, const T* add, T* c, int64_t ldc,
-                              int64_t n) {
-      TileSpec<T> spec;
-      spec.products[0] = {{in.data + tile.row_begin * in.rs, in.rs, in.cs}, b};
-      spec.num_products = 1;
-      if (add) {
-        spec.add[0] = add + tile.row_begin * ldc;
-        spec.add_ld[0] = ldc;
+    // The weight gradients of block i of cell (l, t) over batch rows [row_begin, row_begin + rows): with dropout,
+    // the dropped operands are first copied into the unit's scratch.
+    auto cell_weight_grads = [&](Sink& sink, int64_t l, int64_t i, int64_t p0, int64_t p1, int64_t t,
+                                 int64_t row_begin, int64_t rows, UnitScratch& ws) {
+      const WeightBlock& block = blocks[i];
+      const int64_t in = in_size(l);
+      GemmA<T> x = l == 0 ? GemmA<T>{tokens ? nullptr : a.inputs.dense + row_begin * TT * D + t * D, 1, TT * D}
+                          : GemmA<T>{h(l - 1, t) + row_begin * H, 1, H};
+      GemmA<T> hp = {prev_state(l, t, 0) + row_begin * H, 1, H};
+      const int32_t* token_rows = tokens ? a.inputs.tokens + row_begin * TT + t : nullptr;
+      const T* token_scale = nullptr;
+      const int xc = x_copies == G ? std::max(block.x_gate, 0) : 0, hc = h_copies == G ? std::max(block.h_gate, 0) : 0;
+      const T* drop_x = block.x_column >= 0 ? input_mask(l, xc) : nullptr;
+      const T* drop_between = block.x_column >= 0 && l > 0 ? between(l - 1, t) : nullptr;
+      const T* drop_h = block.h_column >= 0 ? recurrent_mask(l, hc) : nullptr;
+      if ((drop_x || drop_between) || drop_h) {
+        T* copies = ws.operands.get(rows * (in + H));
+        if (drop_x && tokens && l == 0) {
+          for (int64_t r = 0; r < rows; ++r) copies[r] = drop_x[(row_begin + r) * D + token_rows[r * TT]];
+          token_scale = copies;
+        } else if (drop_x || drop_between) {
+          const T* first = drop_x ? drop_x + row_begin * in : drop_between + row_begin * H;
+          const T* second = drop_x && drop_between ? drop_between + row_begin * H : nullptr;
+          P::Multiply(copies, in, x.data, x.cs, first, in, second, H, rows, 0, in);
+          x = {copies, 1, in};
+        }
+        if (drop_h) {
+          P::Multiply(copies + rows * in, H, hp.data, H, drop_h + row_begin * H, H, nullptr, 0, rows, 0, H);
+          hp = {copies + rows * in, 1, H};
+        }
       }
-      spec.dst[0] = c + tile.row_begin * ldc;
-      spec.dst_ld[0] = ldc;
-      P::CellTile(spec, tile.row_end - tile.row_begin, n, tile.panel_begin, tile.panel_end);
+      accumulate_weight_grads(sink, l, i, p0, p1, x, token_rows, TT, token_scale, 1, rows, hp,
+                              grad(l, t) + row_begin * GW, &ws.gemm);
     };
-    auto x_side = [&](int64_t l, int64_t t) { return grad(l, t) + Cell::kXSide.first_slot * H; };
-    auto h_side = [&](int64_t l, int64_t t) { return grad(l, t) + Cell::kHSide.first_slot * H; };
-    auto input_grad = [&](const Tile& tile, int64_t t) {
-      packed_product(tile, {x_side(0, t), GW, 1}, &wx_t[0], nullptr, a.grad_inputs + t * D, TT * D, D);
+
+    auto row_tiles = [](int64_t row_begin, int64_t row_end, int64_t n, int64_t parts) {
+      return SplitRowRange(row_begin, row_end, NumPanels(n, P::kNr), parts, P::kMr);
     };
-    auto initial_state_grad = [&](int64_t l, const Tile& tile) {
+    auto input_grad = [&](const Tile& tile, int64_t t, UnitScratch& ws) {
+      const int64_t r0 = tile.row_begin;
+      side_products(tile, x_side(0, t) + r0 * GW, wx_t[0], x_groups,
+                    [&](int c) { return input_mask(0, c); }, nullptr,
+                    a.grad_inputs + r0 * TT * D + t * D, TT * D, nullptr, 0, D, ws);
+    };
+    auto initial_state_grad = [&](int64_t l, const Tile& tile, UnitScratch& ws) {
+      const int64_t r0 = tile.row_begin;
       T* dst = a.grad_initial_states + l * NS * B * H;
-      packed_product(tile, {h_side(l, 0), GW, 1}, &wh_t[l], Cell::kDirectH ? dh(l, 0) : nullptr, dst, H, H);
+      side_products(tile, h_side(l, 0) + r0 * GW, wh_t[l], h_groups, [&](int c) { return recurrent_mask(l, c); },
+                    nullptr, dst + r0 * H, H, direct_h ? dh(l, 0) + r0 * H : nullptr, H, H, ws);
       for (int s = 1; s < NS; ++s)
         for (int64_t r = tile.row_begin; r < tile.row_end; ++r) {
           const int64_t j0 = tile.panel_begin * P::kNr, j1 = std::min(H, tile.panel_end * P::kNr);
           std::copy(dc(l, 0) + r * H + j0, dc(l, 0) + r * H + j1, dst + (s * B + r) * H + j0);
         }
     };
-    auto row_tiles = [](int64_t row_begin, int64_t row_end, int64_t n, int64_t parts) {
-      return SplitRowRange(row_begin, row_end, NumPanels(n, P::kNr), parts, P::kMr);
-    };
 
     // The cell (l, t) = (layer, s - layer) of step s.
-    auto cell = [&](int64_t l, int64_t t, const Tile& tile) {
+    auto cell = [&](int64_t l, int64_t t, const Tile& tile, UnitScratch& ws) {
       const int64_t r0 = tile.row_begin, m = tile.row_end - r0;
-      TileSpec<T> spec;
-      if (t + 1 < TT) spec.products[spec.num_products++] = {{h_side(l, t + 1) + r0 * GW, GW, 1}, &wh_t[l]};
-      if (l + 1 < L) spec.products[spec.num_products++] = {{x_side(l + 1, t) + r0 * GW, GW, 1}, &wx_t[l + 1]};
-      if (l == L - 1) {
-        spec.add[0] = a.grad_outputs + (r0 * TT + t) * H;
-        spec.add_ld[0] = TT * H;
+      const int64_t j0 = tile.panel_begin * P::kNr, j1 = std::min(H, tile.panel_end * P::kNr);
+      const bool top = l == L - 1;
+      // dY of the top layer; at a masked step whose output is a constant (zeros), none.
+      const T* dy = top ? a.grad_outputs + (r0 * TT + t) * H : nullptr;
+      int64_t dy_ld = TT * H;
+      if (top && mask) {
+        T* rows = ws.rows.get(m * H);
+        for (int64_t i = 0; i < m; ++i) {
+          const int64_t b = r0 + i;
+          const bool passes = mask[b * TT + t] || (!mod.zero_output_for_mask && t > first_taken[b]);
+          if (passes) {
+            std::copy(dy + i * TT * H + j0, dy + i * TT * H + j1, rows + i * H + j0);
+          } else {
+            std::fill(rows + i * H + j0, rows + i * H + j1, T(0));
+          }
+        }
+        dy = rows;
+        dy_ld = H;
       }
       // The final state's gradient enters at t = T-1; the direct path from t + 1 everywhere else.
-      if (t == TT - 1) {
-        spec.add[1] = a.grad_final_states + (l * NS * B + r0) * H;
-      } else if (Cell::kDirectH) {
-        spec.add[1] = dh(l, t + 1) + r0 * H;
-      }
-      spec.add_ld[1] = H;
-      if constexpr (Cell::kFusedEpilogue) {
-        spec.epilogue = Epilogue::kActivationGrad;
-        spec.activation = Cell::kActivation;
-        spec.h = h(l, t) + r0 * H;
-        spec.h_ld = H;
-        spec.dst[0] = grad(l, t) + r0 * GW;
-        spec.dst_ld[0] = GW;
-        P::CellTile(spec, m, H, tile.panel_begin, tile.panel_end);
-      } else {
-        spec.dst[0] = dh(l, t) + r0 * H;
+      const T* carried = t == TT - 1 ? a.grad_final_states + (l * NS * B + r0) * H
+                                     : direct_h ? dh(l, t + 1) + r0 * H : nullptr;
+      T* dh_rows = dh(l, t) + r0 * H;
+      T* grad_rows = grad(l, t) + r0 * GW;
+
+      // Row chunks that take neither step t nor t + 1 have no products to compute: their dh is the adds alone.
+      const std::vector<RowRun> product_runs = TakenRuns(mask, TT, r0, tile.row_end, t, true, P::kMr);
+      const std::vector<RowRun> pointwise_runs = TakenRuns(mask, TT, r0, tile.row_end, t, false, P::kMr);
+      for (const RowRun& run : Complement(product_runs, m)) {
+        TileSpec<T> spec;
+        if (dy) {
+          spec.add[0] = dy + run.begin * dy_ld;
+          spec.add_ld[0] = dy_ld;
+        }
+        if (carried) {
+          spec.add[1] = carried + run.begin * H;
+          spec.add_ld[1] = H;
+        }
+        spec.dst[0] = dh_rows + run.begin * H;
         spec.dst_ld[0] = H;
-        P::CellTile(spec, m, H, tile.panel_begin, tile.panel_end);
-        PointwiseBackward<T> pass;
-        pass.saved = saved(l, t) + r0 * SS * H;
-        pass.saved_ld = SS * H;
-        for (int s = 0; s < NS; ++s) {
-          pass.prev[s] = prev_state(l, t, s) + r0 * prev_ld(t, s);
-          pass.prev_ld[s] = prev_ld(t, s);
+        P::CellTile(spec, run.end - run.begin, H, tile.panel_begin, tile.panel_end);
+      }
+      for (const RowRun& run : product_runs) {
+        const Tile sub = {r0 + run.begin, r0 + run.end, tile.panel_begin, tile.panel_end};
+        const int64_t i0 = run.begin, rows = run.end - run.begin;
+        if (!dropout) {
+          TileSpec<T> spec;
+          if (t + 1 < TT) spec.products[spec.num_products++] = {{h_side(l, t + 1) + sub.row_begin * GW, GW, 1}, &wh_t[l]};
+          if (l + 1 < L)
+            spec.products[spec.num_products++] = {{x_side(l + 1, t) + sub.row_begin * GW, GW, 1}, &wx_t[l + 1]};
+          if (dy) {
+            spec.add[0] = dy + i0 * dy_ld;
+            spec.add_ld[0] = dy_ld;
+          }
+          if (carried) {
+            spec.add[1] = carried + i0 * H;
+            spec.add_ld[1] = H;
+          }
+          if constexpr (Cell::kFusedEpilogue) {
+            if (fused) {
+              spec.epilogue = Epilogue::kActivationGrad;
+              spec.activation = Cell::kActivation;
+              spec.h = h(l, t) + sub.row_begin * H;
+              spec.h_ld = H;
+              spec.dst[0] = grad_rows + i0 * GW;
+              spec.dst_ld[0] = GW;
+              P::CellTile(spec, rows, H, tile.panel_begin, tile.panel_end);
+              continue;
+            }
+          }
+          spec.dst[0] = dh_rows + i0 * H;
+          spec.dst_ld[0] = H;
+          P::CellTile(spec, rows, H, tile.panel_begin, tile.panel_end);
+          continue;
         }
-        pass.dh = dh(l, t) + r0 * H;
-        pass.dh_ld = H;
-        if (NS > 1) {
-          pass.dc = t == TT - 1 ? a.grad_final_states + ((l * NS + 1) * B + r0) * H : dc(l, t + 1) + r0 * H;
-          pass.dc_ld = H;
-          pass.dc_prev = dc(l, t) + r0 * H;
-          pass.dc_prev_ld = H;
+        // Dropout: the adds first, then each side's products through their masks.
+        TileSpec<T> adds;
+        if (dy) {
+          adds.add[0] = dy + i0 * dy_ld;
+          adds.add_ld[0] = dy_ld;
         }
-        pass.grad = grad(l, t) + r0 * GW;
-        pass.grad_ld = GW;
-        pass.hidden = H;
-        Cell::template Cpu<Isa, T>::Backward(pass, m, tile.panel_begin * P::kNr,
-                                             std::min(H, tile.panel_end * P::kNr));
+        if (carried) {
+          adds.add[1] = carried + i0 * H;
+          adds.add_ld[1] = H;
+        }
+        adds.dst[0] = dh_rows + i0 * H;
+        adds.dst_ld[0] = H;
+        P::CellTile(adds, rows, H, tile.panel_begin, tile.panel_end);
+        if (t + 1 < TT)
+          side_products(sub, h_side(l, t + 1) + sub.row_begin * GW, wh_t[l], h_groups,
+                        [&](int c) { return recurrent_mask(l, c); }, nullptr, dh_rows + i0 * H, H,
+                        dh_rows + i0 * H, H, H, ws);
+        if (l + 1 < L)
+          side_products(sub, x_side(l + 1, t) + sub.row_begin * GW, wx_t[l + 1], x_groups,
+                        [&](int c) { return input_mask(l + 1, c); }, between(l, t), dh_rows + i0 * H, H,
+                        dh_rows + i0 * H, H, H, ws);
+      }
+      if (fused) return;
+
+      PointwiseBackward<T> pass;
+      pass.saved = SS ? saved(l, t) + r0 * SS * H : nullptr;
+      pass.saved_ld = SS * H;
+      for (int s = 0; s < NS; ++s) {
+        pass.prev[s] = prev_state(l, t, s) + r0 * prev_ld(t, s);
+        pass.prev_ld[s] = prev_ld(t, s);
+      }
+      pass.h = h(l, t) + r0 * H;
+      pass.h_ld = H;
+      pass.dh = dh_rows;
+      pass.dh_ld = H;
+      const T* dc_in = nullptr;
+      if (NS > 1) {
+        dc_in = t == TT - 1 ? a.grad_final_states + ((l * NS + 1) * B + r0) * H : dc(l, t + 1) + r0 * H;
+        pass.dc = dc_in;
+        pass.dc_ld = H;
+        pass.dc_prev = dc(l, t) + r0 * H;
+        pass.dc_prev_ld = H;
+      }
+      pass.grad = grad_rows;
+      pass.grad_ld = GW;
+      pass.hidden = H;
+      // A row that does not take step t passes its whole dh on: kept aside where the pass rewrites dh in place.
+      T* kept = mask && Cell::kDirectH ? ws.rows.get(m * H) : nullptr;
+      if (kept)
+        for (int64_t i = 0; i < m; ++i)
+          if (!mask[(r0 + i) * TT + t]) std::copy(dh_rows + i * H + j0, dh_rows + i * H + j1, kept + i * H + j0);
+      for (const RowRun& run : pointwise_runs)
+        Cell::template Cpu<Isa, T>::Backward(FromRow(pass, run.begin), run.end - run.begin, j0, j1);
+      if (mask == nullptr) return;
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t b = r0 + i;
+        T* dh_row = dh_rows + i * H;
+        if (mask[b * TT + t]) {
+          if (!Cell::kDirectH) std::fill(dh_row + j0, dh_row + j1, T(0));  // its h_{t-1} only via the products
+          continue;
+        }
+        for (int k = 0; k < GS; ++k) std::fill(grad_rows + i * GW + k * H + j0, grad_rows + i * GW + k * H + j1, T(0));
+        if (kept) std::copy(kept + i * H + j0, kept + i * H + j1, dh_row + j0);
+        if (NS > 1) std::copy(dc_in + i * H + j0, dc_in + i * H + j1, pass.dc_prev + i * H + j0);
       }
     };
 
@@ -266,7 +507,7 @@ struct BackwardPass {
       const std::vector<Tile> input_grad_tiles =
           row_tiles(row_begin, row_end, D, split ? PartsForWork(2.0 * rows * D * G * H) : 1);
       std::vector<Unit> work;
-      ScratchBuffer<T> serial_scratch;  // a block's, reused by all its steps
+      UnitScratch serial;  // a block's, reused by all its steps
       for (int64_t s = NumWavefrontSteps(TT, L) - 1; s >= -1; --s) {
         work.clear();
         // Streamed: the cells of step s + 1, finished, into the weight gradients and (layer 0) dX.
@@ -288,23 +529,17 @@ struct BackwardPass {
             for (const Tile& tile : cell_tiles) work.push_back({kCell, l, tile});
         }
         step_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
-          ScratchBuffer<T> step_scratch;
-          ScratchBuffer<T>& scratch = split ? step_scratch : serial_scratch;
+          UnitScratch unit;
+          UnitScratch& ws = split ? unit : serial;
           for (int64_t u = begin; u < end; ++u) {
-            const Unit& unit = work[u];
-            const int64_t l = unit.layer;
-            if (unit.kind == kCell) {
-              cell(l, s - l, unit.tile);
-            } else if (unit.kind == kInputGrad) {
-              input_grad(unit.tile, s + 1);
+            const Unit& w = work[u];
+            if (w.kind == kCell) {
+              cell(w.layer, s - w.layer, w.tile, ws);
+            } else if (w.kind == kInputGrad) {
+              input_grad(w.tile, s + 1, ws);
             } else {
-              const int64_t t = s + 1 - l;
-              const GemmA<T> in = l == 0 ? GemmA<T>{a.inputs.dense + row_begin * TT * D + t * D, 1, TT * D}
-                                         : GemmA<T>{h(l - 1, t) + row_begin * H, 1, H};
-              const int32_t* token_rows = tokens ? a.inputs.tokens + row_begin * TT + t : nullptr;
-              accumulate_weight_grads(sink, l, unit.block, unit.tile.panel_begin, unit.tile.panel_end, in,
-                                      token_rows, TT, rows, prev_state(l, t, 0) + row_begin * H,
-                                      grad(l, t) + row_begin * GW, &scratch);
+              cell_weight_grads(sink, w.layer, w.block, w.tile.panel_begin, w.tile.panel_end, s + 1 - w.layer,
+                                row_begin, rows, ws);
             }
           }
         });
@@ -315,8 +550,9 @@ struct BackwardPass {
       // Each batch block runs the whole reverse wavefront, its dX and its dH_init on one thread.
       RunBlocksIntoSink(row_blocks, sink, parallel_for, [&](int64_t row_begin, int64_t row_end, Sink& partial) {
         wavefront(row_begin, row_end, false, partial, SerialFor);
+        UnitScratch ws;
         for (int64_t l = 0; l < L; ++l)
-          for (const Tile& tile : row_tiles(row_begin, row_end, H, 1)) initial_state_grad(l, tile);
+          for (const Tile& tile : row_tiles(row_begin, row_end, H, 1)) initial_state_grad(l, tile, ws);
       });
     } else {
       wavefront(0, B, true, sink, parallel_for);
@@ -324,17 +560,25 @@ struct BackwardPass {
       std::vector<std::function<void()>> tasks;
       for (int64_t l = 0; l < L; ++l)
         for (const Tile& tile : row_tiles(0, B, H, PartsForWork(2.0 * B * H * G * H)))
-          tasks.push_back([=, &initial_state_grad] { initial_state_grad(l, tile); });
+          tasks.push_back([=, &initial_state_grad] {
+            UnitScratch ws;
+            initial_state_grad(l, tile, ws);
+          });
       // Batched: dX for every step, and the weight gradients, one task per layer, block and panel group over all
       // T * B rows. Rows t = 0 pair grad with the initial states, the others with the previous step's states;
-      // layer 0's dense inputs are first copied time major so that its rows line up with grad's.
+      // layer 0's dense inputs are first copied time major so that its rows line up with grad's. With dropout or
+      // tokens, one step's rows at a time (the dropped operands are copied step by step).
       std::vector<T> inputs_tb;
       if (!streamed) {
         if (want_dx)
           for (int64_t t = 0; t < TT; ++t)
             for (const Tile& tile : row_tiles(0, B, D, PartsForWork(2.0 * B * D * G * H)))
-              tasks.push_back([=, &input_grad] { input_grad(tile, t); });
-        if (!tokens) {
+              tasks.push_back([=, &input_grad] {
+                UnitScratch ws;
+                input_grad(tile, t, ws);
+              });
+        const bool per_step = dropout || tokens;
+        if (!per_step) {
           inputs_tb.resize(TT * B * D);
           for (int64_t t = 0; t < TT; ++t)
             for (int64_t b = 0; b < B; ++b)
@@ -346,22 +590,20 @@ struct BackwardPass {
             const int64_t block_panels = NumPanels(blocks[i].width, P::kNr);
             for (int64_t g = 0; g < groups; ++g) {
               const int64_t p0 = block_panels * g / groups, p1 = block_panels * (g + 1) / groups;
-              tasks.push_back([=, &inputs_tb, &accumulate_weight_grads, &sink, &h, &grad, &prev_state] {
-                ScratchBuffer<T> scratch;
-                const T* in = l == 0 ? inputs_tb.data() : h(l - 1, 0);
-                const int64_t in_rs = in_size(l);
-                if (l == 0 && tokens) {
-                  // The tokens are batch major: one sum per step, in the order of t as everywhere else.
-                  for (int64_t t = 0; t < TT; ++t)
-                    accumulate_weight_grads(sink, l, i, p0, p1, {nullptr, 1, 1}, a.inputs.tokens + t, TT, B,
-                                            prev_state(l, t, 0), grad(l, t), &scratch);
+              tasks.push_back([=, &inputs_tb, &accumulate_weight_grads, &cell_weight_grads, &sink, &h, &grad,
+                               &prev_state] {
+                UnitScratch ws;
+                if (per_step) {
+                  for (int64_t t = 0; t < TT; ++t) cell_weight_grads(sink, l, i, p0, p1, t, 0, B, ws);
                   return;
                 }
-                accumulate_weight_grads(sink, l, i, p0, p1, {in, 1, in_rs}, nullptr, 0, B, prev_state(l, 0, 0),
-                                        grad(l, 0), &scratch);
+                const T* in = l == 0 ? inputs_tb.data() : h(l - 1, 0);
+                const int64_t in_rs = in_size(l);
+                accumulate_weight_grads(sink, l, i, p0, p1, {in, 1, in_rs}, nullptr, 0, nullptr, 0, B,
+                                        {prev_state(l, 0, 0), 1, H}, grad(l, 0), &ws.gemm);
                 if (TT > 1)
-                  accumulate_weight_grads(sink, l, i, p0, p1, {in + B * in_rs, 1, in_rs}, nullptr, 0, (TT - 1) * B,
-                                          h(l, 0), grad(l, 1), &scratch);
+                  accumulate_weight_grads(sink, l, i, p0, p1, {in + B * in_rs, 1, in_rs}, nullptr, 0, nullptr, 0,
+                                          (TT - 1) * B, {h(l, 0), 1, H}, grad(l, 1), &ws.gemm);
               });
             }
           }

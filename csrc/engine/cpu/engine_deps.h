@@ -21,6 +21,7 @@
 #include "engine/cell_description.h"
 #include "engine/cpu/dispatch.h"
 #include "engine/cpu/pointwise.h"
+#include "engine/cpu/step_mask.h"
 #include "engine/cpu/tiles.h"
 #include "engine/cpu/wavefront.h"
 #include "engine/cpu/weight_grad_sink.h"

@@ -9,6 +9,10 @@
 // Tiles split each step's cells across threads (SplitTiles over B x panels of H, so several units per cell on small
 // batches); large batches with small weights run as batch blocks instead (wavefront.h): each block of rows runs the
 // whole wavefront on one thread, one tile per cell, with no synchronisation between steps.
+//
+// Modifiers (deeprnn/stacked.h): dropout multiplies a tile's operands, copied into the unit's scratch, before the
+// products (one copy per gate where the masks are per gate); a mask skips the products of row chunks that take no
+// step and then gives every row that does not take it its previous states and output.
 #ifndef DEEPRNN_ENGINE_CPU_FORWARD_H_
 #define DEEPRNN_ENGINE_CPU_FORWARD_H_
 
@@ -30,6 +34,35 @@ struct ForwardPass {
     Tile tile;
   };
 
+  // What one work unit computes in, grown on demand and reused by its tiles.
+  struct UnitScratch {
+    ScratchBuffer<T> pre, operands, scales;
+    ScratchBuffer<const T*> gathered;
+  };
+
+  // Shifts every row pointer of a tile's product pass down by `rows`: the same pass over a run of its rows.
+  static TileSpec<T> FromRow(TileSpec<T> spec, int64_t rows) {
+    for (int s = 0; s < spec.num_products; ++s) spec.products[s].a.data += rows * spec.products[s].a.rs;
+    for (int s = 0; s < 2; ++s)
+      if (spec.add[s]) spec.add[s] += rows * spec.add_ld[s];
+    if (spec.gather) spec.gather += rows;
+    if (spec.gather_scale) spec.gather_scale += rows;
+    if (spec.h) spec.h += rows * spec.h_ld;
+    for (int d = 0; d < 3; ++d)
+      if (spec.dst[d]) spec.dst[d] += rows * spec.dst_ld[d];
+    return spec;
+  }
+  static PointwiseForward<T> FromRow(PointwiseForward<T> pass, int64_t rows) {
+    pass.pre += rows * pass.pre_ld;
+    if (pass.saved) pass.saved += rows * pass.saved_ld;
+    for (int s = 0; s < 2; ++s) {
+      if (pass.prev[s]) pass.prev[s] += rows * pass.prev_ld[s];
+      for (int d = 0; d < 3; ++d)
+        if (pass.out[s][d]) pass.out[s][d] += rows * pass.out_ld[s][d];
+    }
+    return pass;
+  }
+
   static void Run(const ForwardArgs<T>& a, const ParallelFor& parallel_for) {
     const Shape& shape = a.shape;
     const int64_t B = shape.batch, TT = shape.time, D = shape.input, H = shape.hidden, L = shape.layers;
@@ -39,6 +72,14 @@ struct ForwardPass {
       return;
     }
     const bool tokens = a.inputs.tokens != nullptr;
+    const Modifiers<T>& mod = a.modifiers;
+    const uint8_t* mask = mod.mask;
+    const std::vector<int64_t> first_taken = FirstTakenSteps(mask, B, TT);
+    // Operand copies per tile: one per distinct dropout mask of the input and recurrent products.
+    const int x_copies = mod.input_dropout ? mod.input_masks : 1;
+    const int h_copies = mod.recurrent_dropout ? mod.recurrent_masks : 1;
+    auto x_copy_of = [&](int gate) { return x_copies == G ? gate : 0; };
+    auto h_copy_of = [&](int gate) { return h_copies == G ? gate : 0; };
 
     // Per layer and gate, packed once and reused by all T steps: wx[G l + g], wh[G l + g] (layer 0's input kernel
     // is not packed for token inputs: its rows are gathered).
@@ -73,17 +114,60 @@ struct ForwardPass {
 
     // One tile of cell (l, t): the products of every slot into `pre` (the tile's rows, [m, NP H], still in cache
     // when the pointwise pass reads them), then the pointwise pass over the same rows and units.
-    auto cell_tile = [&](int64_t l, int64_t t, const Tile& tile, T* pre, const T** gathered) {
+    auto cell_tile = [&](int64_t l, int64_t t, const Tile& tile, UnitScratch& ws) {
       const int64_t r0 = tile.row_begin, m = tile.row_end - r0;
-      // The layer below at step t (layer 0: the batch-major inputs at time t, or its kernel's rows for the
-      // tokens); this layer at step t - 1.
-      const GemmA<T> x = l == 0 ? GemmA<T>{a.inputs.dense + r0 * TT * D + t * D, TT * D, 1}
-                                : GemmA<T>{state(l - 1, t, 0) + r0 * H, H, 1};
-      if (l == 0 && tokens)
+      const int64_t j0 = tile.panel_begin * P::kNr, j1 = std::min(H, tile.panel_end * P::kNr);
+      const int64_t in = l == 0 ? D : H;
+      const std::vector<RowRun> runs = TakenRuns(mask, TT, r0, tile.row_end, t, false, P::kMr);
+      const bool top = l == L - 1, last = t == TT - 1;
+
+      // The operands: the layer below at step t (layer 0: the batch-major inputs at time t, or its kernel's rows
+      // for the tokens) and this layer at step t - 1, each times its dropout masks where there are any.
+      GemmA<T> x[4], h[4];
+      const T** gathered = nullptr;  // [2m]: each row's kernel row, then the same shifted to the slot's gate
+      const T* scales[4] = {nullptr, nullptr, nullptr, nullptr};
+      const T* between = l > 0 && mod.between_dropout ? mod.between_dropout + ((l - 1) * TT + t) * B * H + r0 * H
+                                                      : nullptr;
+      const T* x_base = l == 0 ? a.inputs.dense + r0 * TT * D + t * D : state(l - 1, t, 0) + r0 * H;
+      const int64_t x_ld = l == 0 ? TT * D : H;
+      if (l == 0 && tokens) {
+        gathered = ws.gathered.get(2 * m);
         for (int64_t i = 0; i < m; ++i)
           gathered[i] = a.weights.kernels[0] + static_cast<int64_t>(a.inputs.tokens[(r0 + i) * TT + t]) * G * H;
-      const GemmA<T> h = {state(l, t - 1, 0) + r0 * H, H, 1};
-      const bool top = l == L - 1, last = t == TT - 1;
+        if (mod.input_dropout) {
+          T* s = ws.scales.get(x_copies * m);
+          for (int c = 0; c < x_copies; ++c) {
+            const T* drop = mod.input_dropout[0] + c * B * D;
+            for (int64_t i = 0; i < m; ++i) s[c * m + i] = drop[(r0 + i) * D + a.inputs.tokens[(r0 + i) * TT + t]];
+            scales[c] = s + c * m;
+          }
+        }
+      } else if (mod.input_dropout || between) {
+        T* copies = ws.operands.get(x_copies * m * in + h_copies * m * H);
+        for (int c = 0; c < x_copies; ++c) {
+          T* dst = copies + c * m * in;
+          const T* drop = mod.input_dropout ? mod.input_dropout[l] + c * B * in + r0 * in : nullptr;
+          if (drop && between) {
+            P::Multiply(dst, in, x_base, x_ld, drop, in, between, H, m, 0, in);
+          } else {
+            P::Multiply(dst, in, x_base, x_ld, drop ? drop : between, drop ? in : H, nullptr, 0, m, 0, in);
+          }
+          x[c] = {dst, in, 1};
+        }
+      } else {
+        x[0] = {x_base, x_ld, 1};
+      }
+      const T* h_base = state(l, t - 1, 0) + r0 * H;
+      if (mod.recurrent_dropout) {
+        T* copies = ws.operands.get(x_copies * m * in + h_copies * m * H) + x_copies * m * in;
+        for (int c = 0; c < h_copies; ++c) {
+          T* dst = copies + c * m * H;
+          P::Multiply(dst, H, h_base, H, mod.recurrent_dropout[l] + c * B * H + r0 * H, H, nullptr, 0, m, 0, H);
+          h[c] = {dst, H, 1};
+        }
+      } else {
+        h[0] = {h_base, H, 1};
+      }
 
       auto products = [&](int p, TileSpec<T>& spec) {
         const PreSlot& slot = Cell::kPre[p];
@@ -91,14 +175,16 @@ struct ForwardPass {
           if (l == 0 && tokens) {
             for (int64_t i = 0; i < m; ++i) gathered[m + i] = gathered[i] + slot.x_gate * H;
             spec.gather = gathered + m;
+            spec.gather_scale = scales[x_copy_of(slot.x_gate)];
           } else {
-            spec.products[spec.num_products++] = {x, &wx[l * G + slot.x_gate]};
+            spec.products[spec.num_products++] = {x[x_copy_of(slot.x_gate)], &wx[l * G + slot.x_gate]};
           }
         }
-        if (slot.h_gate >= 0) spec.products[spec.num_products++] = {h, &wh[l * G + slot.h_gate]};
+        if (slot.h_gate >= 0) spec.products[spec.num_products++] = {h[h_copy_of(slot.h_gate)], &wh[l * G + slot.h_gate]};
         spec.bias = slot_bias.data() + (l * NP + p) * H;
       };
 
+      PointwiseForward<T> pass;
       if constexpr (Cell::kFusedEpilogue) {
         TileSpec<T> spec;
         products(0, spec);
@@ -114,16 +200,10 @@ struct ForwardPass {
           spec.dst[2] = a.final_states + (l * NS * B + r0) * H;
           spec.dst_ld[2] = H;
         }
-        P::CellTile(spec, m, H, tile.panel_begin, tile.panel_end);
+        for (const RowRun& run : runs)
+          P::CellTile(FromRow(spec, run.begin), run.end - run.begin, H, tile.panel_begin, tile.panel_end);
       } else {
-        for (int p = 0; p < NP; ++p) {
-          TileSpec<T> spec;
-          products(p, spec);
-          spec.dst[0] = pre + p * H;
-          spec.dst_ld[0] = NP * H;
-          P::CellTile(spec, m, H, tile.panel_begin, tile.panel_end);
-        }
-        PointwiseForward<T> pass;
+        T* pre = ws.pre.get(m * NP * H);
         pass.pre = pre;
         pass.pre_ld = NP * H;
         pass.saved = a.saved + (l * TT + t) * B * SS * H + r0 * SS * H;
@@ -144,8 +224,38 @@ struct ForwardPass {
           pass.out[0][1] = a.outputs + (r0 * TT + t) * H;
           pass.out_ld[0][1] = TT * H;
         }
-        Cell::template Cpu<Isa, T>::Forward(pass, m, tile.panel_begin * P::kNr,
-                                            std::min(H, tile.panel_end * P::kNr));
+        for (const RowRun& run : runs) {
+          for (int p = 0; p < NP; ++p) {
+            TileSpec<T> spec;
+            products(p, spec);
+            spec.dst[0] = pre + p * H;
+            spec.dst_ld[0] = NP * H;
+            P::CellTile(FromRow(spec, run.begin), run.end - run.begin, H, tile.panel_begin, tile.panel_end);
+          }
+          Cell::template Cpu<Isa, T>::Forward(FromRow(pass, run.begin), run.end - run.begin, j0, j1);
+        }
+      }
+
+      // Rows that do not take step t keep their states; their output repeats the last one (zeros before the first
+      // step taken, or always with zero_output_for_mask).
+      if (mask == nullptr) return;
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t b = r0 + i;
+        if (mask[b * TT + t]) continue;
+        for (int s = 0; s < NS; ++s) {
+          const T* prev = state(l, t - 1, s) + b * state_ld(t - 1, s);
+          std::copy(prev + j0, prev + j1, state(l, t, s) + b * state_ld(t, s) + j0);
+          if (last) std::copy(prev + j0, prev + j1, a.final_states + ((l * NS + s) * B + b) * H + j0);
+        }
+        if (top) {
+          T* out = a.outputs + (b * TT + t) * H;
+          const T* prev = state(l, t - 1, 0) + b * H;
+          if (mod.zero_output_for_mask || t <= first_taken[b]) {
+            std::fill(out + j0, out + j1, T(0));
+          } else {
+            std::copy(prev + j0, prev + j1, out + j0);
+          }
+        }
       }
     };
 
@@ -153,8 +263,7 @@ struct ForwardPass {
     // The wavefront over rows [row_begin, row_end) (RunOverBatch in wavefront.h).
     auto wavefront = [&](int64_t row_begin, int64_t row_end, bool split, const ParallelFor& step_for) {
       std::vector<CellTile> work;
-      ScratchBuffer<T> serial_pre;                 // a block's, reused by all its steps
-      ScratchBuffer<const T*> serial_gathered;
+      UnitScratch serial;  // a block's, reused by all its steps
       for (int64_t s = 0; s < NumWavefrontSteps(TT, L); ++s) {
         const WavefrontStep step = ActiveLayers(s, TT, L);
         work.clear();
@@ -164,16 +273,9 @@ struct ForwardPass {
           for (const Tile& tile : SplitRowRange(row_begin, row_end, panels, parts, P::kMr)) work.push_back({l, tile});
         }
         step_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
-          ScratchBuffer<T> step_pre;
-          ScratchBuffer<const T*> step_gathered;
-          ScratchBuffer<T>& pre = split ? step_pre : serial_pre;
-          ScratchBuffer<const T*>& gathered = split ? step_gathered : serial_gathered;
-          for (int64_t u = begin; u < end; ++u) {
-            const Tile& tile = work[u].tile;
-            const int64_t rows = tile.row_end - tile.row_begin;
-            cell_tile(work[u].layer, s - work[u].layer, tile, Cell::kFusedEpilogue ? nullptr : pre.get(rows * NP * H),
-                      tokens ? gathered.get(2 * rows) : nullptr);
-          }
+          UnitScratch unit;
+          UnitScratch& ws = split ? unit : serial;
+          for (int64_t u = begin; u < end; ++u) cell_tile(work[u].layer, s - work[u].layer, work[u].tile, ws);
         });
       }
     };

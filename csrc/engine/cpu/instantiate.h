@@ -6,6 +6,7 @@
 
 #include "cells/gru/cpu_pointwise.h"
 #include "cells/lstm/cpu_pointwise.h"
+#include "cells/rnn/cpu_pointwise.h"
 #include "engine/cpu/backward.h"
 #include "engine/cpu/forward.h"
 

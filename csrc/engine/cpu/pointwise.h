@@ -30,6 +30,8 @@ struct PointwiseBackward {
   int64_t saved_ld = 0;
   const T* prev[2] = {nullptr, nullptr};  // the previous states
   int64_t prev_ld[2] = {0, 0};
+  const T* h = nullptr;  // the cell's new h (what the tanh/relu cell's derivative is written with)
+  int64_t h_ld = 0;
   T* dh = nullptr;  // in: dLoss/dh of the cell; out (kDirectH): the part that reaches h_{t-1} directly
   int64_t dh_ld = 0;
   const T* dc = nullptr;  // second state: dLoss/dc of the cell, from t + 1 or the final state's gradient

@@ -96,7 +96,7 @@ struct Products {
         for (int s = 0; s < spec.num_products; ++s) {
           const TileProduct<T>& prod = spec.products[s];
           Accumulate(acc0, acc1, prod.b->k, prod.a.data + i * prod.a.rs, prod.a.rs, prod.a.cs,
-                     prod.b->data + p * prod.b->k * kNr, kNr, mr);
+                     prod.b->data + p * prod.b->stride(), kNr, mr);
         }
         for (int r = 0; r < mr; ++r) {
           const int64_t row = i + r;
@@ -111,6 +111,10 @@ struct Products {
           if (spec.gather) {
             V a0, a1;
             LoadRow(spec.gather[row] + j0, nr, a0, a1);
+            if (spec.gather_scale) {
+              a0 *= spec.gather_scale[row];
+              a1 *= spec.gather_scale[row];
+            }
             v0 += a0;
             v1 += a1;
           }
@@ -209,10 +213,39 @@ struct Products {
     }
   }
 
+  // dst[0:m, j0:j1) = src * a (* b where b is not null), elementwise, every operand with its own row stride: an
+  // operand with dropout applied (a dropout mask in a, a second one in b).
+  static void Multiply(T* dst, int64_t dst_ld, const T* src, int64_t src_ld, const T* a, int64_t a_ld, const T* b,
+                       int64_t b_ld, int64_t m, int64_t j0, int64_t j1) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = j0; j < j1; j += kLanes) {
+        const int64_t c = j1 - j;
+        V v = S::LoadN(src + i * src_ld + j, c) * S::LoadN(a + i * a_ld + j, c);
+        if (b) v *= S::LoadN(b + i * b_ld + j, c);
+        S::StoreN(dst + i * dst_ld + j, c, v);
+      }
+  }
+
+  // dst[0:m, j0:j1) += src * a (* b where b is not null): a product's share of a gradient whose operand was dropped
+  // out, the same masks applied to the gradient on the way back.
+  static void MultiplyAdd(T* dst, int64_t dst_ld, const T* src, int64_t src_ld, const T* a, int64_t a_ld, const T* b,
+                          int64_t b_ld, int64_t m, int64_t j0, int64_t j1) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = j0; j < j1; j += kLanes) {
+        const int64_t c = j1 - j;
+        V v = S::LoadN(src + i * src_ld + j, c);
+        if (a) v *= S::LoadN(a + i * a_ld + j, c);
+        if (b) v *= S::LoadN(b + i * b_ld + j, c);
+        S::StoreN(dst + i * dst_ld + j, c, S::LoadN(dst + i * dst_ld + j, c) + v);
+      }
+  }
+
   // C[index[r], j0:j1) += B[r, j0:j1) for r in [0, k), in order of r: the gradient of a gathered (token) input
   // product, X^T B with X one-hot. The column sums of B over the rows go to col_sums[j] as in GemmSharedB.
+  // With `scale`, row r of B counts scale[r * scale_stride] times (input dropout of the one-hot input).
   static void ScatterAddRows(const int32_t* index, int64_t index_stride, int64_t k, const T* b, int64_t b_rs,
-                             int64_t j0, int64_t j1, T* c, int64_t ldc, double* col_sums) {
+                             int64_t j0, int64_t j1, T* c, int64_t ldc, double* col_sums, const T* scale = nullptr,
+                             int64_t scale_stride = 0) {
     for (int64_t k0 = 0; k0 < k; k0 += kKc) {
       const int64_t kc = k - k0 < kKc ? k - k0 : kKc;
       for (int64_t j = j0; j < j1; j += kLanes) {
@@ -221,7 +254,7 @@ struct Products {
         for (int64_t r = k0; r < k0 + kc; ++r) {
           const V v = S::LoadN(b + r * b_rs + j, count);
           T* cr = c + index[r * index_stride] * ldc + j;
-          S::StoreN(cr, count, S::LoadN(cr, count) + v);
+          S::StoreN(cr, count, S::LoadN(cr, count) + (scale ? v * scale[r * scale_stride] : v));
           sum += v;
         }
         if (col_sums) {

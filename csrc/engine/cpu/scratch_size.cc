@@ -18,7 +18,7 @@ int64_t ScratchSizeOf(const Shape& shape, int element_bytes) {
   const int64_t cells = streamed ? std::min<int64_t>(2, shape.time) : shape.time;
   const int64_t cell_values = shape.batch * shape.hidden;
   int64_t size = shape.layers * cells * cell_values * Cell::kGradSlots;
-  if (!Cell::kFusedEpilogue) size += shape.layers * 2 * cell_values;  // dh
+  size += shape.layers * 2 * cell_values;                             // dh (also the tanh/relu cell's, for masks)
   if (layout.states > 1) size += shape.layers * 2 * cell_values;      // dc
   return size;
 }

@@ -38,6 +38,11 @@ struct PackedB {
   int64_t n = 0;
   int64_t nr = 0;
   const T* data = nullptr;
+  int64_t panel_stride = 0;  // values from one panel to the next: k * nr, or more for a view of rows [k0, k0 + k)
+
+  int64_t stride() const { return panel_stride ? panel_stride : k * nr; }
+  // Rows [k0, k0 + rows) of op(B), e.g. one gate's block of a transposed weight matrix.
+  PackedB rows(int64_t k0, int64_t count) const { return {count, n, nr, data + k0 * nr, stride()}; }
 };
 
 template <typename T>
@@ -50,7 +55,7 @@ class PackedMatrix {
   // source (for transpose: its row block), so that a cell's gates can be packed in the order a schedule reads them.
   PackedMatrix(const T* b, int64_t ldb, bool transpose, int64_t rows, int64_t block, const std::vector<int>& order,
                int64_t nr);
-  PackedB<T> view() const { return {k_, n_, nr_, storage_.data()}; }
+  PackedB<T> view() const { return {k_, n_, nr_, storage_.data(), k_ * nr_}; }
 
  private:
   void Pack(const T* b, int64_t ldb, bool transpose, const std::vector<int>& order, int64_t block);
@@ -99,6 +104,7 @@ struct TileSpec {
   const T* add[2] = {nullptr, nullptr};  // matrices added to the result (row 0 = tile row 0), or null
   int64_t add_ld[2] = {0, 0};
   const T* const* gather = nullptr;      // row r of the tile adds gather[r][0:n], or null (token inputs)
+  const T* gather_scale = nullptr;       // row r's gathered row times gather_scale[r] (input dropout), or null
   Epilogue epilogue = Epilogue::kNone;
   Activation activation = Activation::kTanh;
   const T* h = nullptr;  // kActivationGrad: the activation's outputs, row 0 = tile row 0

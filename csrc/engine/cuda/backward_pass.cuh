@@ -72,6 +72,8 @@ CudaStatus BackwardCell(const BackwardArgs<T>& a, T* grad_slots, const CudaLaunc
   if (launch.info != nullptr) *launch.info = CudaLaunchInfo();
   const Shape& shape = a.shape;
   DEEPRNN_RETURN_IF_NOT_OK(ValidateCudaShape(Cell::kCell, shape));
+  if (a.modifiers.mask != nullptr || a.modifiers.any_dropout())
+    return CudaStatus::Error(pass + ": masks and dropout (deeprnn/stacked.h Modifiers) have no CUDA kernels yet");
   const int64_t B = shape.batch, TT = shape.time, D = shape.input, H = shape.hidden, L = shape.layers;
   const int64_t G = C::G, S = C::S, SS = C::SS, GS = C::GS, BR = geo.bias_rows;
   const bool tokens = a.inputs.tokens != nullptr;
