@@ -29,7 +29,7 @@ try:
         from deeprnn_fast.ops import build_info, stacked_gru, stacked_lstm, stacked_rnn  # noqa: F401
         # Importing the layers registers them with Keras (for .keras files) and loads the op library (for
         # SavedModels).
-        from deeprnn_fast.layers import StackedGRU, StackedRNN, from_keras  # noqa: F401
+        from deeprnn_fast.layers import StackedGRU, StackedLSTM, StackedRNN, from_keras  # noqa: F401
 except KeyboardInterrupt:
     if not _started_as_command_line():
         raise

@@ -107,7 +107,7 @@ def _inputs(value):
         except (TypeError, ValueError) as e:
             raise ValueError(f"inputs must be a tensor: {e}") from None
     if probe.dtype in TOKEN_DTYPES and probe.shape.rank == 2:
-        return None, tf.cast(probe, tf.int32)
+        return None, probe
     if probe.dtype not in FLOAT_DTYPES:
         raise ValueError(f"inputs must be float32 or float64; got {probe.dtype.name} (integer token ids are "
                          f"accepted as a [batch, time] tensor; got shape {probe.shape})")
@@ -115,6 +115,20 @@ def _inputs(value):
     if inputs.shape.rank is not None and inputs.shape.rank != 3:
         raise ValueError(f"inputs must have shape [batch, time, features] (rank 3); got shape {inputs.shape}")
     return inputs, None
+
+
+def _int32_tokens(tokens, vocabulary):
+    """int64 ids as the int32 ids the op takes, after checking them against the vocabulary: a cast first would wrap
+    an id past 2^31 into range. (Inside XLA, which runs no assertion, an id out of range becomes -1, which the
+    reference gives a row of NaN.)"""
+    from deeprnn_fast import _xla
+    bad = tf.logical_or(tokens < 0, tokens >= vocabulary)
+    if _xla.in_xla_context():
+        return tf.cast(tf.where(bad, tf.constant(-1, tokens.dtype), tokens), tf.int32)
+    first_bad = tf.concat([tf.boolean_mask(tokens, bad), tf.zeros([1], tokens.dtype)], axis=0)[0]
+    message = tf.strings.format("tokens must lie in [0, {}) (the rows of kernels[0]); got {}", (vocabulary, first_bad))
+    with tf.control_dependencies([tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [message])]):
+        return tf.cast(tokens, tf.int32)
 
 
 def stacked_args(cell, inputs, kernels, recurrent_kernels, biases, initial_states):
@@ -166,6 +180,8 @@ def stacked_args(cell, inputs, kernels, recurrent_kernels, biases, initial_state
     if tokens is not None and input_size is None:
         raise ValueError("with token inputs, kernels[0] must have a statically known number of rows (the "
                          f"vocabulary); got {kernels[0].shape}")
+    if tokens is not None and tokens.dtype != tf.int32:
+        tokens = _int32_tokens(tokens, input_size)
     bias_shape = [columns] if layout.bias_rows is None else [layout.bias_rows, columns]
     for l in range(layers):
         if l > 0:

@@ -10,9 +10,12 @@ of kernels[0]'s rows computes, without the one-hot tensor and its product (kerne
 its gradient is a sum of rows. Every wrapper falls back to the same-named function of `deeprnn_fast.reference`, with
 one warning, when the compiled library is unavailable.
 """
+import threading
+import warnings
+
 import tensorflow as tf
 
-from deeprnn_fast import _library, _validate, reference
+from deeprnn_fast import _library, _validate, _xla, reference
 
 __all__ = ["stacked_rnn", "stacked_gru", "stacked_lstm", "build_info", "SecondOrderGradientError"]
 
@@ -61,10 +64,28 @@ def _cell_attrs(cell):
     return {"activation": cell} if cell in _validate.RNN_ACTIVATIONS else {}
 
 
+_xla_warned = set()
+_xla_lock = threading.Lock()
+
+
+def _warn_once_under_xla(cell):
+    with _xla_lock:
+        first = cell not in _xla_warned
+        _xla_warned.add(cell)
+    if first:
+        warnings.warn(f"deeprnn_fast.stacked_{'rnn' if cell in _validate.RNN_ACTIVATIONS else cell} is being traced "
+                      "for XLA (jit_compile=True), which cannot compile the fused op: running the plain-TensorFlow "
+                      "reference there instead (same results; usually slower than the fused op without XLA)",
+                      RuntimeWarning, stacklevel=4)
+
+
 def _fused(cell, inputs, kernels, recurrent_kernels, biases, initial_states, modifiers):
-    lib = _library.library_or_warn()
     fallback = {"tanh": reference.stacked_rnn, "relu": reference.stacked_rnn, "gru": reference.stacked_gru,
                 "lstm": reference.stacked_lstm}[cell]
+    if _xla.in_xla_context():
+        _warn_once_under_xla(cell)
+        return fallback(inputs, kernels, recurrent_kernels, biases, initial_states, **_cell_attrs(cell), **modifiers)
+    lib = _library.library_or_warn()
     if lib is None:
         return fallback(inputs, kernels, recurrent_kernels, biases, initial_states, **_cell_attrs(cell), **modifiers)
     args = _validate.stacked_args(cell, inputs, kernels, recurrent_kernels, biases, initial_states)

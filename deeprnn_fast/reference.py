@@ -13,7 +13,7 @@ gate, multiplying the cell's input / h_{t-1} in its products, as Keras' cells do
 """
 import tensorflow as tf
 
-from deeprnn_fast import _validate
+from deeprnn_fast import _validate, _xla
 
 __all__ = ["stacked_rnn", "stacked_gru", "stacked_lstm"]
 
@@ -42,7 +42,22 @@ def _projection(operand, kernel, masks, gates):
 
 
 def _token_projection(tokens, kernel, masks, gates):
-    """The rows of kernel for the tokens: what one-hot inputs compute, the dropout mask taken at each row's token."""
+    """The rows of kernel for the tokens: what one-hot inputs compute, the dropout mask taken at each row's token.
+    An id outside the kernel's rows is an error naming `tokens`, as in the fused op; inside XLA, which runs no
+    assertion and clamps a gather silently, it gives its row NaN instead (never another token's row)."""
+    vocabulary = kernel.shape[0]
+    bad = tf.logical_or(tokens < 0, tokens >= vocabulary)
+    if _xla.in_xla_context():
+        kernel = tf.concat([kernel, tf.fill([1, kernel.shape[1]], tf.constant(float("nan"), kernel.dtype))], axis=0)
+        tokens = tf.where(bad, vocabulary, tokens)
+        if masks is not None:
+            masks = tf.concat([masks, tf.ones_like(masks[:, :, :1])], axis=2)
+    else:
+        first_bad = tf.concat([tf.boolean_mask(tokens, bad), [0]], axis=0)[0]
+        message = tf.strings.format("tokens must lie in [0, {}) (the rows of kernels[0]); got {}",
+                                    (vocabulary, first_bad))
+        with tf.control_dependencies([tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [message])]):
+            tokens = tf.identity(tokens)
     rows = tf.gather(kernel, tokens)
     if masks is None:
         return rows

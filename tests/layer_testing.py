@@ -65,3 +65,27 @@ def loss_gradients(layer, x, initial_state=None, mask=None, seed=0, **call_optio
         loss = tf.add_n([tf.reduce_sum(o * rng.standard_normal(o.shape).astype(np.float32))
                          for o in flat_outputs])
     return tape.gradient(loss, [x] + states + list(layer.trainable_weights))
+
+
+# The arguments of Keras' cells (as opposed to those of keras.layers.RNN around them).
+CELL_SETTINGS = ("activation", "recurrent_activation", "use_bias", "reset_after", "unit_forget_bias",
+                 "recurrent_dropout", "kernel_initializer", "recurrent_initializer", "bias_initializer")
+
+
+def keras_cells_stack(cell_class, units, num_layers, **options):
+    """keras.layers.RNN over num_layers cells of cell_class (SimpleRNNCell, GRUCell, LSTMCell)."""
+    cell_options = {k: options.pop(k) for k in CELL_SETTINGS if k in options}
+    # The cells and the StackedRNNCells wrapper take their dtype policy from their own argument.
+    cells = [cell_class(units, dtype=options.get("dtype"), **cell_options) for _ in range(num_layers)]
+    return keras.layers.RNN(keras.layers.StackedRNNCells(cells, dtype=options.get("dtype")), **options)
+
+
+def make_keras_pair(ours_class, cell_class, rng, input_shape, units, num_layers, **options):
+    """(our layer, keras.layers.RNN over cell_class) built for input_shape, with the same random weights."""
+    ours = ours_class(units, num_layers, **options)
+    ours.build(input_shape)
+    keras_options = {k: v for k, v in options.items() if k not in ("dropout", "seed", "implementation")}
+    theirs = keras_cells_stack(cell_class, units, num_layers, **keras_options)
+    theirs.build(input_shape)
+    theirs.set_weights(random_weights(ours, rng))
+    return ours, theirs

@@ -1,6 +1,8 @@
-"""The baseline (non-AVX2) CPU kernels, forced with DEEPRNN_FAST_CPU_ISA=generic in a fresh process, against the
-float64 oracle: on an AVX2 machine nothing else runs them. Both cells, both dtypes, and a batch large enough for batch
-blocks; the default choice is checked the same way beside it."""
+"""Every CPU instruction set the engine dispatches to, each forced with DEEPRNN_FAST_CPU_ISA in a fresh process, against
+the float64 reference: all four cells, float32 and float64, hidden sizes that leave ragged tails of the 16- and
+32-wide panels, a batch large enough for batch blocks, token inputs, and masks and dropout. An instruction set this
+processor lacks is skipped with the reason ("avx512emu" runs the AVX-512 kernels' code through AVX2, so that code is
+checked on processors without AVX-512 too)."""
 import json
 import os
 import subprocess
@@ -14,85 +16,116 @@ kernels = pytest.importorskip("deeprnn_fast._kernels",
                               reason="deeprnn_fast._kernels is not built (python setup.py build_ext --inplace)")
 
 REPO = Path(__file__).resolve().parents[1]
+ISAS = ["avx512", "avx2", "avx512emu", "generic"]
 
-# Prints {"isa": ..., "errors": {case: largest relative error over every output and gradient}}.
+# Prints {"isa": ..., "errors": {case: largest relative error over outputs, final states and every gradient}}.
 CHECK = textwrap.dedent('''
-    import json
+    import json, os
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
-    from deeprnn_fast import _kernels as k
-    from deeprnn_fast.testing import oracle
+    import tensorflow as tf
+    import deeprnn_fast
+    from deeprnn_fast import _kernels, _validate, reference
 
-    def nans(dtype, *shape):
-        return np.full(shape, np.nan, dtype)
+    FUSED = {"tanh": deeprnn_fast.stacked_rnn, "relu": deeprnn_fast.stacked_rnn, "gru": deeprnn_fast.stacked_gru,
+             "lstm": deeprnn_fast.stacked_lstm}
+    REFERENCE = {"tanh": reference.stacked_rnn, "relu": reference.stacked_rnn, "gru": reference.stacked_gru,
+                 "lstm": reference.stacked_lstm}
 
-    def rnn_error(shape, dtype):
+    def case(cell, shape, dtype, tokens=False, modified=False, seed=0):
         B, T, D, H, L = shape
-        p = oracle.random_problem(np.random.default_rng(7), *shape, dtype=dtype)
-        out = {"outputs": nans(dtype, B, T, H), "final_states": nans(dtype, L, B, H),
-               "activations": nans(dtype, L, T, B, H)}
-        g = {"grad_inputs": nans(dtype, B, T, D),
-             "grad_kernels": [nans(dtype, D if l == 0 else H, H) for l in range(L)],
-             "grad_recurrent_kernels": [nans(dtype, H, H) for _ in range(L)],
-             "grad_biases": [nans(dtype, H) for _ in range(L)], "grad_initial_states": nans(dtype, L, B, H),
-             "grad_preactivations": nans(dtype, L, T, B, H)}
-        k.forward_cpu(p.inputs, p.kernels, p.recurrent_kernels, p.biases, p.initial_states, **out)
-        k.backward_cpu(p.inputs, p.kernels, p.recurrent_kernels, p.initial_states, out["activations"],
-                       p.grad_outputs, p.grad_final_states, **g)
-        y, fin, act = oracle.forward(p.inputs, p.kernels, p.recurrent_kernels, p.biases, p.initial_states, "tanh")
-        ref = oracle.backward(p.inputs, p.kernels, p.recurrent_kernels, p.biases, p.initial_states, act,
-                              p.grad_outputs, p.grad_final_states, "tanh")
-        pairs = [(out["outputs"], y), (out["final_states"], fin), (g["grad_inputs"], ref.grad_inputs),
-                 (g["grad_initial_states"], ref.grad_initial_states)]
-        for name in ("grad_kernels", "grad_recurrent_kernels", "grad_biases"):
-            pairs += list(zip(g[name], getattr(ref, name)))
-        return max(oracle.relative_error(a, b) for a, b in pairs)
+        rng = np.random.default_rng(seed)
+        layout = _validate.CELLS[cell]
+        g = layout.gates
+        draw = lambda *s, std=1.0: rng.normal(0.0, std, s)
+        x = rng.integers(0, D, (B, T)) if tokens else draw(B, T, D)
+        k = [draw(D if l == 0 else H, g * H, std=0.6 / np.sqrt(D if l == 0 else H)) for l in range(L)]
+        r = [draw(H, g * H, std=0.6 / np.sqrt(H)) for _ in range(L)]
+        b = [draw(*((g * H,) if layout.bias_rows is None else (2, g * H)), std=0.3) for _ in range(L)]
+        h0 = [draw(B, H, std=0.5) if layout.states == 1 else (draw(B, H, std=0.5), draw(B, H, std=0.5))
+              for _ in range(L)]
+        mods = {}
+        if modified:
+            keep = lambda *s: (rng.random(s) > 0.3) / 0.7
+            mods = dict(mask=rng.random((B, T)) > 0.25, input_dropout=[keep(g, B, D if l == 0 else H) for l in range(L)],
+                        recurrent_dropout=[keep(1, B, H) for _ in range(L)])
+            if L > 1:
+                mods["between_dropout"] = keep(L - 1, T, B, H)
 
-    def gru_error(shape, dtype):
-        B, T, D, H, L = shape
-        p = oracle.random_gru_problem(np.random.default_rng(8), *shape, dtype=dtype)
-        out = {"outputs": nans(dtype, B, T, H), "final_states": nans(dtype, L, B, H),
-               "activations": nans(dtype, L, T, B, H), "gates": nans(dtype, L, T, B, 4 * H)}
-        g = {"grad_inputs": nans(dtype, B, T, D),
-             "grad_kernels": [nans(dtype, D if l == 0 else H, 3 * H) for l in range(L)],
-             "grad_recurrent_kernels": [nans(dtype, H, 3 * H) for _ in range(L)],
-             "grad_biases": [nans(dtype, 2, 3 * H) for _ in range(L)], "grad_initial_states": nans(dtype, L, B, H)}
-        k.gru_forward_cpu(p.inputs, p.kernels, p.recurrent_kernels, p.biases, p.initial_states, **out)
-        k.gru_backward_cpu(p.inputs, p.kernels, p.recurrent_kernels, p.initial_states, out["activations"],
-                           out["gates"], p.grad_outputs, p.grad_final_states, **g)
-        y, fin, act, gates = oracle.gru_forward(p.inputs, p.kernels, p.recurrent_kernels, p.biases,
-                                                p.initial_states)
-        ref = oracle.gru_backward(p.inputs, p.kernels, p.recurrent_kernels, p.biases, p.initial_states, act, gates,
-                                  p.grad_outputs, p.grad_final_states)
-        pairs = [(out["outputs"], y), (out["final_states"], fin), (out["gates"], gates),
-                 (g["grad_inputs"], ref.grad_inputs), (g["grad_initial_states"], ref.grad_initial_states)]
-        for name in ("grad_kernels", "grad_recurrent_kernels", "grad_biases"):
-            pairs += list(zip(g[name], getattr(ref, name)))
-        return max(oracle.relative_error(a, b) for a, b in pairs)
+        def run(fn, dt):
+            as_t = lambda a: tf.constant(a, dt)
+            inputs = tf.constant(x, tf.int32) if tokens else as_t(x)
+            ks, rs, bs = [as_t(a) for a in k], [as_t(a) for a in r], [as_t(a) for a in b]
+            hs = [tuple(as_t(p) for p in s) if isinstance(s, tuple) else as_t(s) for s in h0]
+            m = {n: (tf.constant(v) if n == "mask" else
+                     [as_t(a) for a in v] if isinstance(v, list) else as_t(v)) for n, v in mods.items()}
+            watched = ([] if tokens else [inputs]) + ks + rs + bs + tf.nest.flatten(hs)
+            extra = {"activation": cell} if cell in ("tanh", "relu") else {}
+            with tf.GradientTape() as tape:
+                tape.watch(watched)
+                y, finals = fn(inputs, ks, rs, bs, hs, **extra, **m)
+                w = tf.cast(tf.reshape(tf.range(tf.size(y)) % 7 + 1, tf.shape(y)), y.dtype) / 7.0
+                loss = tf.reduce_sum(w * y * tf.cos(y)) + sum(tf.reduce_sum(s * s) for s in tf.nest.flatten(finals))
+            grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, watched)]
+            return [np.asarray(t, np.float64) for t in [y] + tf.nest.flatten(finals) + grads]
+
+        expected = run(REFERENCE[cell], tf.float64)
+        got = run(FUSED[cell], {"float32": tf.float32, "float64": tf.float64}[dtype])
+        return max(float(np.max(np.abs(a - e)) / max(1.0, float(np.max(np.abs(e))))) for a, e in zip(got, expected))
 
     errors = {}
-    for dtype in (np.float32, np.float64):
-        for shape in [(3, 5, 4, 17, 3), (300, 3, 5, 9, 2)]:  # the second runs as batch blocks
-            case = f"{np.dtype(dtype).name}-B{shape[0]}-H{shape[3]}"
-            errors["rnn-" + case] = rnn_error(shape, dtype)
-            errors["gru-" + case] = gru_error(shape, dtype)
-    print(json.dumps({"isa": k.cpu_isa(), "errors": errors}))
+    for cell in ("tanh", "relu", "gru", "lstm"):
+        for dtype in ("float32", "float64"):
+            # Ragged tails of every panel width (H = 37, 9), a deep narrow stack, and batch blocks (B = 301).
+            for name, shape in (("ragged", (13, 4, 7, 37, 2)), ("narrow", (5, 3, 4, 9, 3)),
+                                ("blocks", (301, 3, 5, 9, 2))):
+                errors[f"{cell}-{dtype}-{name}"] = case(cell, shape, dtype)
+            errors[f"{cell}-{dtype}-tokens"] = case(cell, (260, 3, 11, 20, 2), dtype, tokens=True)
+            errors[f"{cell}-{dtype}-masks-dropout"] = case(cell, (9, 5, 6, 21, 2), dtype, modified=True)
+    print(json.dumps({"isa": _kernels.cpu_isa(), "errors": errors}))
 ''')
 
-TOL = {"float32": 5e-5, "float64": 1e-12}
+
+def run_check(isa):
+    env = dict(os.environ, DEEPRNN_FAST_CPU_ISA=isa, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", CHECK], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("isa", ["generic", "default"])
-def test_cpu_kernels_of_each_instruction_set_match_the_oracle(isa):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO)] + os.environ.get("PYTHONPATH", "").split(os.pathsep)))
-    env.pop("DEEPRNN_FAST_CPU_ISA", None)
-    if isa == "generic":
-        env["DEEPRNN_FAST_CPU_ISA"] = "generic"
-    result = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    if isa == "generic":
-        assert report["isa"] == "generic"
-    else:
-        assert report["isa"] == kernels.cpu_isa()
-    for case, error in report["errors"].items():
-        assert error <= TOL[case.split("-")[1]], f"{report['isa']} {case}: relative error {error:.3g}"
+@pytest.mark.parametrize("isa", ISAS)
+def test_each_instruction_set_matches_the_float64_reference(isa):
+    if isa not in kernels.cpu_isas():
+        pytest.skip(f"this processor cannot run the {isa} kernels (it runs {', '.join(kernels.cpu_isas())})")
+    result = run_check(isa)
+    assert result["isa"] == isa
+    for case, error in result["errors"].items():
+        limit = 3e-5 if "float32" in case else 1e-11
+        assert error <= limit, f"{isa} {case}: largest relative error {error:.3g} > {limit}"
+
+
+def test_a_forced_instruction_set_the_processor_lacks_is_an_error_not_a_crash():
+    missing = [isa for isa in ISAS if isa not in kernels.cpu_isas()]
+    if not missing:
+        pytest.skip("this processor runs every instruction set the engine has")
+    env = dict(os.environ, DEEPRNN_FAST_CPU_ISA=missing[0], PYTHONPATH=str(REPO))
+    code = ("from deeprnn_fast import _kernels\n"
+            "try:\n    _kernels.cpu_isa()\nexcept RuntimeError as e:\n    print('error:', e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"error: DEEPRNN_FAST_CPU_ISA={missing[0]}: this processor cannot run the {missing[0]} kernels" in proc.stdout
+
+
+def test_an_unknown_instruction_set_name_is_an_error():
+    env = dict(os.environ, DEEPRNN_FAST_CPU_ISA="avx3", PYTHONPATH=str(REPO))
+    code = ("from deeprnn_fast import _kernels\n"
+            "try:\n    _kernels.cpu_isa()\nexcept RuntimeError as e:\n    print('error:', e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert "DEEPRNN_FAST_CPU_ISA must be one of avx512, avx2, generic, avx512emu; got 'avx3'" in proc.stdout
+
+
+@pytest.mark.skipif(bool(os.environ.get("DEEPRNN_FAST_CPU_ISA")), reason="DEEPRNN_FAST_CPU_ISA forces one here")
+def test_the_default_is_the_best_instruction_set_of_this_processor():
+    assert kernels.cpu_isa() == kernels.cpu_isas()[0]
+    assert "generic" in kernels.cpu_isas()

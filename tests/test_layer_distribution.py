@@ -1,5 +1,6 @@
-"""model.fit of a model holding StackedRNN under tf.distribute: MirroredStrategy over two logical CPU devices gives the
-losses of one device, and the same code runs under MultiWorkerMirroredStrategy (one worker).
+"""model.fit of a model holding StackedRNN, StackedGRU and StackedLSTM under tf.distribute: MirroredStrategy over two logical CPU
+devices gives the losses of one device, and the same code runs under MultiWorkerMirroredStrategy (one worker; two
+worker processes: test_layer_multi_worker.py).
 
 Logical devices must be configured before TensorFlow initialises, and MultiWorkerMirroredStrategy must be created
 before any other TensorFlow op, so each strategy trains in a fresh process.
@@ -34,13 +35,14 @@ TRAIN = textwrap.dedent("""
 
     import keras
     import numpy as np
-    from deeprnn_fast.layers import StackedRNN
+    from deeprnn_fast.layers import StackedGRU, StackedLSTM, StackedRNN
 
     rng = np.random.default_rng(61)
     x = rng.uniform(-1, 1, (16, 5, 3)).astype(np.float32)
     y = rng.uniform(-1, 1, (16, 5, 2)).astype(np.float32)
     with strategy.scope():
         model = keras.Sequential([keras.Input((5, 3)), StackedRNN(6, 2, return_sequences=True),
+                                  StackedGRU(6, 2, return_sequences=True), StackedLSTM(4, 2, return_sequences=True),
                                   keras.layers.Dense(2)])
         model.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in model.get_weights()])
         model.compile(keras.optimizers.SGD(0.2), "mse")

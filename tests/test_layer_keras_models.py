@@ -136,7 +136,9 @@ def test_from_keras_of_an_unbuilt_layer_keeps_the_settings():
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: keras.layers.LSTM(3), "SimpleRNNCell or keras.layers.GRUCell only"),
+    # A cell of another type, even a subclass of a known one (its maths may differ), is refused.
+    (lambda: keras.layers.RNN(type("CustomCell", (keras.layers.SimpleRNNCell,), {})(3)),
+     "SimpleRNNCell, keras.layers.GRUCell or keras.layers.LSTMCell only; .* has a CustomCell"),
     (lambda: keras.layers.RNN([keras.layers.SimpleRNNCell(3), keras.layers.SimpleRNNCell(4)]), "same units"),
     (lambda: keras.layers.RNN([keras.layers.SimpleRNNCell(3, activation="relu"), keras.layers.SimpleRNNCell(3)]),
      "same activation"),

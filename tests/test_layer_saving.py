@@ -1,5 +1,6 @@
-"""Saving models that hold StackedRNN and StackedGRU: .keras files and model.export() SavedModels, reloaded in this
-process and in a fresh one that imports deeprnn_fast (which registers the layer classes and loads the op library)."""
+"""Saving models that hold StackedRNN, StackedGRU and StackedLSTM: .keras files and model.export() SavedModels,
+reloaded in this process and in a fresh one that imports deeprnn_fast (which registers the layer classes and loads the
+op library)."""
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from layer_testing import random_weights
-from deeprnn_fast.layers import StackedGRU, StackedRNN, _fused
+from deeprnn_fast.layers import StackedGRU, StackedLSTM, StackedRNN, _fused
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,6 +27,7 @@ def masked_model(rng):
     hidden = keras.layers.Bidirectional(StackedRNN(5, 2, dropout=0.3, return_sequences=True, seed=2,
                                                    kernel_regularizer="l2"))(masked)
     hidden = StackedGRU(4, 2, dropout=0.2, return_sequences=True, seed=3, reset_after=False)(hidden)
+    hidden = StackedLSTM(3, 2, dropout=0.2, return_sequences=True, seed=4, unit_forget_bias=False)(hidden)
     hidden = StackedRNN(4, 3, activation="relu", go_backwards=True)(hidden)
     model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
     random_weights(model, rng)
@@ -37,8 +39,9 @@ def unmasked_model(rng):
     inputs = keras.Input((6, 3))
     sequence, *states = StackedRNN(5, 2, return_sequences=True, return_state=True)(inputs)
     sequence = StackedGRU(6, 2, return_sequences=True)(sequence)
+    sequence, *lstm_states = StackedLSTM(3, 2, return_sequences=True, return_state=True, go_backwards=True)(sequence)
     hidden = keras.layers.Bidirectional(StackedRNN(4, 2))(sequence)
-    outputs = keras.layers.Dense(2)(keras.layers.Concatenate()([hidden] + states))
+    outputs = keras.layers.Dense(2)(keras.layers.Concatenate()([hidden] + states + lstm_states))
     model = keras.Model(inputs, outputs)
     random_weights(model, rng)
     return model
@@ -82,7 +85,8 @@ def test_keras_file_and_export_reload_in_a_fresh_process(tmp_path):
     unmasked.export(str(tmp_path / "saved_model"), verbose=False)
     if _fused.library_loaded():  # the export holds the fused op, so the reload below exercises it
         graph = (tmp_path / "saved_model" / "saved_model.pb").read_bytes()
-        assert b"DeeprnnFast>StackedRnn" in graph and b"DeeprnnFast>StackedGru" in graph
+        assert all(op in graph for op in (b"DeeprnnFast>StackedRnn", b"DeeprnnFast>StackedGru",
+                                          b"DeeprnnFast>StackedLstm"))
     np.save(tmp_path / "x.npy", x)
     outputs = [tmp_path / f"{name}.npy" for name in ("keras", "saved_model", "tfsm")]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",

@@ -1,15 +1,9 @@
 """StackedGRU against keras.layers.RNN([GRUCell] * L) and a Sequential of keras.layers.GRU with copied weights: outputs,
 states and gradients for every option of the Keras layers (return_sequences, return_state, go_backwards,
 initial_state, masks, stateful, reset_after=False, other activations), dropout, saving, mixed precision, from_keras,
-config and clear errors."""
+config and clear errors. (MirroredStrategy: test_layer_distribution.py, whose model holds a StackedGRU.)"""
 import inspect
-import json
-import os
-import subprocess
-import sys
-import textwrap
 import warnings
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -18,8 +12,6 @@ import tensorflow as tf
 
 from layer_testing import assert_all_close, flat, loss_gradients, random_weights
 from deeprnn_fast.layers import StackedGRU, from_keras
-
-REPO = Path(__file__).resolve().parents[1]
 
 # The step-by-step loop announces itself once per layer (tested below); elsewhere it is noise.
 pytestmark = pytest.mark.filterwarnings("ignore:.*step-by-step reference loop:UserWarning")
@@ -213,7 +205,9 @@ def test_from_keras_copies_settings_and_states():
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: keras.layers.LSTM(3), "SimpleRNNCell or keras.layers.GRUCell only"),
+    # A cell of another type, even a subclass of a known one (its maths may differ), is refused.
+    (lambda: keras.layers.RNN(type("CustomCell", (keras.layers.GRUCell,), {})(3)),
+     "SimpleRNNCell, keras.layers.GRUCell or keras.layers.LSTMCell only; .* has a CustomCell"),
     (lambda: keras.layers.RNN([keras.layers.GRUCell(3), keras.layers.SimpleRNNCell(3)]), "of one type"),
     (lambda: keras.layers.RNN([keras.layers.GRUCell(3), keras.layers.GRUCell(3, reset_after=False)]),
      "same reset_after"),
@@ -387,49 +381,3 @@ def test_layers_get_distinct_initial_weights_of_keras_shapes():
     assert [w.shape for w in weights[:3]] == [(4, 24), (8, 24), (2, 24)]
     assert not np.allclose(weights[3], weights[6]) and not np.allclose(weights[1], weights[4])
     assert len(flat(layer(np.ones((2, 5, 4), np.float32)))) == 1
-
-
-# ---- distribution ----------------------------------------------------------------------------------------------------
-
-TRAIN = textwrap.dedent("""
-    import json
-    import sys
-
-    import tensorflow as tf
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    strategy = (tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if sys.argv[1] == "mirrored"
-                else tf.distribute.get_strategy())
-
-    import keras
-    import numpy as np
-    from deeprnn_fast.layers import StackedGRU
-
-    rng = np.random.default_rng(61)
-    x = rng.uniform(-1, 1, (16, 5, 3)).astype(np.float32)
-    y = rng.uniform(-1, 1, (16, 5, 2)).astype(np.float32)
-    with strategy.scope():
-        model = keras.Sequential([keras.Input((5, 3)), StackedGRU(6, 2, return_sequences=True),
-                                  keras.layers.Dense(2)])
-        model.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in model.get_weights()])
-        model.compile(keras.optimizers.SGD(0.2), "mse")
-    history = model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0).history["loss"]
-    print(json.dumps({"loss": history, "replicas": strategy.num_replicas_in_sync}))
-""")
-
-
-def test_mirrored_strategy_on_two_devices_gives_the_single_device_losses():
-    # Logical devices must be configured before TensorFlow initialises: each strategy trains in a fresh process.
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
-               PYTHONPATH=os.pathsep.join([str(REPO)] + os.environ.get("PYTHONPATH", "").split(os.pathsep)))
-    results = {}
-    for strategy in ("single", "mirrored"):
-        result = subprocess.run([sys.executable, "-c", TRAIN, strategy], capture_output=True, text=True, env=env,
-                                timeout=300)
-        assert result.returncode == 0, result.stderr[-3000:]
-        results[strategy] = json.loads(result.stdout.strip().splitlines()[-1])
-    assert results["mirrored"]["replicas"] == 2
-    single = results["single"]["loss"]
-    assert single[-1] < single[0]
-    np.testing.assert_allclose(results["mirrored"]["loss"], single, rtol=1e-5)

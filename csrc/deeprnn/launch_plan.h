@@ -78,6 +78,12 @@ struct WavefrontPlan {
 // (cudaOccupancyMaxActiveBlocksPerMultiprocessor on a device; EstimateBlocksPerSm without one).
 using OccupancyFn = std::function<int(int tile, int64_t smem_bytes)>;
 
+// Rejects device properties no real GPU has, with a message naming the field: fewer than one SM, no shared memory
+// per block or per SM (or more per block than per SM), no threads, blocks or registers per SM, a negative reserved
+// shared memory or compute capability, or sizes beyond 2^31 - 1. Planning on them would divide by zero or promise
+// blocks that cannot run; every planner calls this first.
+CudaStatus ValidateDeviceProps(const DeviceProps& props);
+
 // A device-free occupancy estimate from shared memory, threads and an assumed register count per thread.
 int EstimateBlocksPerSm(const DeviceProps& props, int64_t smem_bytes, int threads, int regs_per_thread);
 
@@ -87,7 +93,8 @@ int EstimateBlocksPerSm(const DeviceProps& props, int64_t smem_bytes, int thread
 CudaStatus ValidateCudaShape(Cell cell, const Shape& shape);
 
 // Plans the wavefront of one pass of `cell`. `occupancy` may be empty: then EstimateBlocksPerSm with 64 registers
-// per thread. Errors: a bad shape or element size, a block that needs more shared memory than the device allows,
+// per thread. Errors: a bad shape, element size or device
+// (ValidateDeviceProps), a block that needs more shared memory than the device allows,
 // or a persistent schedule that was asked for and cannot run (no cooperative launch, weights that do not fit on
 // chip, no block that fits on an SM).
 CudaStatus PlanWavefront(Cell cell, const Shape& shape, int element_bytes, Direction direction,

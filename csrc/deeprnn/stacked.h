@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace deeprnn {
 
@@ -181,6 +182,8 @@ int64_t StackedBackwardCpuScratchSize(Cell cell, const Shape& shape, int element
 const char* CpuKernelIsa();
 // Empty when CpuKernelIsa() can run here, else why not (a forced instruction set the processor lacks).
 std::string CpuKernelIsaError();
+// The instruction sets this processor can run, by the names DEEPRNN_FAST_CPU_ISA takes.
+std::vector<std::string> CpuKernelIsas();
 
 }  // namespace deeprnn
 

@@ -1,48 +1,46 @@
-// deeprnn_fast._kernels: the kernel library (csrc/deeprnn) for Python without TensorFlow.
-//
-// - forward_cpu / backward_cpu run the CPU library on NumPy arrays;
-// - forward_cuda / backward_cuda run the CUDA library on CUDA arrays of any library that exposes
-//   __cuda_array_interface__ (PyTorch, CuPy, Numba), on the stream given (a cudaStream_t as an int, 0 = default);
-// - gru_forward_cpu / gru_backward_cpu / gru_forward_cuda / gru_backward_cuda do the same for the fused stacked GRU
-//   (deeprnn/stacked_gru.h, deeprnn/stacked_gru_cuda.h);
-// - plan() shows the launch plan the CUDA library would use (on the current device, or on device properties given
-//   as a dict, which needs no GPU and no CUDA build), for the tanh RNN or (cell="gru") the GRU.
+// deeprnn_fast._kernels: the kernel library (csrc/deeprnn) for Python without TensorFlow, one template over the cells
+// (tanh, relu, GRU, LSTM; deeprnn/stacked.h):
+// - forward_cpu / backward_cpu run the CPU passes on NumPy arrays;
+// - forward_cuda / backward_cuda run the CUDA passes (deeprnn/stacked_cuda.h) on CUDA arrays of any library that
+//   exposes __cuda_array_interface__ (PyTorch, CuPy, Numba), on the stream given (a cudaStream_t as an int,
+//   0 = default);
+// - plan() shows the launch plan the CUDA passes would use (on the current device, or on device properties given
+//   as a dict, which needs no GPU and no CUDA build); workspace_bytes() the CUDA workspace a pass needs.
+// The cell is the keyword-only `cell` ("tanh", "relu", "gru", "lstm"); without it, `activation` ("tanh" / "relu")
+// names the RNN's cell, as the entry points did before they took every cell, and gru_forward_cpu & co. remain the
+// GRU's entry points with their former signatures. Layouts: those of deeprnn/stacked.h, with the cell's G gate
+// blocks in the weights, `gates` the saved gates [L,T,B,SS*H] (GRU, LSTM), states [L,B,H] ([L,2,B,H] for the
+// LSTM), and grad_preactivations the grad slots [L,T,B,GS*H]. Layer 0 reads int32 token ids when `inputs` is a
+// [B,T] int32 array: kernels[0] is then [V, G*H] and there is no grad_inputs (None).
 // Every function writes into output arrays the caller allocated (so that a check can poison them first) and checks
-// every shape and dtype first, raising ValueError / TypeError that names the argument. Without a CUDA build
-// (DEEPRNN_WITH_CUDA undefined) the CUDA entry points raise RuntimeError.
+// every argument before any kernel runs, raising a one-line ValueError / TypeError that names it: the call's
+// arguments are bound by name here, not by pybind11 (call_arguments.h); arrays must match the kernels' layout down
+// to byte order, alignment and contiguity, per-layer lists are lists or tuples held by owning references for the
+// whole call (the GIL is released while the kernels run), and no output may share memory with another argument
+// (array_arguments.h). Without a CUDA build (DEEPRNN_WITH_CUDA undefined) the CUDA entry points raise RuntimeError.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "deeprnn/launch_plan.h"
 #include "deeprnn/stacked.h"
 #include "deeprnn/stacked_cuda.h"
+#include "python/array_arguments.h"
+#include "python/call_arguments.h"
 
 namespace py = pybind11;
 
 namespace deeprnn_fast {
 namespace {
 
+using deeprnn::Cell;
 using deeprnn::Shape;
-using Activation = deeprnn::Cell;  // the tanh / relu RNN's cell, named by its activation
-
-std::string DimsText(const std::vector<int64_t>& dims) {
-  std::string s = "(";
-  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
-  return s + (dims.size() == 1 ? ",)" : ")");
-}
-
-Activation ParseActivation(const std::string& name) {
-  if (name == "tanh") return deeprnn::Cell::kTanh;
-  if (name == "relu") return deeprnn::Cell::kRelu;
-  throw py::value_error("activation must be 'tanh' or 'relu'; got '" + name + "'");
-}
 
 [[noreturn, maybe_unused]] void NoCuda(const char* what) {
   throw std::runtime_error(std::string(what) +
@@ -50,398 +48,349 @@ Activation ParseActivation(const std::string& name) {
                            "DEEPRNN_FAST_CUDA=0); rebuild on a machine with the CUDA toolkit");
 }
 
-// One array argument, host or device: where it is and what it holds.
-struct ArrayView {
-  void* data = nullptr;
-  std::vector<int64_t> shape;
-  char kind = 0;
-  int itemsize = 0;
-  bool readonly = false;
-  bool has_stream = false;
-  uintptr_t stream = 0;  // __cuda_array_interface__ v3 "stream": where the producer queued its work
-};
+// ---- the cell of a call ----
 
-std::string TypeName(py::handle obj) { return py::str(py::type::handle_of(obj).attr("__name__")); }
-
-ArrayView HostView(py::handle obj, const std::string& name) {
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(name + " must be a numpy.ndarray; got " + TypeName(obj));
-  py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (!(a.flags() & py::array::c_style)) throw py::value_error(name + " must be C-contiguous (np.ascontiguousarray)");
-  ArrayView v;
-  v.data = const_cast<void*>(a.data());  // outputs are checked for writability before use
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) v.shape.push_back(a.shape(i));
-  v.kind = a.dtype().kind();
-  v.itemsize = static_cast<int>(a.itemsize());
-  v.readonly = !a.writeable();
-  return v;
+Cell ParseActivation(py::handle obj) {
+  const std::string name = StrArg(obj, "activation");
+  if (name == "tanh") return Cell::kTanh;
+  if (name == "relu") return Cell::kRelu;
+  throw py::value_error("activation must be 'tanh' or 'relu'; got " + Quoted(name));
 }
 
-[[maybe_unused]] ArrayView CudaView(py::handle obj, const std::string& name) {
-  if (!py::hasattr(obj, "__cuda_array_interface__"))
-    throw py::type_error(name + " must be a CUDA array (an object with __cuda_array_interface__, such as a CUDA "
-                         "torch.Tensor or a CuPy array); got " + TypeName(obj));
-  py::dict cai = obj.attr("__cuda_array_interface__");
-  ArrayView v;
-  for (py::handle d : cai["shape"]) v.shape.push_back(d.cast<int64_t>());
-  const std::string typestr = cai["typestr"].cast<std::string>();
-  if (typestr.size() < 3 || typestr[0] == '>')
-    throw py::value_error(name + ": unsupported __cuda_array_interface__ typestr '" + typestr + "'");
-  v.kind = typestr[1];
-  v.itemsize = std::stoi(typestr.substr(2));
-  py::tuple data = cai["data"];
-  v.data = reinterpret_cast<void*>(data[0].cast<uintptr_t>());
-  v.readonly = data[1].cast<bool>();
-  if (cai.contains("mask") && !cai["mask"].is_none()) throw py::value_error(name + ": masked CUDA arrays are not supported");
-  if (cai.contains("strides") && !cai["strides"].is_none()) {
-    std::vector<int64_t> strides;
-    for (py::handle s : cai["strides"]) strides.push_back(s.cast<int64_t>());
-    int64_t expected = v.itemsize;
-    for (int i = static_cast<int>(v.shape.size()) - 1; i >= 0; --i) {
-      if (v.shape[i] > 1 && strides[i] != expected)
-        throw py::value_error(name + " must be C-contiguous (call .contiguous() / cupy.ascontiguousarray)");
-      expected *= v.shape[i];
-    }
+Cell ParseCell(py::handle obj) {
+  const std::string name = StrArg(obj, "cell");
+  Cell cell;
+  if (name == "rnn") return Cell::kTanh;  // the former name of the tanh / relu RNN's plans (they plan the same)
+  if (deeprnn::CellFromName(name, &cell)) return cell;
+  throw py::value_error("cell must be 'tanh', 'relu', 'gru' or 'lstm' ('rnn': tanh); got " + Quoted(name));
+}
+
+// The keyword-only `cell` where given, else the RNN's `activation`. With `cell` given, `activation` stays at its
+// default ('tanh') or names the same cell.
+Cell ResolveCell(const BoundArgs& a) {
+  const Cell activation = ParseActivation(a["activation"]);
+  if (a["cell"].is_none()) return activation;
+  const Cell cell = ParseCell(a["cell"]);
+  if (activation != Cell::kTanh && activation != cell)
+    throw py::value_error(std::string("activation 'relu' contradicts cell '") + deeprnn::CellName(cell) +
+                          "' (give one of them)");
+  return cell;
+}
+
+// How a weight's columns are split, for messages about weight shapes.
+std::string GateColumns(Cell cell) {
+  switch (cell) {
+    case Cell::kGru: return "3 * units) (gates z, r, n side by side";
+    case Cell::kLstm: return "4 * units) (gates i, f, c, o side by side";
+    default: return "units";
   }
-  if (cai.contains("stream") && !cai["stream"].is_none()) {
-    v.has_stream = true;
-    v.stream = cai["stream"].cast<uintptr_t>();
-  }
-  return v;
 }
 
-// Checks one argument against the shape and dtype the call needs.
-void Expect(const ArrayView& v, const std::string& name, const std::vector<int64_t>& shape, int itemsize,
-            bool writable) {
-  if (v.kind != 'f' || v.itemsize != itemsize)
-    throw py::type_error(name + " must be float" + std::to_string(8 * itemsize) + " (the dtype of inputs); got kind '" +
-                         std::string(1, v.kind) + "' of " + std::to_string(v.itemsize) + " bytes");
-  if (v.shape != shape)
-    throw py::value_error(name + " must have shape " + DimsText(shape) + "; got " + DimsText(v.shape));
-  if (writable && v.readonly) throw py::value_error(name + " is an output and must be writable");
-}
+// GS: the grad slots per row of the cell's backward pass, H wide each.
+int64_t GradSlots(Cell cell) { return deeprnn::StackedBackwardCudaScratchSize(cell, Shape{1, 1, 1, 1, 1}); }
 
-using ViewFn = ArrayView (*)(py::handle, const std::string&);
+// ---- the problem of a call ----
 
-std::vector<py::handle> AsList(py::handle obj, const std::string& name, int64_t layers) {
-  if (!py::isinstance<py::sequence>(obj) || py::isinstance<py::str>(obj))
-    throw py::type_error(name + " must be a list of arrays, one per layer");
-  std::vector<py::handle> items;
-  for (py::handle h : py::reinterpret_borrow<py::sequence>(obj)) items.push_back(h);
-  if (layers >= 0 && static_cast<int64_t>(items.size()) != layers)
-    throw py::value_error(name + " must hold one array per layer (" + std::to_string(layers) + "); got " +
-                          std::to_string(items.size()));
-  return items;
-}
-
-// Reads B, T, D from inputs [B,T,D] and H, L from kernels, the way the TF op does.
+// B, T, D from inputs [B,T,D] (or token ids [B,T] and D = kernels[0]'s rows), H and L from kernels, the way the
+// TF op reads them.
 struct Problem {
+  Cell cell;
+  deeprnn::CellLayout layout;
   Shape shape;
   int itemsize;
+  bool tokens;
 };
 
-// `gates` is 1 for the RNN (kernels[0] [D, H]) and 3 for the GRU (kernels[0] [D, 3H], gates z | r | n).
-Problem ReadProblem(ViewFn view, py::handle inputs, py::handle kernels, int gates = 1) {
+Problem ReadProblem(ViewFn view, Cell cell, py::handle inputs, py::handle kernels) {
+  Problem p;
+  p.cell = cell;
+  p.layout = deeprnn::LayoutOf(cell);
+  const int64_t G = p.layout.gates;
   ArrayView x = view(inputs, "inputs");
-  if (x.shape.size() != 3) throw py::value_error("inputs must have shape (batch, time, features); got " + DimsText(x.shape));
-  if (x.kind != 'f' || (x.itemsize != 4 && x.itemsize != 8))
-    throw py::type_error("inputs must be float32 or float64");
-  std::vector<py::handle> k = AsList(kernels, "kernels", -1);
+  p.tokens = x.shape.size() == 2 && x.kind == 'i';
+  if (p.tokens && x.itemsize != 4)
+    throw py::type_error("inputs must be float32 or float64, or token inputs must be int32 ids of shape (batch, "
+                         "time); got " + DtypeText(x.kind, x.itemsize));
+  if (!p.tokens && x.shape.size() != 3)
+    throw py::value_error("inputs must have shape (batch, time, features), or be int32 token ids (batch, time); "
+                          "got " + DimsText(x.shape));
+  if (!p.tokens && (x.kind != 'f' || (x.itemsize != 4 && x.itemsize != 8)))
+    throw py::type_error("inputs must be float32 or float64 (or int32 token ids); got " +
+                         DtypeText(x.kind, x.itemsize));
+  std::vector<py::object> k = LayerList(kernels, "kernels", -1);
   if (k.empty()) throw py::value_error("kernels must hold at least one array (one per layer)");
   ArrayView k0 = view(k[0], "kernels[0]");
-  if (k0.shape.size() != 2 || k0.shape[0] != x.shape[2] || k0.shape[1] % gates != 0)
-    throw py::value_error("kernels[0] must have shape (" + std::to_string(x.shape[2]) +
-                          (gates == 1 ? ", units)" : ", 3 * units) (gates z, r, n side by side)") + "; got " +
+  const std::string rows = p.tokens ? "vocabulary" : std::to_string(x.shape[2]);
+  if (k0.shape.size() != 2 || (!p.tokens && k0.shape[0] != x.shape[2]) || k0.shape[1] % G != 0)
+    throw py::value_error("kernels[0] must have shape (" + rows + ", " + GateColumns(cell) + "); got " +
                           DimsText(k0.shape));
-  Problem p;
-  p.shape = {x.shape[0], x.shape[1], x.shape[2], k0.shape[1] / gates, static_cast<int64_t>(k.size())};
-  p.itemsize = x.itemsize;
-  if (p.shape.input < 1 || p.shape.hidden < 1) throw py::value_error("features and units must be at least 1");
+  if (p.tokens && (k0.kind != 'f' || (k0.itemsize != 4 && k0.itemsize != 8)))
+    throw py::type_error("kernels[0] must be float32 or float64; got " + DtypeText(k0.kind, k0.itemsize));
+  p.shape = {x.shape[0], x.shape[1], k0.shape[0], k0.shape[1] / G, static_cast<int64_t>(k.size())};
+  p.itemsize = p.tokens ? k0.itemsize : x.itemsize;
+  if (p.shape.input < 1)
+    throw py::value_error(p.tokens ? "kernels[0] must have at least one row (the vocabulary); got shape " +
+                                         DimsText(k0.shape)
+                                   : "inputs must have at least one feature (its last dimension); got shape " +
+                                         DimsText(x.shape));
+  if (p.shape.hidden < 1)
+    throw py::value_error("kernels[0] must have at least one unit (its last dimension); got shape " +
+                          DimsText(k0.shape));
   return p;
 }
 
-// Pointers of every argument of one pass, checked.
+// Every array argument of one pass, checked against the cell's layout and held alive (the GIL is released while
+// the kernels run), for the overlap check and the producer streams of CUDA arrays.
 template <typename T>
-struct Pointers {
+struct PassArrays {
+  const Problem& p;
   std::vector<const T*> kernels, recurrent_kernels, biases;
   std::vector<T*> grad_kernels, grad_recurrent_kernels, grad_biases;
-  std::vector<ArrayView> views;  // every array seen, for the producer streams of CUDA arrays
+  std::vector<ArrayView> views;
+
+  explicit PassArrays(const Problem& problem) : p(problem) {}
+
+  std::vector<int64_t> StatesShape() const {
+    const Shape& s = p.shape;
+    if (p.layout.states == 1) return {s.layers, s.batch, s.hidden};
+    return {s.layers, p.layout.states, s.batch, s.hidden};
+  }
+  std::vector<int64_t> BiasShape() const {
+    const int64_t width = p.layout.gates * p.shape.hidden;
+    if (p.layout.bias_rows == 1) return {width};
+    return {p.layout.bias_rows, width};
+  }
+  std::vector<int64_t> KernelShape(int64_t l) const {
+    return {l == 0 ? p.shape.input : p.shape.hidden, p.layout.gates * p.shape.hidden};
+  }
 
   const T* In(ViewFn view, py::handle obj, const std::string& name, const std::vector<int64_t>& shape) {
     views.push_back(view(obj, name));
-    Expect(views.back(), name, shape, sizeof(T), false);
+    Expect(views.back(), shape, sizeof(T));
     return static_cast<const T*>(views.back().data);
   }
   T* Out(ViewFn view, py::handle obj, const std::string& name, const std::vector<int64_t>& shape) {
     views.push_back(view(obj, name));
-    Expect(views.back(), name, shape, sizeof(T), true);
+    views.back().output = true;
+    Expect(views.back(), shape, sizeof(T));
     return static_cast<T*>(views.back().data);
   }
-  void Weights(ViewFn view, const Shape& s, py::handle k, py::handle rk, py::handle b) {
-    auto ks = AsList(k, "kernels", s.layers), rks = AsList(rk, "recurrent_kernels", s.layers);
-    for (int64_t l = 0; l < s.layers; ++l) {
-      const std::string i = "[" + std::to_string(l) + "]";
-      kernels.push_back(In(view, ks[l], "kernels" + i, {l == 0 ? s.input : s.hidden, s.hidden}));
-      recurrent_kernels.push_back(In(view, rks[l], "recurrent_kernels" + i, {s.hidden, s.hidden}));
+  // The token ids [B,T]. On the host (check_values) every id must index a row of kernels[0]: the CPU passes read
+  // them without further checks. The CUDA passes clamp ids on the device and count the bad ones (invalid_tokens).
+  const int32_t* Tokens(ViewFn view, py::handle obj, bool check_values) {
+    views.push_back(view(obj, "inputs"));
+    const ArrayView& v = views.back();
+    if (v.shape != std::vector<int64_t>{p.shape.batch, p.shape.time})
+      throw py::value_error("inputs (token ids) must have shape " + DimsText({p.shape.batch, p.shape.time}) +
+                            "; got " + DimsText(v.shape));
+    if (v.bytes > 0 && reinterpret_cast<uintptr_t>(v.data) % 4 != 0)
+      throw py::value_error("inputs (token ids) must be aligned to their 4-byte elements");
+    const int32_t* ids = static_cast<const int32_t*>(v.data);
+    if (check_values)
+      for (int64_t i = 0; i < p.shape.batch * p.shape.time; ++i)
+        if (ids[i] < 0 || ids[i] >= p.shape.input)
+          throw py::value_error("inputs (token ids) must lie in [0, " + std::to_string(p.shape.input) +
+                                ") (the rows of kernels[0]); got " + std::to_string(ids[i]) + " at flat index " +
+                                std::to_string(i));
+    return ids;
+  }
+  // The cell's saved gates [L,T,B,SS*H]: required for a cell that saves gates, refused for one that saves none.
+  template <typename Ptr>
+  Ptr Saved(ViewFn view, py::handle obj) {
+    const Shape& s = p.shape;
+    const std::vector<int64_t> shape = {s.layers, s.time, s.batch, p.layout.saved_slots * s.hidden};
+    if (p.layout.saved_slots == 0) {
+      if (!obj.is_none())
+        throw py::value_error(std::string("gates must be None for the ") + deeprnn::CellName(p.cell) +
+                              " cell (it saves no gates)");
+      return nullptr;
     }
-    if (b.is_none()) {
-      biases.assign(s.layers, nullptr);
+    if (obj.is_none())
+      throw py::type_error("gates must be an array of shape " + DimsText(shape) + " for the " +
+                           deeprnn::CellName(p.cell) + " cell (its saved gates); got None");
+    if constexpr (std::is_const_v<std::remove_pointer_t<Ptr>>) {
+      return In(view, obj, "gates", shape);
     } else {
-      auto bs = AsList(b, "biases", s.layers);
-      for (int64_t l = 0; l < s.layers; ++l)
-        biases.push_back(In(view, bs[l], "biases[" + std::to_string(l) + "]", {s.hidden}));
+      return Out(view, obj, "gates", shape);
     }
   }
-  void Grads(ViewFn view, const Shape& s, py::handle k, py::handle rk, py::handle b) {
-    auto ks = AsList(k, "grad_kernels", s.layers), rks = AsList(rk, "grad_recurrent_kernels", s.layers);
-    auto bs = AsList(b, "grad_biases", s.layers);
-    for (int64_t l = 0; l < s.layers; ++l) {
+  // The weights; `b` a null handle for the backward pass, which reads no biases (a caller's None is refused: the
+  // passes need arrays).
+  void Weights(ViewFn view, py::handle k, py::handle rk, py::handle b) {
+    const int64_t L = p.shape.layers;
+    auto ks = LayerList(k, "kernels", L), rks = LayerList(rk, "recurrent_kernels", L);
+    for (int64_t l = 0; l < L; ++l) {
       const std::string i = "[" + std::to_string(l) + "]";
-      grad_kernels.push_back(Out(view, ks[l], "grad_kernels" + i, {l == 0 ? s.input : s.hidden, s.hidden}));
-      grad_recurrent_kernels.push_back(Out(view, rks[l], "grad_recurrent_kernels" + i, {s.hidden, s.hidden}));
-      grad_biases.push_back(Out(view, bs[l], "grad_biases" + i, {s.hidden}));
+      kernels.push_back(In(view, ks[l], "kernels" + i, KernelShape(l)));
+      recurrent_kernels.push_back(In(view, rks[l], "recurrent_kernels" + i, KernelShape(1)));
     }
-  }
-  // The GRU's weights: kernels [in, 3H], recurrent kernels [H, 3H], biases [2, 3H] (or None: not read).
-  void GruWeightsIn(ViewFn view, const Shape& s, py::handle k, py::handle rk, py::handle b) {
-    const int64_t H = s.hidden;
-    auto ks = AsList(k, "kernels", s.layers), rks = AsList(rk, "recurrent_kernels", s.layers);
-    for (int64_t l = 0; l < s.layers; ++l) {
-      const std::string i = "[" + std::to_string(l) + "]";
-      kernels.push_back(In(view, ks[l], "kernels" + i, {l == 0 ? s.input : H, 3 * H}));
-      recurrent_kernels.push_back(In(view, rks[l], "recurrent_kernels" + i, {H, 3 * H}));
-    }
-    if (b.is_none()) {
-      biases.assign(s.layers, nullptr);
+    if (!b) {
+      biases.assign(L, nullptr);
     } else {
-      auto bs = AsList(b, "biases", s.layers);
-      for (int64_t l = 0; l < s.layers; ++l)
-        biases.push_back(In(view, bs[l], "biases[" + std::to_string(l) + "]", {2, 3 * H}));
+      auto bs = LayerList(b, "biases", L);
+      for (int64_t l = 0; l < L; ++l)
+        biases.push_back(In(view, bs[l], "biases[" + std::to_string(l) + "]", BiasShape()));
     }
   }
-  void GruGradsOut(ViewFn view, const Shape& s, py::handle k, py::handle rk, py::handle b) {
-    const int64_t H = s.hidden;
-    auto ks = AsList(k, "grad_kernels", s.layers), rks = AsList(rk, "grad_recurrent_kernels", s.layers);
-    auto bs = AsList(b, "grad_biases", s.layers);
-    for (int64_t l = 0; l < s.layers; ++l) {
+  void Grads(ViewFn view, py::handle k, py::handle rk, py::handle b) {
+    const int64_t L = p.shape.layers;
+    auto ks = LayerList(k, "grad_kernels", L), rks = LayerList(rk, "grad_recurrent_kernels", L);
+    auto bs = LayerList(b, "grad_biases", L);
+    for (int64_t l = 0; l < L; ++l) {
       const std::string i = "[" + std::to_string(l) + "]";
-      grad_kernels.push_back(Out(view, ks[l], "grad_kernels" + i, {l == 0 ? s.input : H, 3 * H}));
-      grad_recurrent_kernels.push_back(Out(view, rks[l], "grad_recurrent_kernels" + i, {H, 3 * H}));
-      grad_biases.push_back(Out(view, bs[l], "grad_biases" + i, {2, 3 * H}));
+      grad_kernels.push_back(Out(view, ks[l], "grad_kernels" + i, KernelShape(l)));
+      grad_recurrent_kernels.push_back(Out(view, rks[l], "grad_recurrent_kernels" + i, KernelShape(1)));
+      grad_biases.push_back(Out(view, bs[l], "grad_biases" + i, BiasShape()));
     }
   }
-  deeprnn::Weights<T> W() const { return {kernels.data(), recurrent_kernels.data(), biases.data()}; }
-  deeprnn::Weights<T> GruW() const { return {kernels.data(), recurrent_kernels.data(), biases.data()}; }
-  deeprnn::WeightGrads<T> GruG() const {
-    return {grad_kernels.data(), grad_recurrent_kernels.data(), grad_biases.data()};
-  }
-  deeprnn::WeightGrads<T> G() const { return {grad_kernels.data(), grad_recurrent_kernels.data(), grad_biases.data()}; }
 };
 
-struct ForwardArrays {
-  py::handle inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states, activations;
-};
-
-template <typename T>
-struct ForwardPointers : Pointers<T> {
-  const T* inputs;
-  const T* initial_states;
-  T *outputs, *final_states, *activations;
-  ForwardPointers(ViewFn view, const Shape& s, const ForwardArrays& a) {
-    const int64_t B = s.batch, TT = s.time, D = s.input, H = s.hidden, L = s.layers;
-    inputs = this->In(view, a.inputs, "inputs", {B, TT, D});
-    this->Weights(view, s, a.kernels, a.recurrent_kernels, a.biases);
-    initial_states = this->In(view, a.initial_states, "initial_states", {L, B, H});
-    outputs = this->Out(view, a.outputs, "outputs", {B, TT, H});
-    final_states = this->Out(view, a.final_states, "final_states", {L, B, H});
-    activations = this->Out(view, a.activations, "activations", {L, TT, B, H});
-  }
-};
-
-struct BackwardArrays {
-  py::handle inputs, kernels, recurrent_kernels, initial_states, activations, grad_outputs, grad_final_states,
-      grad_inputs, grad_kernels, grad_recurrent_kernels, grad_biases, grad_initial_states, grad_preactivations;
-};
-
-template <typename T>
-struct BackwardPointers : Pointers<T> {
-  const T *inputs, *initial_states, *activations, *grad_outputs, *grad_final_states;
-  T *grad_inputs, *grad_initial_states, *grad_preactivations;
-  BackwardPointers(ViewFn view, const Shape& s, const BackwardArrays& a) {
-    const int64_t B = s.batch, TT = s.time, D = s.input, H = s.hidden, L = s.layers;
-    inputs = this->In(view, a.inputs, "inputs", {B, TT, D});
-    this->Weights(view, s, a.kernels, a.recurrent_kernels, py::none());
-    initial_states = this->In(view, a.initial_states, "initial_states", {L, B, H});
-    activations = this->In(view, a.activations, "activations", {L, TT, B, H});
-    grad_outputs = this->In(view, a.grad_outputs, "grad_outputs", {B, TT, H});
-    grad_final_states = this->In(view, a.grad_final_states, "grad_final_states", {L, B, H});
-    grad_inputs = this->Out(view, a.grad_inputs, "grad_inputs", {B, TT, D});
-    this->Grads(view, s, a.grad_kernels, a.grad_recurrent_kernels, a.grad_biases);
-    grad_initial_states = this->Out(view, a.grad_initial_states, "grad_initial_states", {L, B, H});
-    grad_preactivations = this->Out(view, a.grad_preactivations, "grad_preactivations", {L, TT, B, H});
-  }
-};
-
-struct GruForwardArrays {
+// The array arguments of the forward and the backward pass (py::none() where an entry point has no such argument).
+struct ForwardHandles {
   py::handle inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states, activations, gates;
 };
 
-template <typename T>
-struct GruForwardPointers : Pointers<T> {
-  const T* inputs;
-  const T* initial_states;
-  T *outputs, *final_states, *activations, *gates;
-  GruForwardPointers(ViewFn view, const Shape& s, const GruForwardArrays& a) {
-    const int64_t B = s.batch, TT = s.time, D = s.input, H = s.hidden, L = s.layers;
-    inputs = this->In(view, a.inputs, "inputs", {B, TT, D});
-    this->GruWeightsIn(view, s, a.kernels, a.recurrent_kernels, a.biases);
-    initial_states = this->In(view, a.initial_states, "initial_states", {L, B, H});
-    outputs = this->Out(view, a.outputs, "outputs", {B, TT, H});
-    final_states = this->Out(view, a.final_states, "final_states", {L, B, H});
-    activations = this->Out(view, a.activations, "activations", {L, TT, B, H});
-    gates = this->Out(view, a.gates, "gates", {L, TT, B, 4 * H});
-  }
-};
-
-// grad_gates is None for the CPU pass (which keeps its own scratch) and a [L,T,B,4H] array for the CUDA pass.
-struct GruBackwardArrays {
+struct BackwardHandles {
   py::handle inputs, kernels, recurrent_kernels, initial_states, activations, gates, grad_outputs, grad_final_states,
-      grad_inputs, grad_kernels, grad_recurrent_kernels, grad_biases, grad_initial_states, grad_gates;
+      grad_inputs, grad_kernels, grad_recurrent_kernels, grad_biases, grad_initial_states, grad_slots;
 };
 
 template <typename T>
-struct GruBackwardPointers : Pointers<T> {
-  const T *inputs, *initial_states, *activations, *gates, *grad_outputs, *grad_final_states;
-  T *grad_inputs, *grad_initial_states, *grad_gates = nullptr;
-  GruBackwardPointers(ViewFn view, const Shape& s, const GruBackwardArrays& a) {
-    const int64_t B = s.batch, TT = s.time, D = s.input, H = s.hidden, L = s.layers;
-    const int64_t G = 4 * H;
-    inputs = this->In(view, a.inputs, "inputs", {B, TT, D});
-    this->GruWeightsIn(view, s, a.kernels, a.recurrent_kernels, py::none());
-    initial_states = this->In(view, a.initial_states, "initial_states", {L, B, H});
-    activations = this->In(view, a.activations, "activations", {L, TT, B, H});
-    gates = this->In(view, a.gates, "gates", {L, TT, B, G});
-    grad_outputs = this->In(view, a.grad_outputs, "grad_outputs", {B, TT, H});
-    grad_final_states = this->In(view, a.grad_final_states, "grad_final_states", {L, B, H});
-    grad_inputs = this->Out(view, a.grad_inputs, "grad_inputs", {B, TT, D});
-    this->GruGradsOut(view, s, a.grad_kernels, a.grad_recurrent_kernels, a.grad_biases);
-    grad_initial_states = this->Out(view, a.grad_initial_states, "grad_initial_states", {L, B, H});
-    if (!a.grad_gates.is_none()) grad_gates = this->Out(view, a.grad_gates, "grad_gates", {L, TT, B, G});
+deeprnn::ForwardArgs<T> ForwardArgsOf(ViewFn view, const ForwardHandles& h, PassArrays<T>* arrays, bool host) {
+  const Problem& p = arrays->p;
+  const Shape& s = p.shape;
+  deeprnn::ForwardArgs<T> a;
+  a.cell = p.cell;
+  a.shape = s;
+  if (p.tokens) {
+    a.inputs.tokens = arrays->Tokens(view, h.inputs, host);
+  } else {
+    a.inputs.dense = arrays->In(view, h.inputs, "inputs", {s.batch, s.time, s.input});
   }
-};
+  arrays->Weights(view, h.kernels, h.recurrent_kernels, h.biases);
+  a.weights = {arrays->kernels.data(), arrays->recurrent_kernels.data(), arrays->biases.data()};
+  a.initial_states = arrays->In(view, h.initial_states, "initial_states", arrays->StatesShape());
+  a.outputs = arrays->Out(view, h.outputs, "outputs", {s.batch, s.time, s.hidden});
+  a.final_states = arrays->Out(view, h.final_states, "final_states", arrays->StatesShape());
+  a.activations = arrays->Out(view, h.activations, "activations", {s.layers, s.time, s.batch, s.hidden});
+  a.saved = arrays->template Saved<T*>(view, h.gates);
+  return a;
+}
+
+// Where the backward pass's grad slots go: `grad_slots_name` names the argument in messages; `slots` is how many
+// H-wide slots a row holds (the CPU pass of tanh / relu: 1, dLoss/dZ; the CUDA pass: every grad slot of the cell);
+// 0 means the argument must be None (the CPU pass of the gated cells keeps them in its own scratch). `optional`
+// (the call gave `cell`): grad_inputs and the CPU's grad slots may be None, not wanted.
+template <typename T>
+deeprnn::BackwardArgs<T> BackwardArgsOf(ViewFn view, const BackwardHandles& h, PassArrays<T>* arrays, bool host,
+                                        bool optional, const char* grad_slots_name, int64_t slots,
+                                        T** grad_slots) {
+  const Problem& p = arrays->p;
+  const Shape& s = p.shape;
+  deeprnn::BackwardArgs<T> a;
+  a.cell = p.cell;
+  a.shape = s;
+  if (p.tokens) {
+    a.inputs.tokens = arrays->Tokens(view, h.inputs, host);
+  } else {
+    a.inputs.dense = arrays->In(view, h.inputs, "inputs", {s.batch, s.time, s.input});
+  }
+  arrays->Weights(view, h.kernels, h.recurrent_kernels, py::handle());
+  a.weights = {arrays->kernels.data(), arrays->recurrent_kernels.data(), arrays->biases.data()};
+  a.initial_states = arrays->In(view, h.initial_states, "initial_states", arrays->StatesShape());
+  a.activations = arrays->In(view, h.activations, "activations", {s.layers, s.time, s.batch, s.hidden});
+  a.saved = arrays->template Saved<const T*>(view, h.gates);
+  a.grad_outputs = arrays->In(view, h.grad_outputs, "grad_outputs", {s.batch, s.time, s.hidden});
+  a.grad_final_states = arrays->In(view, h.grad_final_states, "grad_final_states", arrays->StatesShape());
+  if (p.tokens && !h.grad_inputs.is_none())
+    throw py::value_error("grad_inputs must be None with token inputs (token ids have no gradient)");
+  optional = optional || p.tokens;
+  // None (not wanted) only where the call opts into optional outputs: the former entry points required the array.
+  if (!(optional && h.grad_inputs.is_none()))
+    a.grad_inputs = arrays->Out(view, h.grad_inputs, "grad_inputs", {s.batch, s.time, s.input});
+  arrays->Grads(view, h.grad_kernels, h.grad_recurrent_kernels, h.grad_biases);
+  a.grad_weights = {arrays->grad_kernels.data(), arrays->grad_recurrent_kernels.data(),
+                    arrays->grad_biases.data()};
+  a.grad_initial_states = arrays->Out(view, h.grad_initial_states, "grad_initial_states", arrays->StatesShape());
+  *grad_slots = nullptr;
+  if (slots == 0) {
+    if (!h.grad_slots.is_none())
+      throw py::value_error(std::string(grad_slots_name) + " must be None for the " + deeprnn::CellName(p.cell) +
+                            " cell on the CPU (the pass keeps its gates' gradients in its own scratch)");
+  } else if (!(optional && host && h.grad_slots.is_none())) {
+    *grad_slots = arrays->Out(view, h.grad_slots, grad_slots_name, {s.layers, s.time, s.batch, slots * s.hidden});
+  }
+  return a;
+}
 
 // ---- CPU ----
 
-deeprnn::Cell CellOf(Activation act) { return act; }
+// A forced instruction set this processor lacks (DEEPRNN_FAST_CPU_ISA) is an error, not a crash.
+void CheckCpuIsa() {
+  const std::string error = deeprnn::CpuKernelIsaError();
+  if (!error.empty()) throw std::runtime_error(error);
+}
 
 template <typename T>
-void ForwardCpu(const Shape& s, Activation act, const ForwardArrays& a) {
-  ForwardPointers<T> p(HostView, s, a);
-  deeprnn::ForwardArgs<T> args;
-  args.cell = CellOf(act);
-  args.shape = s;
-  args.inputs.dense = p.inputs;
-  args.weights = p.W();
-  args.initial_states = p.initial_states;
-  args.outputs = p.outputs;
-  args.final_states = p.final_states;
-  args.activations = p.activations;
+void ForwardCpu(const Problem& p, const ForwardHandles& h) {
+  PassArrays<T> arrays(p);
+  const deeprnn::ForwardArgs<T> args = ForwardArgsOf<T>(HostView, h, &arrays, true);
+  CheckNoOverlap(arrays.views);
+  CheckCpuIsa();
   py::gil_scoped_release release;
   deeprnn::StackedForwardCpu<T>(args, deeprnn::SerialFor);
 }
 
+// grad_preactivations of tanh / relu receives the start of the pass's scratch: dLoss/dZ of every cell for batches
+// below 128 (larger ones keep two cells per layer; deeprnn/stacked.h).
 template <typename T>
-void BackwardCpu(const Shape& s, Activation act, const BackwardArrays& a) {
-  BackwardPointers<T> p(HostView, s, a);
-  deeprnn::BackwardArgs<T> args;
-  args.cell = CellOf(act);
-  args.shape = s;
-  args.inputs.dense = p.inputs;
-  args.weights = p.W();
-  args.initial_states = p.initial_states;
-  args.activations = p.activations;
-  args.grad_outputs = p.grad_outputs;
-  args.grad_final_states = p.grad_final_states;
-  args.grad_inputs = p.grad_inputs;
-  args.grad_weights = p.G();
-  args.grad_initial_states = p.grad_initial_states;
-  // The pass's scratch begins with dLoss/dZ of every cell for batches below 128 (larger ones keep two cells per
-  // layer): that part is copied to grad_preactivations [L,T,B,H].
-  std::vector<T> scratch(static_cast<size_t>(deeprnn::StackedBackwardCpuScratchSize(args.cell, s, sizeof(T))));
+void BackwardCpu(const Problem& p, const BackwardHandles& h, bool optional) {
+  PassArrays<T> arrays(p);
+  T* grad_slots = nullptr;
+  const bool rnn = p.layout.gates == 1;
+  const deeprnn::BackwardArgs<T> args =
+      BackwardArgsOf<T>(HostView, h, &arrays, true, optional, "grad_preactivations", rnn ? 1 : 0, &grad_slots);
+  CheckNoOverlap(arrays.views);
+  CheckCpuIsa();
   py::gil_scoped_release release;
+  std::vector<T> scratch(static_cast<size_t>(deeprnn::StackedBackwardCpuScratchSize(p.cell, p.shape, sizeof(T))));
   deeprnn::StackedBackwardCpu<T>(args, scratch.data(), deeprnn::SerialFor);
-  const size_t cells = static_cast<size_t>(s.layers * s.time * s.batch * s.hidden);
-  std::copy_n(scratch.data(), std::min(cells, scratch.size()), p.grad_preactivations);
-}
-
-template <typename T>
-void GruForwardCpu(const Shape& s, const GruForwardArrays& a) {
-  GruForwardPointers<T> p(HostView, s, a);
-  deeprnn::ForwardArgs<T> args;
-  args.cell = deeprnn::Cell::kGru;
-  args.shape = s;
-  args.inputs.dense = p.inputs;
-  args.weights = p.GruW();
-  args.initial_states = p.initial_states;
-  args.outputs = p.outputs;
-  args.final_states = p.final_states;
-  args.activations = p.activations;
-  args.saved = p.gates;
-  py::gil_scoped_release release;
-  deeprnn::StackedForwardCpu<T>(args, deeprnn::SerialFor);
-}
-
-template <typename T>
-void GruBackwardCpu(const Shape& s, const GruBackwardArrays& a) {
-  GruBackwardPointers<T> p(HostView, s, a);
-  deeprnn::BackwardArgs<T> args;
-  args.cell = deeprnn::Cell::kGru;
-  args.shape = s;
-  args.inputs.dense = p.inputs;
-  args.weights = p.GruW();
-  args.initial_states = p.initial_states;
-  args.activations = p.activations;
-  args.saved = p.gates;
-  args.grad_outputs = p.grad_outputs;
-  args.grad_final_states = p.grad_final_states;
-  args.grad_inputs = p.grad_inputs;
-  args.grad_weights = p.GruG();
-  args.grad_initial_states = p.grad_initial_states;
-  py::gil_scoped_release release;
-  std::vector<T> scratch(static_cast<size_t>(deeprnn::StackedBackwardCpuScratchSize(args.cell, s, sizeof(T))));
-  deeprnn::StackedBackwardCpu<T>(args, scratch.data(), deeprnn::SerialFor);
+  if (grad_slots != nullptr) {
+    const size_t cells = static_cast<size_t>(p.shape.layers * p.shape.time * p.shape.batch * p.shape.hidden);
+    std::copy_n(scratch.data(), std::min(cells, scratch.size()), grad_slots);
+  }
 }
 
 // ---- planning (no GPU needed) ----
 
-deeprnn::CudaSchedule ParseSchedule(const std::string& name) {
+deeprnn::CudaSchedule ParseSchedule(py::handle obj) {
   deeprnn::CudaSchedule schedule;
-  const deeprnn::CudaStatus st = deeprnn::ParseSchedule(name, &schedule);
-  if (!st.ok()) throw py::value_error(st.error);
+  const deeprnn::CudaStatus st = deeprnn::ParseSchedule(StrArg(obj, "schedule"), &schedule);
+  if (!st.ok()) throw py::value_error(OneLine(st.error));
   return schedule;
 }
 
 int ParseItemsize(py::handle dtype) {
-  const py::dtype dt = py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype));
+  py::dtype dt;
+  try {
+    dt = py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype));
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_Exception)) throw;
+    throw py::type_error("dtype must be float32 or float64 (a NumPy dtype or its name); got " + TypeName(dtype));
+  }
   if (dt.kind() != 'f' || (dt.itemsize() != 4 && dt.itemsize() != 8))
-    throw py::type_error("dtype must be float32 or float64");
+    throw py::type_error("dtype must be float32 or float64; got " + DtypeText(dt.kind(), static_cast<int>(dt.itemsize())));
   return static_cast<int>(dt.itemsize());
 }
 
-deeprnn::Direction ParseDirection(const std::string& name) {
+deeprnn::Direction ParseDirection(py::handle obj) {
+  const std::string name = StrArg(obj, "direction");
   if (name == "forward") return deeprnn::Direction::kForward;
   if (name == "backward") return deeprnn::Direction::kBackward;
-  throw py::value_error("direction must be 'forward' or 'backward'; got '" + name + "'");
+  throw py::value_error("direction must be 'forward' or 'backward'; got " + Quoted(name));
 }
 
-deeprnn::Cell ParseCell(const std::string& name) {
-  deeprnn::Cell cell;
-  if (name == "rnn") return deeprnn::Cell::kTanh;  // the tanh / relu RNN's plans are the same
-  if (deeprnn::CellFromName(name, &cell)) return cell;
-  throw py::value_error("cell must be 'tanh', 'relu', 'gru' or 'lstm' ('rnn': tanh); got '" + name + "'");
-}
-
-py::dict PlanDict(const deeprnn::WavefrontPlan& plan, bool = false) {
+py::dict PlanDict(const deeprnn::WavefrontPlan& plan) {
   py::dict d;
   d["schedule"] = deeprnn::ScheduleName(plan.schedule);
   d["weights_on_chip"] = plan.weights_on_chip;
@@ -463,31 +412,57 @@ py::dict PlanDict(const deeprnn::WavefrontPlan& plan, bool = false) {
   return d;
 }
 
-deeprnn::DeviceProps PropsFromDict(const py::dict& d) {
-  deeprnn::DeviceProps p;
-  auto get = [&](const char* key, int64_t fallback) {
-    return d.contains(key) ? d[key].cast<int64_t>() : fallback;
-  };
+// plan(device={...}): the device's properties, and two knobs of the occupancy estimate (the kernels use at most
+// 128 registers per thread, __launch_bounds__(256, 2); a test may fix the blocks per SM instead). Types and ranges
+// are checked here, plausibility by the library (deeprnn::ValidateDeviceProps); every error names the field.
+struct DeviceDict {
+  deeprnn::DeviceProps props;
+  int regs_per_thread = 128;
+  int fixed_blocks_per_sm = -1;  // -1: estimate
+};
+
+DeviceDict PropsFromDict(py::handle device) {
+  if (!PyDict_Check(device.ptr()))
+    throw py::type_error("device must be None or a dict of device properties; got " + TypeName(device));
   static const std::set<std::string> known = {"sm_count", "smem_per_block_optin", "smem_per_sm",
                                               "reserved_smem_per_block", "max_threads_per_sm", "max_blocks_per_sm",
                                               "regs_per_sm", "cooperative_launch", "cc_major", "cc_minor",
                                               "regs_per_thread", "blocks_per_sm", "name", "multiprocessors"};
-  for (auto item : d) {
-    const std::string key = py::str(item.first);
-    if (!known.count(key)) throw py::value_error("unknown device property '" + key + "'");
+  PyObject *key, *value;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(device.ptr(), &pos, &key, &value)) {
+    if (!PyUnicode_Check(key)) throw py::type_error("device property names must be str; got " + TypeName(key));
+    const std::string name = StrArg(key, "a device property name");
+    if (!known.count(name)) throw py::value_error("unknown device property " + Quoted(name));
   }
-  if (!d.contains("sm_count")) throw py::value_error("device properties need at least 'sm_count'");
-  p.sm_count = static_cast<int>(get("sm_count", 0));
-  p.smem_per_block_optin = get("smem_per_block_optin", 227 * 1024);
-  p.smem_per_sm = get("smem_per_sm", 228 * 1024);
-  p.reserved_smem_per_block = get("reserved_smem_per_block", 1024);
-  p.max_threads_per_sm = static_cast<int>(get("max_threads_per_sm", 2048));
-  p.max_blocks_per_sm = static_cast<int>(get("max_blocks_per_sm", 32));
-  p.regs_per_sm = static_cast<int>(get("regs_per_sm", 65536));
-  p.cooperative_launch = d.contains("cooperative_launch") ? d["cooperative_launch"].cast<bool>() : true;
-  p.cc_major = static_cast<int>(get("cc_major", 9));
-  p.cc_minor = static_cast<int>(get("cc_minor", 0));
-  return p;
+  auto field = [&](const char* name) {
+    PyObject* v = PyDict_GetItemString(device.ptr(), name);
+    return v ? py::reinterpret_borrow<py::object>(v) : py::object();
+  };
+  auto get = [&](const char* name, int64_t fallback, int64_t lo, int64_t hi) {
+    const py::object v = field(name);
+    return v ? IntArg(v, std::string("device property ") + name, lo, hi) : fallback;
+  };
+  if (!field("sm_count")) throw py::value_error("device properties need at least 'sm_count'");
+  DeviceDict d;
+  deeprnn::DeviceProps& p = d.props;
+  p.sm_count = static_cast<int>(get("sm_count", 0, INT32_MIN, INT32_MAX));
+  p.smem_per_block_optin = get("smem_per_block_optin", 227 * 1024, INT64_MIN, INT64_MAX);
+  p.smem_per_sm = get("smem_per_sm", 228 * 1024, INT64_MIN, INT64_MAX);
+  p.reserved_smem_per_block = get("reserved_smem_per_block", 1024, INT64_MIN, INT64_MAX);
+  p.max_threads_per_sm = static_cast<int>(get("max_threads_per_sm", 2048, INT32_MIN, INT32_MAX));
+  p.max_blocks_per_sm = static_cast<int>(get("max_blocks_per_sm", 32, INT32_MIN, INT32_MAX));
+  p.regs_per_sm = static_cast<int>(get("regs_per_sm", 65536, INT32_MIN, INT32_MAX));
+  const py::object cooperative = field("cooperative_launch");
+  p.cooperative_launch = cooperative ? BoolArg(cooperative, "device property cooperative_launch") : true;
+  p.cc_major = static_cast<int>(get("cc_major", 9, INT32_MIN, INT32_MAX));
+  p.cc_minor = static_cast<int>(get("cc_minor", 0, INT32_MIN, INT32_MAX));
+  d.regs_per_thread = static_cast<int>(get("regs_per_thread", 128, 1, 255));
+  d.fixed_blocks_per_sm = static_cast<int>(get("blocks_per_sm", -1, 0, INT32_MAX));
+  // Checked here too (the planner checks again), so that a bad device is reported before a bad shape.
+  const deeprnn::CudaStatus st = deeprnn::ValidateDeviceProps(p);
+  if (!st.ok()) throw py::value_error(st.error);
+  return d;
 }
 
 [[maybe_unused]] py::dict PropsDict(const deeprnn::DeviceProps& p) {
@@ -514,47 +489,50 @@ bool CudaAvailable() {
 #endif
 }
 
-py::dict Plan(int64_t batch, int64_t time, int64_t input, int64_t hidden, int64_t layers, py::handle dtype,
-              const std::string& direction, const std::string& schedule, py::object device, const std::string& cell) {
-  const Shape shape{batch, time, input, hidden, layers};
-  const int itemsize = ParseItemsize(dtype);
-  const deeprnn::Cell c = ParseCell(cell);
+Shape ShapeArgs(const BoundArgs& a) {
+  return {IntArg(a["batch"], "batch"), IntArg(a["time"], "time"), IntArg(a["input"], "input"),
+          IntArg(a["hidden"], "hidden"), IntArg(a["layers"], "layers")};
+}
+
+py::dict Plan(const BoundArgs& a) {
+  const Shape shape = ShapeArgs(a);
+  const int itemsize = ParseItemsize(a["dtype"]);
+  const deeprnn::Direction direction = ParseDirection(a["direction"]);
+  const deeprnn::CudaSchedule schedule = ParseSchedule(a["schedule"]);
+  const Cell cell = ParseCell(a["cell"]);
   deeprnn::WavefrontPlan plan;
   deeprnn::CudaStatus st;
-  if (device.is_none()) {
+  if (a["device"].is_none()) {
 #if defined(DEEPRNN_WITH_CUDA)
     if (!CudaAvailable()) throw std::runtime_error("plan(device=None) plans for the current GPU, and there is none");
-    st = deeprnn::PlanStackedCuda(c, shape, itemsize, ParseDirection(direction), ParseSchedule(schedule), &plan);
+    st = deeprnn::PlanStackedCuda(cell, shape, itemsize, direction, schedule, &plan);
 #else
     NoCuda("plan(device=None) plans for the current GPU");
 #endif
   } else {
-    const py::dict d = device.cast<py::dict>();
-    const deeprnn::DeviceProps props = PropsFromDict(d);
-    // The kernels use at most 128 registers per thread (__launch_bounds__(256, 2)); a test may fix the occupancy.
-    const int regs = d.contains("regs_per_thread") ? d["regs_per_thread"].cast<int>() : 128;
-    const int fixed = d.contains("blocks_per_sm") ? d["blocks_per_sm"].cast<int>() : -1;
+    const DeviceDict d = PropsFromDict(a["device"]);
     const deeprnn::OccupancyFn occupancy = [&](int, int64_t smem) {
-      if (smem > props.smem_per_block_optin) return 0;
-      return fixed >= 0 ? fixed : deeprnn::EstimateBlocksPerSm(props, smem, deeprnn::kWavefrontThreads, regs);
+      if (smem > d.props.smem_per_block_optin) return 0;
+      return d.fixed_blocks_per_sm >= 0
+                 ? d.fixed_blocks_per_sm
+                 : deeprnn::EstimateBlocksPerSm(d.props, smem, deeprnn::kWavefrontThreads, d.regs_per_thread);
     };
-    st = deeprnn::PlanWavefront(c, shape, itemsize, ParseDirection(direction), props, ParseSchedule(schedule),
-                                occupancy, &plan);
+    st = deeprnn::PlanWavefront(cell, shape, itemsize, direction, d.props, schedule, occupancy, &plan);
   }
-  if (!st.ok()) throw py::value_error(st.error);
+  if (!st.ok()) throw py::value_error(OneLine(st.error));
   return PlanDict(plan);
 }
 
-int64_t WorkspaceBytes(const std::string& direction, int64_t batch, int64_t time, int64_t input, int64_t hidden,
-                       int64_t layers, py::handle dtype, const std::string& cell, bool tokens) {
-  const Shape shape{batch, time, input, hidden, layers};
-  const deeprnn::Cell c = ParseCell(cell);
-  const deeprnn::CudaStatus st = deeprnn::ValidateCudaShape(c, shape);
-  if (!st.ok()) throw py::value_error(st.error);
-  const int itemsize = ParseItemsize(dtype);
-  const bool forward = ParseDirection(direction) == deeprnn::Direction::kForward;
-  return forward ? deeprnn::StackedForwardCudaWorkspaceBytes(c, shape, itemsize)
-                 : deeprnn::StackedBackwardCudaWorkspaceBytes(c, shape, itemsize, tokens);
+int64_t WorkspaceBytes(const BoundArgs& a) {
+  const Shape shape = ShapeArgs(a);
+  const Cell cell = ParseCell(a["cell"]);
+  const bool tokens = !a["tokens"].is_none() && BoolArg(a["tokens"], "tokens");
+  const deeprnn::CudaStatus st = deeprnn::ValidateCudaShape(cell, shape);
+  if (!st.ok()) throw py::value_error(OneLine(st.error));
+  const int itemsize = ParseItemsize(a["dtype"]);
+  const bool forward = ParseDirection(a["direction"]) == deeprnn::Direction::kForward;
+  return forward ? deeprnn::StackedForwardCudaWorkspaceBytes(cell, shape, itemsize)
+                 : deeprnn::StackedBackwardCudaWorkspaceBytes(cell, shape, itemsize, tokens);
 }
 
 // ---- CUDA ----
@@ -576,19 +554,30 @@ void WaitForProducers(const std::vector<ArrayView>& views, uintptr_t stream) {
 
 // The library wants a 256-byte aligned workspace; CUDA allocators give one, and any other buffer is used from its
 // first aligned byte on.
-void* Workspace(py::handle workspace, int64_t needed, int64_t* bytes) {
+ArrayView WorkspaceView(py::handle workspace, int64_t needed) {
   ArrayView w = CudaView(workspace, "workspace");
-  int64_t n = w.itemsize;
-  for (int64_t d : w.shape) n *= d;
+  w.output = true;
   const uintptr_t base = reinterpret_cast<uintptr_t>(w.data);
-  const uintptr_t aligned = (base + 255) / 256 * 256;
-  n -= static_cast<int64_t>(aligned - base);
-  if (n < needed)
+  const int64_t skip = static_cast<int64_t>((256 - base % 256) % 256);
+  const int64_t usable = w.bytes > skip ? w.bytes - skip : 0;
+  if (usable < needed)
     throw py::value_error("workspace must hold at least " + std::to_string(needed) +
-                          " bytes from its first 256-byte aligned address; got " + std::to_string(std::max<int64_t>(n, 0)));
+                          " bytes from its first 256-byte aligned address; got " + std::to_string(usable));
   if (w.readonly) throw py::value_error("workspace must be writable");
-  *bytes = n;
-  return reinterpret_cast<void*>(aligned);
+  return w;
+}
+
+// invalid_tokens: None, or a device int32 counter [1] the passes add the out-of-range token ids to.
+int32_t* InvalidTokensCounter(py::handle obj, std::vector<ArrayView>* views) {
+  if (obj.is_none()) return nullptr;
+  ArrayView v = CudaView(obj, "invalid_tokens");
+  v.output = true;
+  if (v.kind != 'i' || v.itemsize != 4 || v.shape != std::vector<int64_t>{1} || v.readonly ||
+      reinterpret_cast<uintptr_t>(v.data) % 4 != 0)
+    throw py::value_error("invalid_tokens must be a writable CUDA int32 array of shape (1,), aligned (or None); got " +
+                          DtypeText(v.kind, v.itemsize) + " " + DimsText(v.shape));
+  views->push_back(v);
+  return static_cast<int32_t*>(v.data);
 }
 
 py::dict InfoDict(const deeprnn::CudaLaunchInfo& info) {
@@ -597,17 +586,30 @@ py::dict InfoDict(const deeprnn::CudaLaunchInfo& info) {
   return d;
 }
 
-// The common part of every CUDA entry point: the workspace, the wait for the arrays' producers, then
-// call(launch) without the GIL, and its status turned into an exception.
+// The options of a CUDA call.
+struct CudaCall {
+  py::handle workspace;
+  uintptr_t stream = 0;
+  deeprnn::CudaSchedule schedule = deeprnn::CudaSchedule::kAuto;
+  py::handle invalid_tokens;
+};
+
+// The common part of every CUDA entry point: the workspace and the counter, the overlap check, the wait for the
+// arrays' producers, then call(launch) without the GIL, and its status turned into an exception.
 template <typename Call>
-py::dict RunCuda(const std::vector<ArrayView>& views, int64_t workspace_needed, py::handle workspace, uintptr_t stream,
-                 deeprnn::CudaSchedule schedule, Call&& call) {
+py::dict RunCuda(std::vector<ArrayView>& views, int64_t workspace_needed, const CudaCall& c, Call&& call) {
   deeprnn::CudaLaunch launch;
-  launch.workspace = Workspace(workspace, workspace_needed, &launch.workspace_bytes);
-  WaitForProducers(views, stream);
+  launch.invalid_tokens = InvalidTokensCounter(c.invalid_tokens, &views);
+  views.push_back(WorkspaceView(c.workspace, workspace_needed));
+  CheckNoOverlap(views);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(views.back().data);
+  const int64_t skip = static_cast<int64_t>((256 - base % 256) % 256);
+  launch.workspace = reinterpret_cast<void*>(base + skip);
+  launch.workspace_bytes = views.back().bytes - skip;
+  WaitForProducers(views, c.stream);
   deeprnn::CudaLaunchInfo info;
-  launch.stream = reinterpret_cast<void*>(stream);
-  launch.schedule = schedule;
+  launch.stream = reinterpret_cast<void*>(c.stream);
+  launch.schedule = c.schedule;
   launch.info = &info;
   deeprnn::CudaStatus st;
   {
@@ -619,96 +621,161 @@ py::dict RunCuda(const std::vector<ArrayView>& views, int64_t workspace_needed, 
 }
 
 template <typename T>
-py::dict ForwardCuda(const Shape& s, Activation act, const ForwardArrays& a, py::handle workspace, uintptr_t stream,
-                     deeprnn::CudaSchedule schedule) {
-  ForwardPointers<T> p(CudaView, s, a);
-  deeprnn::ForwardArgs<T> args;
-  args.cell = act;
-  args.shape = s;
-  args.inputs.dense = p.inputs;
-  args.weights = p.W();
-  args.initial_states = p.initial_states;
-  args.outputs = p.outputs;
-  args.final_states = p.final_states;
-  args.activations = p.activations;
-  return RunCuda(p.views, deeprnn::StackedForwardCudaWorkspaceBytes(act, s, sizeof(T)), workspace, stream, schedule,
+py::dict ForwardCuda(const Problem& p, const ForwardHandles& h, const CudaCall& c) {
+  PassArrays<T> arrays(p);
+  const deeprnn::ForwardArgs<T> args = ForwardArgsOf<T>(CudaView, h, &arrays, false);
+  return RunCuda(arrays.views, deeprnn::StackedForwardCudaWorkspaceBytes(p.cell, p.shape, sizeof(T)), c,
                  [&](const deeprnn::CudaLaunch& launch) { return deeprnn::StackedForwardCuda<T>(args, launch); });
 }
 
+// `grad_slots_name`: the argument's name in the entry point (grad_preactivations; the GRU's own grad_gates).
 template <typename T>
-py::dict BackwardCuda(const Shape& s, Activation act, const BackwardArrays& a, py::handle workspace,
-                      uintptr_t stream, deeprnn::CudaSchedule schedule) {
-  BackwardPointers<T> p(CudaView, s, a);
-  deeprnn::BackwardArgs<T> args;
-  args.cell = act;
-  args.shape = s;
-  args.inputs.dense = p.inputs;
-  args.weights = p.W();
-  args.initial_states = p.initial_states;
-  args.activations = p.activations;
-  args.grad_outputs = p.grad_outputs;
-  args.grad_final_states = p.grad_final_states;
-  args.grad_inputs = p.grad_inputs;
-  args.grad_weights = p.G();
-  args.grad_initial_states = p.grad_initial_states;
-  return RunCuda(p.views, deeprnn::StackedBackwardCudaWorkspaceBytes(act, s, sizeof(T)), workspace, stream, schedule,
+py::dict BackwardCuda(const Problem& p, const BackwardHandles& h, const CudaCall& c, bool optional,
+                      const char* grad_slots_name) {
+  if (h.grad_slots.is_none())
+    throw py::type_error(std::string(grad_slots_name) + " must be a CUDA array of shape (L, T, B, " +
+                         std::to_string(GradSlots(p.cell)) + " * units): the grad slots the CUDA pass keeps");
+  PassArrays<T> arrays(p);
+  T* grad_slots = nullptr;
+  const deeprnn::BackwardArgs<T> args =
+      BackwardArgsOf<T>(CudaView, h, &arrays, false, optional, grad_slots_name, GradSlots(p.cell), &grad_slots);
+  return RunCuda(arrays.views, deeprnn::StackedBackwardCudaWorkspaceBytes(p.cell, p.shape, sizeof(T), p.tokens), c,
                  [&](const deeprnn::CudaLaunch& launch) {
-                   return deeprnn::StackedBackwardCuda<T>(args, p.grad_preactivations, launch);
-                 });
-}
-
-template <typename T>
-py::dict GruForwardCuda(const Shape& s, const GruForwardArrays& a, py::handle workspace, uintptr_t stream,
-                        deeprnn::CudaSchedule schedule) {
-  GruForwardPointers<T> p(CudaView, s, a);
-  deeprnn::ForwardArgs<T> args;
-  args.cell = deeprnn::Cell::kGru;
-  args.shape = s;
-  args.inputs.dense = p.inputs;
-  args.weights = p.GruW();
-  args.initial_states = p.initial_states;
-  args.outputs = p.outputs;
-  args.final_states = p.final_states;
-  args.activations = p.activations;
-  args.saved = p.gates;
-  return RunCuda(p.views, deeprnn::StackedForwardCudaWorkspaceBytes(args.cell, s, sizeof(T)), workspace, stream,
-                 schedule,
-                 [&](const deeprnn::CudaLaunch& launch) { return deeprnn::StackedForwardCuda<T>(args, launch); });
-}
-
-template <typename T>
-py::dict GruBackwardCuda(const Shape& s, const GruBackwardArrays& a, py::handle workspace, uintptr_t stream,
-                         deeprnn::CudaSchedule schedule) {
-  if (a.grad_gates.is_none()) throw py::type_error("grad_gates must be a CUDA array of shape (L, T, B, 4 * units)");
-  GruBackwardPointers<T> p(CudaView, s, a);
-  deeprnn::BackwardArgs<T> args;
-  args.cell = deeprnn::Cell::kGru;
-  args.shape = s;
-  args.inputs.dense = p.inputs;
-  args.weights = p.GruW();
-  args.initial_states = p.initial_states;
-  args.activations = p.activations;
-  args.saved = p.gates;
-  args.grad_outputs = p.grad_outputs;
-  args.grad_final_states = p.grad_final_states;
-  args.grad_inputs = p.grad_inputs;
-  args.grad_weights = p.GruG();
-  args.grad_initial_states = p.grad_initial_states;
-  return RunCuda(p.views, deeprnn::StackedBackwardCudaWorkspaceBytes(args.cell, s, sizeof(T)), workspace, stream,
-                 schedule, [&](const deeprnn::CudaLaunch& launch) {
-                   return deeprnn::StackedBackwardCuda<T>(args, p.grad_gates, launch);
+                   return deeprnn::StackedBackwardCuda<T>(args, grad_slots, launch);
                  });
 }
 
 #endif  // DEEPRNN_WITH_CUDA
+
+[[maybe_unused]] uintptr_t StreamArg(const BoundArgs& a) {
+  return static_cast<uintptr_t>(IntArg(a["stream"], "stream", 0, INT64_MAX));
+}
+
+// ---- the entry points, for every cell ----
+
+// The arrays of a forward call; `gates` is the GRU entry points' positional one or the keyword-only one.
+ForwardHandles ForwardArrays(const BoundArgs& a) {
+  return {a["inputs"], a["kernels"], a["recurrent_kernels"], a["biases"], a["initial_states"], a["outputs"],
+          a["final_states"], a["activations"], a["gates"]};
+}
+
+BackwardHandles BackwardArrays(const BoundArgs& a, py::handle grad_slots) {
+  return {a["inputs"], a["kernels"], a["recurrent_kernels"], a["initial_states"], a["activations"], a["gates"],
+          a["grad_outputs"], a["grad_final_states"], a["grad_inputs"], a["grad_kernels"],
+          a["grad_recurrent_kernels"], a["grad_biases"], a["grad_initial_states"], grad_slots};
+}
+
+void RunForwardCpu(Cell cell, const ForwardHandles& h) {
+  const Problem p = ReadProblem(HostView, cell, h.inputs, h.kernels);
+  if (p.itemsize == 4) ForwardCpu<float>(p, h);
+  else ForwardCpu<double>(p, h);
+}
+
+void RunBackwardCpu(Cell cell, const BackwardHandles& h, bool optional) {
+  const Problem p = ReadProblem(HostView, cell, h.inputs, h.kernels);
+  if (p.itemsize == 4) BackwardCpu<float>(p, h, optional);
+  else BackwardCpu<double>(p, h, optional);
+}
+
+// invalid_tokens: None for the GRU's former entry points, which have no such argument.
+py::object RunForwardCuda(Cell cell, const BoundArgs& a, py::handle invalid_tokens) {
+#if defined(DEEPRNN_WITH_CUDA)
+  CudaCall c{a["workspace"], 0, ParseSchedule(a["schedule"]), invalid_tokens};
+  c.stream = StreamArg(a);
+  const ForwardHandles h = ForwardArrays(a);
+  const Problem p = ReadProblem(CudaView, cell, h.inputs, h.kernels);
+  return p.itemsize == 4 ? ForwardCuda<float>(p, h, c) : ForwardCuda<double>(p, h, c);
+#else
+  (void)cell, (void)a, (void)invalid_tokens;
+  NoCuda("forward_cuda");
+#endif
+}
+
+py::object RunBackwardCuda(Cell cell, const BoundArgs& a, const char* grad_slots_name, bool optional,
+                           py::handle invalid_tokens) {
+#if defined(DEEPRNN_WITH_CUDA)
+  CudaCall c{a["workspace"], 0, ParseSchedule(a["schedule"]), invalid_tokens};
+  c.stream = StreamArg(a);
+  const BackwardHandles h = BackwardArrays(a, a[grad_slots_name]);
+  const Problem p = ReadProblem(CudaView, cell, h.inputs, h.kernels);
+  return p.itemsize == 4 ? BackwardCuda<float>(p, h, c, optional, grad_slots_name)
+                         : BackwardCuda<double>(p, h, c, optional, grad_slots_name);
+#else
+  (void)cell, (void)a, (void)grad_slots_name, (void)optional, (void)invalid_tokens;
+  NoCuda("backward_cuda");
+#endif
+}
+
+// The parameters of every entry point, in order (positional and keyword arguments bind to these names); the
+// options added with the cells are keyword-only, so that the former positional calls mean what they meant.
+const std::vector<Param> kCellOptions = {{"gates", kNoneDefault}, {"cell", kNoneDefault}};
+const std::vector<Param> kCudaCellOptions = {{"gates", kNoneDefault}, {"cell", kNoneDefault},
+                                             {"invalid_tokens", kNoneDefault}};
+const Signature kForwardCpu{"forward_cpu",
+                            {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
+                             "final_states", "activations", {"activation", "tanh"}},
+                            kCellOptions};
+const Signature kBackwardCpu{"backward_cpu",
+                             {"inputs", "kernels", "recurrent_kernels", "initial_states", "activations",
+                              "grad_outputs", "grad_final_states", "grad_inputs", "grad_kernels",
+                              "grad_recurrent_kernels", "grad_biases", "grad_initial_states", "grad_preactivations",
+                              {"activation", "tanh"}},
+                             kCellOptions};
+const Signature kGruForwardCpu{"gru_forward_cpu",
+                               {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
+                                "final_states", "activations", "gates"}};
+const Signature kGruBackwardCpu{"gru_backward_cpu",
+                                {"inputs", "kernels", "recurrent_kernels", "initial_states", "activations", "gates",
+                                 "grad_outputs", "grad_final_states", "grad_inputs", "grad_kernels",
+                                 "grad_recurrent_kernels", "grad_biases", "grad_initial_states"}};
+const Signature kWorkspaceBytes{"workspace_bytes",
+                                {"direction", "batch", "time", "input", "hidden", "layers", "dtype",
+                                 {"cell", "rnn"}},
+                                {{"tokens", kNoneDefault}}};
+const Signature kPlan{"plan",
+                      {"batch", "time", "input", "hidden", "layers", {"dtype", "float32"}, {"direction", "forward"},
+                       {"schedule", "auto"}, {"device", kNoneDefault}, {"cell", "rnn"}}};
+const Signature kForwardCuda{"forward_cuda",
+                             {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
+                              "final_states", "activations", "workspace", {"activation", "tanh"},
+                              {"stream", int64_t{0}}, {"schedule", "auto"}},
+                             kCudaCellOptions};
+const Signature kBackwardCuda{"backward_cuda",
+                              {"inputs", "kernels", "recurrent_kernels", "initial_states", "activations",
+                               "grad_outputs", "grad_final_states", "grad_inputs", "grad_kernels",
+                               "grad_recurrent_kernels", "grad_biases", "grad_initial_states", "grad_preactivations",
+                               "workspace", {"activation", "tanh"}, {"stream", int64_t{0}}, {"schedule", "auto"}},
+                              kCudaCellOptions};
+const Signature kGruForwardCuda{"gru_forward_cuda",
+                                {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
+                                 "final_states", "activations", "gates", "workspace", {"stream", int64_t{0}},
+                                 {"schedule", "auto"}}};
+const Signature kGruBackwardCuda{"gru_backward_cuda",
+                                 {"inputs", "kernels", "recurrent_kernels", "initial_states", "activations", "gates",
+                                  "grad_outputs", "grad_final_states", "grad_inputs", "grad_kernels",
+                                  "grad_recurrent_kernels", "grad_biases", "grad_initial_states", "grad_gates",
+                                  "workspace", {"stream", int64_t{0}}, {"schedule", "auto"}}};
+const Signature kGridSyncBenchmark{"grid_sync_benchmark", {"syncs", {"blocks", int64_t{0}}, {"stream", int64_t{0}}}};
+
+// Every entry point takes (*args, **kwargs) and binds them itself (call_arguments.h); its docstring starts with
+// the real signature.
+template <typename Fn>
+void Def(py::module_& m, const Signature& sig, Fn&& fn, const std::string& doc) {
+  m.def(
+      sig.function.c_str(),
+      [&sig, fn](py::args args, py::kwargs kwargs) { return fn(BoundArgs(sig, args, kwargs)); },
+      (sig.Text() + "\n\n" + doc).c_str());
+}
 
 }  // namespace
 }  // namespace deeprnn_fast
 
 PYBIND11_MODULE(_kernels, m) {
   using namespace deeprnn_fast;
-  m.doc() = "deeprnn_fast's kernel library without TensorFlow: CPU passes on NumPy arrays, CUDA passes on "
-            "__cuda_array_interface__ arrays, and the CUDA launch planner.";
+  m.doc() = "deeprnn_fast's kernel library without TensorFlow, for every cell (tanh, relu, GRU, LSTM): CPU passes "
+            "on NumPy arrays, CUDA passes on __cuda_array_interface__ arrays, and the CUDA launch planner.";
+  py::options options;
+  options.disable_function_signatures();  // every docstring starts with its own: the functions take (*args, **kwargs)
 
   m.def("has_cuda_build", [] {
 #if defined(DEEPRNN_WITH_CUDA)
@@ -716,215 +783,89 @@ PYBIND11_MODULE(_kernels, m) {
 #else
     return false;
 #endif
-  }, "True when the module was compiled with the CUDA kernels.");
-  m.def("cuda_available", &CudaAvailable, "True when the module has CUDA kernels and a CUDA device is visible.");
-  m.def("cpu_isa", [] { return std::string(deeprnn::CpuKernelIsa()); },
-        "The instruction set of the CPU passes: 'avx512', 'avx2' or 'generic' (DEEPRNN_FAST_CPU_ISA forces one).");
+  }, "has_cuda_build()\n\nTrue when the module was compiled with the CUDA kernels.");
+  m.def("cuda_available", &CudaAvailable,
+        "cuda_available()\n\nTrue when the module has CUDA kernels and a CUDA device is visible.");
+  m.def("cpu_isa", [] {
+    CheckCpuIsa();
+    return std::string(deeprnn::CpuKernelIsa());
+  },
+        "cpu_isa()\n\nThe instruction set of the CPU passes: 'avx512', 'avx2' or 'generic', the best this processor has; "
+        "DEEPRNN_FAST_CPU_ISA forces one (also 'avx512emu': the AVX-512 code through AVX2, for tests). RuntimeError "
+        "when the forced one cannot run here.");
 
-  m.def(
-      "forward_cpu",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle biases,
-         py::handle initial_states, py::handle outputs, py::handle final_states, py::handle activations,
-         const std::string& activation) {
-        const Activation act = ParseActivation(activation);
-        const Problem p = ReadProblem(HostView, inputs, kernels);
-        const ForwardArrays a{inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states,
-                              activations};
-        if (p.itemsize == 4) ForwardCpu<float>(p.shape, act, a);
-        else ForwardCpu<double>(p.shape, act, a);
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("biases"),
-      py::arg("initial_states"), py::arg("outputs"), py::arg("final_states"), py::arg("activations"),
-      py::arg("activation") = "tanh",
-      "Forward pass on the CPU into the given arrays: inputs [B,T,D], kernels / recurrent_kernels / biases lists "
-      "of L arrays, initial_states [L,B,H] -> outputs [B,T,H], final_states [L,B,H], activations [L,T,B,H].");
+  m.def("cpu_isas", [] {
+          // Built by hand: pybind11/stl.h would also change how list arguments convert.
+          py::list names;
+          for (const std::string& name : deeprnn::CpuKernelIsas()) names.append(name);
+          return names;
+        },
+        "cpu_isas()\n\nThe instruction sets this processor can run, by the names DEEPRNN_FAST_CPU_ISA takes.");
 
-  m.def(
-      "backward_cpu",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle initial_states,
-         py::handle activations, py::handle grad_outputs, py::handle grad_final_states, py::handle grad_inputs,
-         py::handle grad_kernels, py::handle grad_recurrent_kernels, py::handle grad_biases,
-         py::handle grad_initial_states, py::handle grad_preactivations, const std::string& activation) {
-        const Activation act = ParseActivation(activation);
-        const Problem p = ReadProblem(HostView, inputs, kernels);
-        const BackwardArrays a{inputs, kernels, recurrent_kernels, initial_states, activations, grad_outputs,
-                               grad_final_states, grad_inputs, grad_kernels, grad_recurrent_kernels, grad_biases,
-                               grad_initial_states, grad_preactivations};
-        if (p.itemsize == 4) BackwardCpu<float>(p.shape, act, a);
-        else BackwardCpu<double>(p.shape, act, a);
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("initial_states"),
-      py::arg("activations"), py::arg("grad_outputs"), py::arg("grad_final_states"), py::arg("grad_inputs"),
-      py::arg("grad_kernels"), py::arg("grad_recurrent_kernels"), py::arg("grad_biases"),
-      py::arg("grad_initial_states"), py::arg("grad_preactivations"), py::arg("activation") = "tanh",
-      "Backward pass on the CPU into the given arrays (grad_preactivations [L,T,B,H] is scratch that ends up "
-      "holding dLoss/dZ).");
+  Def(m, kForwardCpu, [](const BoundArgs& a) { RunForwardCpu(ResolveCell(a), ForwardArrays(a)); },
+      "Forward pass of a cell on the CPU into the given arrays. cell: 'tanh', 'relu', 'gru', 'lstm' (without it, "
+      "activation names the RNN's). inputs [B,T,D] (or int32 token ids [B,T]); kernels ([D or V, G*H], then "
+      "[H, G*H]) / recurrent_kernels ([H, G*H]) / biases ([G*H]; the GRU's [2, 3H]) lists (or tuples) of L arrays; "
+      "initial_states [L,B,H] (LSTM: [L,2,B,H]) -> outputs [B,T,H], final_states (as initial_states), activations "
+      "[L,T,B,H], gates [L,T,B,SS*H] (GRU [z|r|n|q], LSTM [i|f|g|o|c']; None for tanh / relu). Every array is a "
+      "C-contiguous, aligned, native-byte-order numpy.ndarray of kernels' dtype; no output may share memory with "
+      "another argument; token ids must index rows of kernels[0].");
 
-  m.def(
-      "gru_forward_cpu",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle biases,
-         py::handle initial_states, py::handle outputs, py::handle final_states, py::handle activations,
-         py::handle gates) {
-        const Problem p = ReadProblem(HostView, inputs, kernels, 3);
-        const GruForwardArrays a{inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states,
-                                 activations, gates};
-        if (p.itemsize == 4) GruForwardCpu<float>(p.shape, a);
-        else GruForwardCpu<double>(p.shape, a);
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("biases"),
-      py::arg("initial_states"), py::arg("outputs"), py::arg("final_states"), py::arg("activations"),
-      py::arg("gates"),
-      "GRU forward pass on the CPU into the given arrays: inputs [B,T,D], kernels ([D,3H], then [H,3H]) / "
-      "recurrent_kernels ([H,3H]) / biases ([2,3H]) lists of L arrays, initial_states [L,B,H] -> outputs [B,T,H], "
-      "final_states [L,B,H], activations [L,T,B,H], gates [L,T,B,4H] (rows [z | r | n | q]).");
+  Def(m, kBackwardCpu, [](const BoundArgs& a) {
+    const bool optional = !a["cell"].is_none();
+    RunBackwardCpu(ResolveCell(a), BackwardArrays(a, a["grad_preactivations"]), optional);
+  }, "Backward pass of a cell on the CPU into the given arrays (shapes as forward_cpu). grad_preactivations "
+     "[L,T,B,H] (tanh / relu) is scratch that ends up holding dLoss/dZ; the gated cells keep theirs in the pass's "
+     "own scratch (None). With cell given, grad_inputs and grad_preactivations may be None: not computed (always "
+     "None with token inputs).");
 
-  m.def(
-      "gru_backward_cpu",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle initial_states,
-         py::handle activations, py::handle gates, py::handle grad_outputs, py::handle grad_final_states,
-         py::handle grad_inputs, py::handle grad_kernels, py::handle grad_recurrent_kernels, py::handle grad_biases,
-         py::handle grad_initial_states) {
-        const Problem p = ReadProblem(HostView, inputs, kernels, 3);
-        const GruBackwardArrays a{inputs, kernels, recurrent_kernels, initial_states, activations, gates,
-                                  grad_outputs, grad_final_states, grad_inputs, grad_kernels,
-                                  grad_recurrent_kernels, grad_biases, grad_initial_states, py::none()};
-        if (p.itemsize == 4) GruBackwardCpu<float>(p.shape, a);
-        else GruBackwardCpu<double>(p.shape, a);
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("initial_states"),
-      py::arg("activations"), py::arg("gates"), py::arg("grad_outputs"), py::arg("grad_final_states"),
-      py::arg("grad_inputs"), py::arg("grad_kernels"), py::arg("grad_recurrent_kernels"), py::arg("grad_biases"),
-      py::arg("grad_initial_states"),
-      "GRU backward pass on the CPU into the given arrays (the gates' gradients live in a scratch buffer the call "
-      "allocates itself).");
+  Def(m, kGruForwardCpu, [](const BoundArgs& a) { RunForwardCpu(Cell::kGru, ForwardArrays(a)); },
+      "forward_cpu(..., gates=gates, cell='gru'): the GRU's former entry point. inputs [B,T,D], kernels ([D,3H], "
+      "then [H,3H]) / recurrent_kernels ([H,3H]) / biases ([2,3H]) lists of L arrays, initial_states [L,B,H] -> "
+      "outputs [B,T,H], final_states [L,B,H], activations [L,T,B,H], gates [L,T,B,4H] (rows [z | r | n | q]).");
 
-  m.def("workspace_bytes", &WorkspaceBytes, py::arg("direction"), py::arg("batch"), py::arg("time"),
-        py::arg("input"), py::arg("hidden"), py::arg("layers"), py::arg("dtype"), py::arg("cell") = "rnn",
-        py::arg("tokens") = false,
-        "Bytes of CUDA workspace forward_cuda / gru_forward_cuda ('forward') or backward_cuda / gru_backward_cuda "
-        "('backward') needs (no GPU needed); cell: 'rnn' or 'gru'.");
+  Def(m, kGruBackwardCpu, [](const BoundArgs& a) { RunBackwardCpu(Cell::kGru, BackwardArrays(a, py::none()), false); },
+      "backward_cpu(..., gates=gates, cell='gru'): the GRU's former entry point (the gates' gradients live in a "
+      "scratch buffer the call allocates itself).");
 
-  m.def("plan", &Plan, py::arg("batch"), py::arg("time"), py::arg("input"), py::arg("hidden"), py::arg("layers"),
-        py::arg("dtype") = "float32", py::arg("direction") = "forward", py::arg("schedule") = "auto",
-        py::arg("device") = py::none(), py::arg("cell") = "rnn",
-        "The CUDA launch plan of one pass (cell 'rnn' or 'gru') as a dict. device=None: the current GPU (CUDA "
-        "build only); or a dict of "
-        "device properties (sm_count, smem_per_block_optin, smem_per_sm, reserved_smem_per_block, "
-        "max_threads_per_sm, max_blocks_per_sm, regs_per_sm, cooperative_launch, and optionally regs_per_thread "
-        "or a fixed blocks_per_sm), which needs no GPU. Raises ValueError for shapes or schedules that cannot run.");
+  Def(m, kWorkspaceBytes, [](const BoundArgs& a) { return WorkspaceBytes(a); },
+      "Bytes of CUDA workspace forward_cuda ('forward') or backward_cuda ('backward') of `cell` needs (no GPU "
+      "needed); cell: 'tanh', 'relu', 'gru', 'lstm' ('rnn': tanh); tokens=True: the backward pass with token "
+      "inputs, which sorts layer 0's rows by token.");
 
-  m.def(
-      "forward_cuda",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle biases,
-         py::handle initial_states, py::handle outputs, py::handle final_states, py::handle activations,
-         py::handle workspace, const std::string& activation, uintptr_t stream, const std::string& schedule) {
-#if defined(DEEPRNN_WITH_CUDA)
-        const Activation act = ParseActivation(activation);
-        const deeprnn::CudaSchedule sched = ParseSchedule(schedule);
-        const Problem p = ReadProblem(CudaView, inputs, kernels);
-        const ForwardArrays a{inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states,
-                              activations};
-        return p.itemsize == 4 ? ForwardCuda<float>(p.shape, act, a, workspace, stream, sched)
-                               : ForwardCuda<double>(p.shape, act, a, workspace, stream, sched);
-#else
-        (void)inputs, (void)kernels, (void)recurrent_kernels, (void)biases, (void)initial_states, (void)outputs;
-        (void)final_states, (void)activations, (void)workspace, (void)activation, (void)stream, (void)schedule;
-        NoCuda("forward_cuda");
-#endif
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("biases"),
-      py::arg("initial_states"), py::arg("outputs"), py::arg("final_states"), py::arg("activations"),
-      py::arg("workspace"), py::arg("activation") = "tanh", py::arg("stream") = 0, py::arg("schedule") = "auto",
-      "Forward pass on the current CUDA device, queued on `stream` (cudaStream_t as int; e.g. "
-      "torch.cuda.current_stream().cuda_stream), into the given CUDA arrays; workspace: a CUDA array of at least "
-      "workspace_bytes('forward', ...) bytes. schedule: auto, stepwise, persistent, persistent_resident, "
-      "persistent_streaming. Returns the plan that ran. Does not synchronise.");
+  Def(m, kPlan, [](const BoundArgs& a) { return Plan(a); },
+      "The CUDA launch plan of one pass of `cell` ('tanh', 'relu', 'gru', 'lstm'; 'rnn': tanh) as a dict. "
+      "device=None: the current GPU (CUDA build only); or a dict of device properties (sm_count, "
+      "smem_per_block_optin, smem_per_sm, reserved_smem_per_block, max_threads_per_sm, max_blocks_per_sm, "
+      "regs_per_sm, cooperative_launch, and optionally regs_per_thread or a fixed blocks_per_sm), which needs no "
+      "GPU. Raises ValueError for shapes or schedules that cannot run and for device properties no GPU has.");
 
-  m.def(
-      "backward_cuda",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle initial_states,
-         py::handle activations, py::handle grad_outputs, py::handle grad_final_states, py::handle grad_inputs,
-         py::handle grad_kernels, py::handle grad_recurrent_kernels, py::handle grad_biases,
-         py::handle grad_initial_states, py::handle grad_preactivations, py::handle workspace,
-         const std::string& activation, uintptr_t stream, const std::string& schedule) {
-#if defined(DEEPRNN_WITH_CUDA)
-        const Activation act = ParseActivation(activation);
-        const deeprnn::CudaSchedule sched = ParseSchedule(schedule);
-        const Problem p = ReadProblem(CudaView, inputs, kernels);
-        const BackwardArrays a{inputs, kernels, recurrent_kernels, initial_states, activations, grad_outputs,
-                               grad_final_states, grad_inputs, grad_kernels, grad_recurrent_kernels, grad_biases,
-                               grad_initial_states, grad_preactivations};
-        return p.itemsize == 4 ? BackwardCuda<float>(p.shape, act, a, workspace, stream, sched)
-                               : BackwardCuda<double>(p.shape, act, a, workspace, stream, sched);
-#else
-        (void)inputs, (void)kernels, (void)recurrent_kernels, (void)initial_states, (void)activations;
-        (void)grad_outputs, (void)grad_final_states, (void)grad_inputs, (void)grad_kernels;
-        (void)grad_recurrent_kernels, (void)grad_biases, (void)grad_initial_states, (void)grad_preactivations;
-        (void)workspace, (void)activation, (void)stream, (void)schedule;
-        NoCuda("backward_cuda");
-#endif
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("initial_states"),
-      py::arg("activations"), py::arg("grad_outputs"), py::arg("grad_final_states"), py::arg("grad_inputs"),
-      py::arg("grad_kernels"), py::arg("grad_recurrent_kernels"), py::arg("grad_biases"),
-      py::arg("grad_initial_states"), py::arg("grad_preactivations"), py::arg("workspace"),
-      py::arg("activation") = "tanh", py::arg("stream") = 0, py::arg("schedule") = "auto",
-      "Backward pass on the current CUDA device (see forward_cuda). Returns the plan that ran.");
+  Def(m, kForwardCuda, [](const BoundArgs& a) -> py::object {
+    return RunForwardCuda(ResolveCell(a), a, a["invalid_tokens"]);
+  }, "Forward pass of a cell on the current CUDA device (cell, shapes and gates as forward_cpu), queued on `stream` "
+     "(cudaStream_t as int; e.g. torch.cuda.current_stream().cuda_stream), into the given CUDA arrays "
+     "(C-contiguous, little-endian, of kernels' dtype; no output may share memory with another argument); "
+     "workspace: a CUDA array of at least workspace_bytes('forward', ...) bytes. schedule: auto, stepwise, "
+     "persistent, persistent_resident, persistent_streaming. Token ids are not checked on the host: an id outside "
+     "[0, V) reads as a zero row, and invalid_tokens (None or a CUDA int32 array (1,)) has the number of such ids "
+     "added to it. Returns the plan that ran. Does not synchronise.");
 
-  m.def(
-      "gru_forward_cuda",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle biases,
-         py::handle initial_states, py::handle outputs, py::handle final_states, py::handle activations,
-         py::handle gates, py::handle workspace, uintptr_t stream, const std::string& schedule) {
-#if defined(DEEPRNN_WITH_CUDA)
-        const deeprnn::CudaSchedule sched = ParseSchedule(schedule);
-        const Problem p = ReadProblem(CudaView, inputs, kernels, 3);
-        const GruForwardArrays a{inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states,
-                                 activations, gates};
-        return p.itemsize == 4 ? GruForwardCuda<float>(p.shape, a, workspace, stream, sched)
-                               : GruForwardCuda<double>(p.shape, a, workspace, stream, sched);
-#else
-        (void)inputs, (void)kernels, (void)recurrent_kernels, (void)biases, (void)initial_states, (void)outputs;
-        (void)final_states, (void)activations, (void)gates, (void)workspace, (void)stream, (void)schedule;
-        NoCuda("gru_forward_cuda");
-#endif
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("biases"),
-      py::arg("initial_states"), py::arg("outputs"), py::arg("final_states"), py::arg("activations"),
-      py::arg("gates"), py::arg("workspace"), py::arg("stream") = 0, py::arg("schedule") = "auto",
-      "GRU forward pass on the current CUDA device (shapes as gru_forward_cpu; stream, workspace of at least "
-      "workspace_bytes('forward', ..., cell='gru') bytes and schedule as forward_cuda). Returns the plan that ran.");
+  Def(m, kBackwardCuda, [](const BoundArgs& a) -> py::object {
+    return RunBackwardCuda(ResolveCell(a), a, "grad_preactivations", !a["cell"].is_none(), a["invalid_tokens"]);
+  }, "Backward pass of a cell on the current CUDA device (see forward_cuda and backward_cpu; with cell given, "
+     "grad_inputs may be None). grad_preactivations [L,T,B,GS*H] is scratch that ends up holding the cell's grad "
+     "slots (tanh / relu: dLoss/dZ; GRU: [da_n | da_z | da_r | da_n r]; LSTM: [da_i | da_f | da_g | da_o]). Returns "
+     "the plan that ran.");
 
-  m.def(
-      "gru_backward_cuda",
-      [](py::handle inputs, py::handle kernels, py::handle recurrent_kernels, py::handle initial_states,
-         py::handle activations, py::handle gates, py::handle grad_outputs, py::handle grad_final_states,
-         py::handle grad_inputs, py::handle grad_kernels, py::handle grad_recurrent_kernels, py::handle grad_biases,
-         py::handle grad_initial_states, py::handle grad_gates, py::handle workspace, uintptr_t stream,
-         const std::string& schedule) {
-#if defined(DEEPRNN_WITH_CUDA)
-        const deeprnn::CudaSchedule sched = ParseSchedule(schedule);
-        const Problem p = ReadProblem(CudaView, inputs, kernels, 3);
-        const GruBackwardArrays a{inputs, kernels, recurrent_kernels, initial_states, activations, gates,
-                                  grad_outputs, grad_final_states, grad_inputs, grad_kernels,
-                                  grad_recurrent_kernels, grad_biases, grad_initial_states, grad_gates};
-        return p.itemsize == 4 ? GruBackwardCuda<float>(p.shape, a, workspace, stream, sched)
-                               : GruBackwardCuda<double>(p.shape, a, workspace, stream, sched);
-#else
-        (void)inputs, (void)kernels, (void)recurrent_kernels, (void)initial_states, (void)activations, (void)gates;
-        (void)grad_outputs, (void)grad_final_states, (void)grad_inputs, (void)grad_kernels;
-        (void)grad_recurrent_kernels, (void)grad_biases, (void)grad_initial_states, (void)grad_gates;
-        (void)workspace, (void)stream, (void)schedule;
-        NoCuda("gru_backward_cuda");
-#endif
-      },
-      py::arg("inputs"), py::arg("kernels"), py::arg("recurrent_kernels"), py::arg("initial_states"),
-      py::arg("activations"), py::arg("gates"), py::arg("grad_outputs"), py::arg("grad_final_states"),
-      py::arg("grad_inputs"), py::arg("grad_kernels"), py::arg("grad_recurrent_kernels"), py::arg("grad_biases"),
-      py::arg("grad_initial_states"), py::arg("grad_gates"), py::arg("workspace"), py::arg("stream") = 0,
-      py::arg("schedule") = "auto",
-      "GRU backward pass on the current CUDA device (see gru_forward_cuda); grad_gates [L,T,B,4H] is scratch that "
-      "ends up holding the gates' gradients [dn | dz | dr | dn * r]. Returns the plan that ran.");
+  Def(m, kGruForwardCuda, [](const BoundArgs& a) -> py::object {
+    return RunForwardCuda(Cell::kGru, a, py::none());
+  }, "forward_cuda(..., gates=gates, cell='gru'): the GRU's former entry point (shapes as gru_forward_cpu; stream, "
+     "workspace of at least workspace_bytes('forward', ..., cell='gru') bytes and schedule as forward_cuda).");
+
+  Def(m, kGruBackwardCuda, [](const BoundArgs& a) -> py::object {
+    return RunBackwardCuda(Cell::kGru, a, "grad_gates", false, py::none());
+  }, "backward_cuda(..., gates=gates, cell='gru'): the GRU's former entry point; grad_gates [L,T,B,4H] is scratch "
+     "that ends up holding the gates' gradients [dn | dz | dr | dn * r]. Returns the plan that ran.");
 
   m.def("device_info", [] {
 #if defined(DEEPRNN_WITH_CUDA)
@@ -942,20 +883,18 @@ PYBIND11_MODULE(_kernels, m) {
 #else
     NoCuda("device_info");
 #endif
-  }, "Properties of the current CUDA device as the planner sees them, its name, and the CUDA runtime / driver "
-     "versions (1000 * major + 10 * minor).");
+  }, "device_info()\n\nProperties of the current CUDA device as the planner sees them, its name, and the CUDA "
+     "runtime / driver versions (1000 * major + 10 * minor).");
 
-  m.def(
-      "grid_sync_benchmark",
-      [](int64_t syncs, int blocks, uintptr_t stream) {
+  Def(m, kGridSyncBenchmark, [](const BoundArgs& a) {
+    const int64_t syncs = IntArg(a["syncs"], "syncs", 0);
+    const int blocks = static_cast<int>(IntArg(a["blocks"], "blocks", 0, INT32_MAX));
 #if defined(DEEPRNN_WITH_CUDA)
-        CheckCuda(deeprnn::CudaGridSyncBenchmark(syncs, blocks, reinterpret_cast<void*>(stream)));
+    CheckCuda(deeprnn::CudaGridSyncBenchmark(syncs, blocks, reinterpret_cast<void*>(StreamArg(a))));
 #else
-        (void)syncs, (void)blocks, (void)stream;
-        NoCuda("grid_sync_benchmark");
+    (void)syncs, (void)blocks;
+    NoCuda("grid_sync_benchmark");
 #endif
-      },
-      py::arg("syncs"), py::arg("blocks") = 0, py::arg("stream") = 0,
-      "Queues one cooperative kernel doing `syncs` grid barriers (blocks=0: one block of 256 threads per SM); time "
-      "it with CUDA events to get the cost of one grid synchronisation.");
+  }, "Queues one cooperative kernel doing `syncs` grid barriers (blocks=0: one block of 256 threads per SM); time "
+     "it with CUDA events to get the cost of one grid synchronisation.");
 }

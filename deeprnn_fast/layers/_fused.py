@@ -3,7 +3,7 @@
 Imported lazily so that `deeprnn_fast.layers` can be imported while `deeprnn_fast/__init__.py` is still loading.
 """
 
-__all__ = ["library_loaded", "stacked_rnn"]
+__all__ = ["fused_function", "library_loaded"]
 
 
 def library_loaded():
@@ -21,8 +21,9 @@ def library_loaded():
         return False
 
 
-def stacked_rnn(inputs, kernels, recurrent_kernels, biases, initial_states, activation):
-    """`deeprnn_fast.stacked_rnn`: the fused op, or the reference where the library is not built."""
-    from deeprnn_fast import ops
-    return ops.stacked_rnn(inputs, kernels, recurrent_kernels, biases, initial_states=initial_states,
-                           activation=activation)
+def fused_function(name, in_xla=False):
+    """`deeprnn_fast.<name>` (the fused op, or the reference where the library is not built), or inside an XLA
+    cluster `deeprnn_fast.reference.<name>`, the same maths in plain TensorFlow ops that XLA can compile. Both take
+    the same arguments and return the same results."""
+    from deeprnn_fast import ops, reference
+    return getattr(reference if in_xla else ops, name)

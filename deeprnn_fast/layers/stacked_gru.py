@@ -4,16 +4,10 @@
 import keras
 import tensorflow as tf
 
-from deeprnn_fast.layers._base import StackedRecurrentBase, fresh_initializer
+from deeprnn_fast.layers._activations import SIGMOID, TANH, is_one_of
+from deeprnn_fast.layers._base import StackedRecurrentBase, check_implementation, fresh_initializer, input_product
 
 __all__ = ["StackedGRU"]
-
-_TANH = (keras.activations.tanh, tf.tanh, tf.math.tanh, tf.nn.tanh)
-_SIGMOID = (keras.activations.sigmoid, tf.sigmoid, tf.math.sigmoid, tf.nn.sigmoid)
-
-
-def _is_one_of(function, functions):
-    return any(function is f for f in functions)
 
 
 @keras.saving.register_keras_serializable(package="deeprnn_fast")
@@ -46,12 +40,21 @@ class StackedGRU(StackedRecurrentBase):
         With return_state the layer returns the output followed by one final state [batch, units] per layer.
       unroll: accepted for compatibility; it never changes a result.
       use_cudnn: "auto" or False; the layer runs its own fused op (CPU), never cuDNN, so True is refused.
+      implementation: 1 or 2 (0, Keras 2's legacy value, too), accepted for compatibility: only how Keras splits
+        its products, never a result.
       seed: seed of the dropout masks.
+      vocabulary_size: None (the default) for float inputs [batch, time, features]; an integer V for integer token
+        ids [batch, time] in [0, V) instead, layer 0's kernel then being [V, 3 * units]: as on `StackedRNN`.
 
-    Call arguments: `sequences [batch, time, features]`, `initial_state` (a list of num_layers tensors
-    [batch, units]), `mask [batch, time]` (any mask; a masked step carries the previous output and states),
-    `training`.
+    Call arguments: `sequences [batch, time, features]` (or token ids [batch, time]), `initial_state` (a list of
+    num_layers tensors [batch, units]), `mask [batch, time]` (any mask; a masked step carries the previous output
+    and states), `training`.
+
+    Inside an XLA-compiled function (`jit_compile=True`) the layer runs `deeprnn_fast.reference.stacked_gru` (plain
+    TensorFlow, which XLA compiles) instead of the fused op, with one warning.
     """
+
+    fused_function_name = "stacked_gru"
 
     def __init__(self, units, num_layers, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
@@ -59,7 +62,7 @@ class StackedGRU(StackedRecurrentBase):
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, unroll=False, reset_after=True, use_cudnn="auto", zero_output_for_mask=False,
-                 **kwargs):
+                 implementation=2, vocabulary_size=None, **kwargs):
         if use_cudnn not in ("auto", True, False):
             raise ValueError(f"use_cudnn must be 'auto', True or False; got {use_cudnn!r}")
         if use_cudnn is True:
@@ -73,10 +76,12 @@ class StackedGRU(StackedRecurrentBase):
                          recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
                          dropout=dropout, recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         zero_output_for_mask=zero_output_for_mask, seed=seed, **kwargs)
+                         zero_output_for_mask=zero_output_for_mask, seed=seed, vocabulary_size=vocabulary_size,
+                         **kwargs)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
         self.reset_after = bool(reset_after)
         self.use_cudnn = use_cudnn
+        self.implementation = check_implementation(implementation)
 
     def _build_cell_weights(self, layer, input_size):
         units = self.units
@@ -98,19 +103,19 @@ class StackedGRU(StackedRecurrentBase):
     def _fused_unsupported_reason(self):
         if not self.reset_after:
             return "the fused op computes the reset_after=True form of the GRU only, not reset_after=False"
-        if not _is_one_of(self.activation, _TANH):
+        if not is_one_of(self.activation, TANH):
             return (f"the fused op computes activation='tanh' only, not "
                     f"{keras.activations.serialize(self.activation)!r}")
-        if not _is_one_of(self.recurrent_activation, _SIGMOID):
+        if not is_one_of(self.recurrent_activation, SIGMOID):
             return (f"the fused op computes recurrent_activation='sigmoid' only, not "
                     f"{keras.activations.serialize(self.recurrent_activation)!r}")
         return None
 
-    def _run_fused(self, inputs, cell_weights, initial_states):
-        from deeprnn_fast import ops  # lazily, as _fused: the package may still be loading
-        biases = [b if b is not None else tf.zeros([2, 3 * self.units], inputs.dtype) for _, _, b in cell_weights]
-        return ops.stacked_gru(inputs, [k for k, _, _ in cell_weights], [r for _, r, _ in cell_weights], biases,
-                               initial_states)
+    def _run_fused(self, function, inputs, cell_weights, initial_states):
+        dtype = cell_weights[0][0].dtype
+        biases = [b if b is not None else tf.zeros([2, 3 * self.units], dtype) for _, _, b in cell_weights]
+        return function(inputs, [k for k, _, _ in cell_weights], [r for _, r, _ in cell_weights], biases,
+                        initial_states=initial_states)
 
     def _recurrent_mask(self, state):
         """Keras' GRU recurrent_dropout: one [B, H] mask per gate (z, r, h), layer and call, the same for every
@@ -134,9 +139,10 @@ class StackedGRU(StackedRecurrentBase):
             h = h_prev * recurrent_mask[gate] if recurrent_mask is not None else h_prev
             return tf.matmul(h, recurrent_kernel[:, gate * units:(gate + 1) * units])
 
-        def step(x, h_prev):
+        def step(x, states):
             # The operations of keras.layers.GRUCell.call.
-            matrix_x = tf.matmul(x, kernel)
+            (h_prev,) = states
+            matrix_x = input_product(x, kernel)
             if input_bias is not None:
                 matrix_x = matrix_x + input_bias
             x_z, x_r, x_h = tf.split(matrix_x, 3, axis=-1)
@@ -158,7 +164,8 @@ class StackedGRU(StackedRecurrentBase):
                 h_masked = h_prev * recurrent_mask[2] if recurrent_mask is not None else h_prev
                 recurrent_h = tf.matmul(r * h_masked, recurrent_kernel[:, 2 * units:])
             hh = activation(x_h + recurrent_h)
-            return z * h_prev + (1 - z) * hh
+            h = z * h_prev + (1 - z) * hh
+            return h, (h,)
 
         return step
 
@@ -168,5 +175,6 @@ class StackedGRU(StackedRecurrentBase):
             "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
             "reset_after": self.reset_after,
             "use_cudnn": self.use_cudnn,
+            "implementation": self.implementation,
         })
         return config

@@ -3,16 +3,13 @@
 import keras
 import tensorflow as tf
 
-from deeprnn_fast.layers import _fused
-from deeprnn_fast.layers._base import StackedRecurrentBase, fresh_initializer
+from deeprnn_fast.layers._activations import RELU, TANH, is_one_of
+from deeprnn_fast.layers._base import StackedRecurrentBase, fresh_initializer, input_product
 
 __all__ = ["StackedRNN"]
 
-# Activations the fused op computes itself; any other Keras activation runs the step-by-step loop.
-_FUSED_ACTIVATIONS = (
-    ("tanh", (keras.activations.tanh, tf.tanh, tf.math.tanh, tf.nn.tanh)),
-    ("relu", (keras.activations.relu, tf.nn.relu)),
-)
+# Activations the fused op computes itself, by the name it takes; any other Keras activation runs the loop.
+_FUSED_ACTIVATIONS = (("tanh", TANH), ("relu", RELU))
 
 
 @keras.saving.register_keras_serializable(package="deeprnn_fast")
@@ -40,18 +37,29 @@ class StackedRNN(StackedRecurrentBase):
         With return_state the layer returns the output followed by one final state [batch, units] per layer.
       unroll: accepted for compatibility; it never changes a result.
       seed: seed of the dropout masks.
+      vocabulary_size: None (the default) for float inputs [batch, time, features]; an integer V for integer token
+        ids [batch, time] in [0, V) instead. Layer 0's kernel is then [V, units], the same weights as the layer fed
+        tf.one_hot(ids, V) (get_weights / set_weights carry over 1:1), and the fused op picks its rows instead of
+        multiplying by one-hot vectors. An id out of range is an InvalidArgumentError naming the tokens (inside an
+        XLA-compiled function, where nothing can raise, its sequence computes NaN).
 
-    Call arguments: `sequences [batch, time, features]`, `initial_state` (a list of num_layers tensors
-    [batch, units]), `mask [batch, time]` (any mask; a masked step carries the previous output and states),
-    `training`.
+    Call arguments: `sequences [batch, time, features]` (or token ids [batch, time]), `initial_state` (a list of
+    num_layers tensors [batch, units]), `mask [batch, time]` (any mask; a masked step carries the previous output
+    and states), `training`.
+
+    Inside an XLA-compiled function (`jit_compile=True`) the layer runs `deeprnn_fast.reference.stacked_rnn` (plain
+    TensorFlow, which XLA compiles) instead of the fused op, with one warning.
     """
+
+    fused_function_name = "stacked_rnn"
 
     def __init__(self, units, num_layers, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
                  recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, zero_output_for_mask=False, seed=None, **kwargs):
+                 stateful=False, unroll=False, zero_output_for_mask=False, seed=None, vocabulary_size=None,
+                 **kwargs):
         super().__init__(units, num_layers, activation=activation, use_bias=use_bias,
                          kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
                          bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
@@ -60,21 +68,23 @@ class StackedRNN(StackedRecurrentBase):
                          recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
                          dropout=dropout, recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         zero_output_for_mask=zero_output_for_mask, seed=seed, **kwargs)
+                         zero_output_for_mask=zero_output_for_mask, seed=seed, vocabulary_size=vocabulary_size,
+                         **kwargs)
         self._fused_activation = next((name for name, functions in _FUSED_ACTIVATIONS
-                                       if any(self.activation is f for f in functions)), None)
+                                       if is_one_of(self.activation, functions)), None)
 
     def _build_cell_weights(self, layer, input_size):
         kernel = self.add_weight(shape=(input_size, self.units), name=f"kernel_{layer}",
-                                 initializer=fresh_initializer(self.kernel_initializer), regularizer=self.kernel_regularizer,
-                                 constraint=self.kernel_constraint)
+                                 initializer=fresh_initializer(self.kernel_initializer),
+                                 regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         recurrent_kernel = self.add_weight(shape=(self.units, self.units), name=f"recurrent_kernel_{layer}",
                                            initializer=fresh_initializer(self.recurrent_initializer),
                                            regularizer=self.recurrent_regularizer,
                                            constraint=self.recurrent_constraint)
         bias = None
         if self.use_bias:
-            bias = self.add_weight(shape=(self.units,), name=f"bias_{layer}", initializer=fresh_initializer(self.bias_initializer),
+            bias = self.add_weight(shape=(self.units,), name=f"bias_{layer}",
+                                   initializer=fresh_initializer(self.bias_initializer),
                                    regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         return kernel, recurrent_kernel, bias
 
@@ -83,23 +93,26 @@ class StackedRNN(StackedRecurrentBase):
             return f"the fused op computes tanh and relu only, not {keras.activations.serialize(self.activation)!r}"
         return None
 
-    def _run_fused(self, inputs, cell_weights, initial_states):
-        biases = [b if b is not None else tf.zeros([self.units], inputs.dtype) for _, _, b in cell_weights]
-        return _fused.stacked_rnn(inputs, [k for k, _, _ in cell_weights], [r for _, r, _ in cell_weights], biases,
-                                  initial_states, self._fused_activation)
+    def _run_fused(self, function, inputs, cell_weights, initial_states):
+        dtype = cell_weights[0][0].dtype
+        biases = [b if b is not None else tf.zeros([self.units], dtype) for _, _, b in cell_weights]
+        return function(inputs, [k for k, _, _ in cell_weights], [r for _, r, _ in cell_weights], biases,
+                        initial_states=initial_states, activation=self._fused_activation)
 
     def _cell_step(self, weights, recurrent_mask):
         kernel, recurrent_kernel, bias = weights
         activation = self.activation
 
-        def step(x, h_prev):
+        def step(x, states):
             # The operations, and their order, of keras.layers.SimpleRNNCell.call.
-            h = tf.matmul(x, kernel)
+            (h_prev,) = states
+            h = input_product(x, kernel)
             if bias is not None:
                 h = h + bias
             if recurrent_mask is not None:
                 h_prev = h_prev * recurrent_mask
             output = h + tf.matmul(h_prev, recurrent_kernel)
-            return activation(output) if activation is not None else output
+            output = activation(output) if activation is not None else output
+            return output, (output,)
 
         return step

@@ -74,6 +74,14 @@ const IsaChoice& ChosenIsa() {
 const char* CpuKernelIsa() { return cpu::IsaName(cpu::ChosenIsa().kind); }
 std::string CpuKernelIsaError() { return cpu::ChosenIsa().error; }
 
+std::vector<std::string> CpuKernelIsas() {
+  std::vector<std::string> names;
+  for (cpu::IsaKind kind : {cpu::IsaKind::kAvx512, cpu::IsaKind::kAvx2, cpu::IsaKind::kAvx512Emulated,
+                            cpu::IsaKind::kGeneric})
+    if (cpu::IsaSupported(kind)) names.push_back(cpu::IsaName(kind));
+  return names;
+}
+
 template <typename T>
 void StackedForwardCpu(const ForwardArgs<T>& args, const ParallelFor& parallel_for) {
   switch (cpu::ChosenIsa().kind) {

@@ -59,6 +59,35 @@ int EstimateBlocksPerSm(const DeviceProps& props, int64_t smem_bytes, int thread
   return static_cast<int>(std::max<int64_t>(0, blocks));
 }
 
+CudaStatus ValidateDeviceProps(const DeviceProps& p) {
+  struct Field {
+    const char* name;
+    int64_t value;
+    int64_t min;
+  };
+  const Field fields[] = {{"sm_count", p.sm_count, 1},
+                          {"smem_per_block_optin", p.smem_per_block_optin, 1},
+                          {"smem_per_sm", p.smem_per_sm, 1},
+                          {"reserved_smem_per_block", p.reserved_smem_per_block, 0},
+                          {"max_threads_per_sm", p.max_threads_per_sm, 1},
+                          {"max_blocks_per_sm", p.max_blocks_per_sm, 1},
+                          {"regs_per_sm", p.regs_per_sm, 1},
+                          {"cc_major", p.cc_major, 1},
+                          {"cc_minor", p.cc_minor, 0}};
+  for (const Field& f : fields) {
+    if (f.value < f.min || f.value > kInt32Max)
+      return CudaStatus::Error("device property " + std::string(f.name) + " must be in [" + Str(f.min) +
+                               ", 2^31 - 1]; got " + Str(f.value));
+  }
+  if (p.smem_per_block_optin > p.smem_per_sm)
+    return CudaStatus::Error("device property smem_per_block_optin (" + Str(p.smem_per_block_optin) +
+                             ") must not exceed smem_per_sm (" + Str(p.smem_per_sm) + "): a block lives on one SM");
+  if (p.reserved_smem_per_block > p.smem_per_sm)
+    return CudaStatus::Error("device property reserved_smem_per_block (" + Str(p.reserved_smem_per_block) +
+                             ") must not exceed smem_per_sm (" + Str(p.smem_per_sm) + ")");
+  return CudaStatus::Ok();
+}
+
 CudaStatus ValidateCudaShape(Cell cell, const Shape& s) {
   const CellGeometry geo = GeometryOf(cell);
   if (s.batch < 0) return CudaStatus::Error("batch must be >= 0; got " + Str(s.batch));
@@ -99,6 +128,8 @@ CudaStatus PlanWavefront(Cell cell, const Shape& shape, int element_bytes, Direc
   if (!status.ok()) return status;
   if (element_bytes != 4 && element_bytes != 8)
     return CudaStatus::Error("element size must be 4 (float32) or 8 (float64) bytes; got " + Str(element_bytes));
+  CudaStatus device = ValidateDeviceProps(props);
+  if (!device.ok()) return device;
   *plan = WavefrontPlan();
   const bool backward = direction == Direction::kBackward;
   const int64_t B = shape.batch, T = shape.time, H = shape.hidden, L = shape.layers;
