@@ -1,5 +1,6 @@
 """The GPU check script works before a GPU ever runs it: its dry run (the whole correctness part on the CPU backend
-of deeprnn_fast._kernels, the planner's choices, the report format) runs through benchmarks/gpu/check.sh."""
+of deeprnn_fast._kernels, every cell, dense and token inputs; the planner's choices; the report format) runs through
+benchmarks/gpu/check.sh."""
 import json
 import os
 import subprocess
@@ -20,11 +21,15 @@ def test_check_script_dry_run(tmp_path):
     assert "gpu_check: PASSED" in proc.stdout
     assert "planner's choices" in proc.stdout and "x floor" in proc.stdout
     assert "gru B=256 H=1024 L=8" in proc.stdout and "fused GRU vs cuDNN" in proc.stdout
+    assert "lstm B=256 H=1024 L=8" in proc.stdout and "fused LSTM vs cuDNN nn.LSTM" in proc.stdout
     result = json.loads((tmp_path / "gpu_check.json").read_text())
     records = result["correctness"]
-    # Every quick shape x 2 dtypes x 3 cells (tanh, relu, GRU) ran on the CPU backend and matched the oracle.
-    assert len(records) == 8 * 2 * 3
-    assert sum(r["activation"] == "gru" for r in records) == 8 * 2
+    # Every quick shape x 3 input kinds (dense float32 / float64, tokens float32) x 4 cells (tanh, relu, GRU, LSTM)
+    # ran on the CPU backend and matched the oracle.
+    assert len(records) == 8 * 3 * 4
+    assert sum(r["activation"] == "gru" for r in records) == 8 * 3
+    assert sum(r["activation"] == "lstm" for r in records) == 8 * 3
+    assert sum(r["inputs"] == "tokens" for r in records) == 8 * 4
     assert all(r["status"] == "ok" for r in records), [r for r in records if r["status"] != "ok"]
     assert all(r["worst"] <= (1e-4 if r["dtype"] == "float32" else 1e-9) for r in records)
     assert (tmp_path / "gpu_check.log").read_text().count("\n") > 30

@@ -2,11 +2,13 @@
 # GPU check of the deeprnn_fast CUDA kernels, end to end in under 8 minutes:
 #   1. builds the TF-free module deeprnn_fast._kernels and the C++ self-check for the local GPU
 #      (benchmarks/gpu/build_kernels.py: nvcc + g++, no setup.py, no TensorFlow);
-#   2. correctness of forward and backward, every schedule, tanh / relu RNN and GRU, against the float64 oracle
-#      (deeprnn_fast/testing/gpu_check.py), and the C++ self-check (CUDA library against the CPU library, RNN and GRU);
+#   2. correctness of forward and backward, every schedule, every cell (tanh / relu RNN, GRU, LSTM), dense and token
+#      inputs, against the float64 oracle (deeprnn_fast/testing/gpu_check.py), and the C++ self-check (CUDA library
+#      against the CPU library, every cell, dense and tokens);
 #   3. compute-sanitizer memcheck and racecheck on the self-check's small cases, where the tool works;
-#   4. timings of the fused tanh RNN against PyTorch's cuDNN RNN and of the fused GRU against cuDNN's GRU
-#      (nn.GRU(num_layers=L)), and the cost of one grid barrier; two tables at the end.
+#   4. timings of the fused tanh RNN against PyTorch's cuDNN RNN, of the fused GRU against cuDNN's GRU
+#      (nn.GRU(num_layers=L)) and of the fused LSTM against nn.LSTM(num_layers=L), and the cost of one grid barrier;
+#      three tables at the end.
 # Everything it prints also goes to $OUT (or build/gpu_check/out): gpu_check_table.txt, gpu_check.log,
 # gpu_check.json, build.log, selfcheck.log, sanitizer_*.log, ptxas_sm_*.txt.
 #

@@ -3,19 +3,21 @@
 Run by benchmarks/gpu/check.sh on a CUDA machine (nvcc, PyTorch, NumPy; no TensorFlow, no network), which builds
 the TF-free module deeprnn_fast._kernels first. Parts, in order, each bounded by a deadline so the whole check fits
 the device lease:
-1. correctness: forward and backward of every schedule against the float64 NumPy oracle (deeprnn_fast.testing.oracle) over
-   a grid of shapes with edge cases, for the tanh and relu RNN and the GRU (up to H = 1024), on fresh random inputs
-   each run (the seed is printed), with every output poisoned with NaN before each run; the schedules are also
-   compared with each other on the same inputs; plus the C++ self-check (CUDA library against the CPU library, RNN
-   and GRU) when its binary is given;
+1. correctness: forward and backward of every schedule against the float64 NumPy oracle (deeprnn_fast.testing.oracle)
+   over a grid of shapes with edge cases, for every cell (tanh and relu RNN, GRU, LSTM; the gated cells up to
+   H = 1024), dense inputs in both dtypes and token inputs (ids of a vocabulary of D) in float32, on fresh random
+   inputs each run (the seed is printed), with every output poisoned with NaN before each run; the schedules are
+   also compared with each other on the same inputs; plus the C++ self-check (CUDA library against the CPU
+   library, every cell, dense and tokens) when its binary is given;
 2. compute-sanitizer memcheck and racecheck on the C++ self-check's small cases, where the tool works;
 3. timings with CUDA events (warm-up, median of several runs): forward and forward + backward of the fused tanh RNN
-   against PyTorch's nn.RNN(nonlinearity="tanh", num_layers=L) and of the fused GRU against nn.GRU(num_layers=L)
-   (both cuDNN) for B in {1, 32, 256}, H in {256, 1024}, L in {2, 4, 8}, T = 256, and the cost of one grid barrier,
-   for the goal "within 2x of (T + L - 1) grid barriers". The GRU is timed with the planner's schedule only (the
-   tanh RNN with each schedule), which keeps the whole check within its budget; configurations left when the
-   deadline comes are reported as skipped.
-It prints two tables (RNN, GRU) and writes them, the full log and a JSON of every number under --out (default $OUT).
+   against PyTorch's nn.RNN(nonlinearity="tanh", num_layers=L), of the fused GRU against nn.GRU(num_layers=L) and
+   of the fused LSTM against nn.LSTM(num_layers=L) (all cuDNN) for B in {1, 32, 256}, H in {256, 1024},
+   L in {2, 4, 8}, T = 256, and the cost of one grid barrier, for the goal "within 2x of (T + L - 1) grid
+   barriers". The GRU and LSTM are timed with the planner's schedule only (the tanh RNN with each schedule), which
+   keeps the whole check within its budget; configurations left when the deadline comes are reported as skipped.
+It prints three tables (RNN, GRU, LSTM) and writes them, the full log and a JSON of every number under --out
+(default $OUT).
 
 --dry-run runs the whole correctness part on the CPU backend of the same module (no GPU, no PyTorch), plus the
 planner's choices for the timing configurations on an H200's properties, so the script is known to work before a
@@ -47,11 +49,60 @@ SHAPES_QUICK = [(1, 1, 1, 1, 1), (1, 7, 3, 17, 3), (3, 5, 7, 9, 2), (5, 3, 4, 33
 SHAPES_FULL = SHAPES_QUICK + [(16, 12, 8, 64, 3), (32, 64, 64, 256, 4), (1, 40, 32, 1024, 2),
                               (256, 8, 128, 512, 2), (4, 16, 16, 4096, 2), (64, 300, 16, 32, 2)]
 SCHEDULES = ("stepwise", "persistent_resident", "persistent_streaming", "auto")
-CELLS = ("tanh", "relu", "gru")  # the RNN's two activations, then the GRU
-# The GRU's correctness cases stop at H = 1024, which already streams its weights (they do not fit on chip): the
-# H = 4096 shape would add 1.2 GB of float64 weights and minutes of oracle time per dtype, and test nothing new.
-GRU_MAX_CHECK_HIDDEN = 1024
+CELLS = ("tanh", "relu", "gru", "lstm")  # the RNN's two activations, then the gated cells
+
+
+class CellCase:
+    """What the check needs to know of a cell: its layouts (csrc/cells/<cell>/cell.h), its random problems and its
+    oracle."""
+
+    def __init__(self, name, gates, saved_slots, grad_slots, states, bias_rows):
+        self.name, self.gates, self.saved_slots, self.grad_slots = name, gates, saved_slots, grad_slots
+        self.states, self.bias_rows = states, bias_rows
+
+    def random_problem(self, rng, shape, dtype, tokens):
+        if self.name in ("tanh", "relu"):
+            return oracle.random_problem(rng, *shape, dtype=dtype, activation=self.name, tokens=tokens)
+        random = oracle.random_gru_problem if self.name == "gru" else oracle.random_lstm_problem
+        return random(rng, *shape, dtype=dtype, tokens=tokens)
+
+    def states_shape(self, L, B, H):
+        return (L, B, H) if self.states == 1 else (L, self.states, B, H)
+
+    def bias_shape(self, H):
+        return (self.gates * H,) if self.bias_rows == 1 else (self.bias_rows, self.gates * H)
+
+    def reference(self, problem):
+        """The oracle's forward and backward, under the names of the module's outputs (grad_inputs None for
+        tokens; grad_preactivations: the grad slots)."""
+        args = (problem.inputs, problem.kernels, problem.recurrent_kernels, problem.biases, problem.initial_states)
+        if self.name in ("tanh", "relu"):
+            y, fin, act = oracle.forward(*args, self.name)
+            g = oracle.backward(*args, act, problem.grad_outputs, problem.grad_final_states, self.name)
+            ref = {"outputs": y, "final_states": fin, "activations": act, "grad_preactivations": g.grad_preactivations}
+        else:
+            fwd, bwd = ((oracle.gru_forward, oracle.gru_backward) if self.name == "gru"
+                        else (oracle.lstm_forward, oracle.lstm_backward))
+            y, fin, act, gates = fwd(*args)
+            g = bwd(*args, act, gates, problem.grad_outputs, problem.grad_final_states)
+            ref = {"outputs": y, "final_states": fin, "activations": act, "gates": gates,
+                   "grad_preactivations": g.grad_gates}
+        ref.update(grad_kernels=g.grad_kernels, grad_recurrent_kernels=g.grad_recurrent_kernels,
+                   grad_biases=g.grad_biases, grad_initial_states=g.grad_initial_states)
+        if g.grad_inputs is not None:
+            ref["grad_inputs"] = g.grad_inputs
+        return ref
+
+
+CELL_CASES = {"tanh": CellCase("tanh", 1, 0, 1, 1, 1), "relu": CellCase("relu", 1, 0, 1, 1, 1),
+              "gru": CellCase("gru", 3, 4, 4, 1, 2), "lstm": CellCase("lstm", 4, 5, 4, 2, 1)}
+# The gated cells' correctness cases stop at H = 1024, which already streams their weights (they do not fit on
+# chip): the H = 4096 shape would add over a GB of float64 weights and minutes of oracle time per dtype, and test
+# nothing new.
+GATED_MAX_CHECK_HIDDEN = 1024
 TOLERANCE = {np.float32: 1e-4, np.float64: 1e-9}
+# (dtype, token inputs): dense inputs in both dtypes, tokens in float32.
+INPUT_KINDS = ((np.float32, False), (np.float64, False), (np.float32, True))
 
 TIMING_T = 256
 TIMING_CONFIGS = [(B, H, L) for B in (1, 32, 256) for H in (256, 1024) for L in (2, 4, 8)]
@@ -112,27 +163,20 @@ class CpuBackend:
 
     def forward(self, p, out, schedule):
         self.k.forward_cpu(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"], p["initial_states"],
-                           out["outputs"], out["final_states"], out["activations"], activation=p["activation"])
+                           out["outputs"], out["final_states"], out["activations"], gates=out.get("gates"),
+                           cell=p["cell"])
         return {"schedule": "cpu", "weights_on_chip": False}
 
-    def backward(self, p, activations, g, schedule):
-        self.k.backward_cpu(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"], activations,
-                            p["grad_outputs"], p["grad_final_states"], g["grad_inputs"], g["grad_kernels"],
-                            g["grad_recurrent_kernels"], g["grad_biases"], g["grad_initial_states"],
-                            g["grad_preactivations"], activation=p["activation"])
-        return {"schedule": "cpu"}
-
-    def gru_forward(self, p, out, schedule):
-        self.k.gru_forward_cpu(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"], p["initial_states"],
-                               out["outputs"], out["final_states"], out["activations"], out["gates"])
-        return {"schedule": "cpu", "weights_on_chip": False}
-
-    def gru_backward(self, p, out, g, schedule):
-        self.k.gru_backward_cpu(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
-                                out["activations"], out["gates"], p["grad_outputs"], p["grad_final_states"],
-                                g["grad_inputs"], g["grad_kernels"], g["grad_recurrent_kernels"], g["grad_biases"],
-                                g["grad_initial_states"])
-        g.pop("grad_gates", None)  # the CPU pass keeps its own scratch: nothing to compare
+    def backward(self, p, out, g, schedule):
+        # The CPU pass keeps the grad slots of every cell only for tanh / relu below 128 rows (its scratch):
+        # nothing to compare for the others.
+        if p["cell"] not in ("tanh", "relu") or p["shape"][0] >= 128:
+            g.pop("grad_preactivations", None)
+        self.k.backward_cpu(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
+                            out["activations"], p["grad_outputs"], p["grad_final_states"], g["grad_inputs"],
+                            g["grad_kernels"], g["grad_recurrent_kernels"], g["grad_biases"],
+                            g["grad_initial_states"], g.get("grad_preactivations"), gates=out.get("gates"),
+                            cell=p["cell"])
         return {"schedule": "cpu"}
 
 
@@ -140,39 +184,25 @@ class _CudaEntryPoints:
     """forward_cuda / backward_cuda with a workspace from the backend's allocator."""
     schedules = SCHEDULES
 
-    def workspace(self, direction, p, cell="rnn"):
-        B, T, D = p["shape"][:3]
-        H, L = p["shape"][3:]
-        n = self.k.workspace_bytes(direction, B, T, D, H, L, p["dtype"], cell=cell)
+    def workspace(self, direction, p):
+        B, T, D, H, L = p["shape"]
+        n = self.k.workspace_bytes(direction, B, T, D, H, L, p["dtype"], cell=p["cell"], tokens=p["tokens"])
         return self.empty_bytes(n)
 
-    def forward(self, p, out, schedule):
+    def forward(self, p, out, schedule, workspace=None):
         return self.k.forward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"],
                                    p["initial_states"], out["outputs"], out["final_states"], out["activations"],
-                                   self.workspace("forward", p), activation=p["activation"], stream=self.stream(),
-                                   schedule=schedule)
+                                   workspace if workspace is not None else self.workspace("forward", p),
+                                   stream=self.stream(), schedule=schedule, gates=out.get("gates"), cell=p["cell"])
 
-    def backward(self, p, activations, g, schedule):
+    def backward(self, p, out, g, schedule, workspace=None):
         return self.k.backward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
-                                    activations, p["grad_outputs"], p["grad_final_states"], g["grad_inputs"],
+                                    out["activations"], p["grad_outputs"], p["grad_final_states"], g["grad_inputs"],
                                     g["grad_kernels"], g["grad_recurrent_kernels"], g["grad_biases"],
                                     g["grad_initial_states"], g["grad_preactivations"],
-                                    self.workspace("backward", p), activation=p["activation"],
-                                    stream=self.stream(), schedule=schedule)
-
-    def gru_forward(self, p, out, schedule):
-        return self.k.gru_forward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"],
-                                       p["initial_states"], out["outputs"], out["final_states"], out["activations"],
-                                       out["gates"], self.workspace("forward", p, "gru"), stream=self.stream(),
-                                       schedule=schedule)
-
-    def gru_backward(self, p, out, g, schedule):
-        return self.k.gru_backward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
-                                        out["activations"], out["gates"], p["grad_outputs"], p["grad_final_states"],
-                                        g["grad_inputs"], g["grad_kernels"], g["grad_recurrent_kernels"],
-                                        g["grad_biases"], g["grad_initial_states"], g["grad_gates"],
-                                        self.workspace("backward", p, "gru"), stream=self.stream(),
-                                        schedule=schedule)
+                                    workspace if workspace is not None else self.workspace("backward", p),
+                                    stream=self.stream(), schedule=schedule, gates=out.get("gates"),
+                                    cell=p["cell"])
 
 
 class TorchCudaBackend(_CudaEntryPoints):
@@ -243,10 +273,10 @@ class EmulatedBackend(_CudaEntryPoints):
 
 # ---- 1. correctness ----
 
-def _upload(backend, problem, dtype):
+def _upload(backend, problem, dtype, cell):
     B, T, D, H, L = problem.shape
     return {
-        "shape": (B, T, D, H, L), "dtype": np.dtype(dtype).name, "activation": problem.activation,
+        "shape": (B, T, D, H, L), "dtype": np.dtype(dtype).name, "cell": cell, "tokens": problem.tokens,
         "inputs": backend.put(problem.inputs),
         "kernels": [backend.put(w) for w in problem.kernels],
         "recurrent_kernels": [backend.put(w) for w in problem.recurrent_kernels],
@@ -257,73 +287,37 @@ def _upload(backend, problem, dtype):
     }
 
 
-def _run_both_passes(backend, p, dtype, schedule):
-    """Forward then backward into NaN-poisoned outputs; returns (host results, forward info, backward info)."""
+def _buffers(backend, p, dtype):
+    """NaN-poisoned outputs of both passes of p's cell (no grad_inputs with tokens; grad_preactivations: the grad
+    slots)."""
     B, T, D, H, L = p["shape"]
-    out = {"outputs": backend.poisoned((B, T, H), dtype), "final_states": backend.poisoned((L, B, H), dtype),
+    case = CELL_CASES[p["cell"]]
+    G = case.gates
+    out = {"outputs": backend.poisoned((B, T, H), dtype),
+           "final_states": backend.poisoned(case.states_shape(L, B, H), dtype),
            "activations": backend.poisoned((L, T, B, H), dtype)}
-    info = backend.forward(p, out, schedule)
-    g = {"grad_inputs": backend.poisoned((B, T, D), dtype),
-         "grad_kernels": [backend.poisoned((D if l == 0 else H, H), dtype) for l in range(L)],
-         "grad_recurrent_kernels": [backend.poisoned((H, H), dtype) for _ in range(L)],
-         "grad_biases": [backend.poisoned((H,), dtype) for _ in range(L)],
-         "grad_initial_states": backend.poisoned((L, B, H), dtype),
-         "grad_preactivations": backend.poisoned((L, T, B, H), dtype)}
-    binfo = backend.backward(p, out["activations"], g, schedule)
-    backend.synchronize()
-    host = {k: backend.get(v) for k, v in out.items()}
-    for k, v in g.items():
-        host[k] = [backend.get(x) for x in v] if isinstance(v, list) else backend.get(v)
-    return host, info, binfo
-
-
-def _gru_buffers(backend, shape, dtype):
-    """NaN-poisoned outputs of both GRU passes."""
-    B, T, D, H, L = shape
-    out = {"outputs": backend.poisoned((B, T, H), dtype), "final_states": backend.poisoned((L, B, H), dtype),
-           "activations": backend.poisoned((L, T, B, H), dtype), "gates": backend.poisoned((L, T, B, 4 * H), dtype)}
-    g = {"grad_inputs": backend.poisoned((B, T, D), dtype),
-         "grad_kernels": [backend.poisoned((D if l == 0 else H, 3 * H), dtype) for l in range(L)],
-         "grad_recurrent_kernels": [backend.poisoned((H, 3 * H), dtype) for _ in range(L)],
-         "grad_biases": [backend.poisoned((2, 3 * H), dtype) for _ in range(L)],
-         "grad_initial_states": backend.poisoned((L, B, H), dtype),
-         "grad_gates": backend.poisoned((L, T, B, 4 * H), dtype)}
+    if case.saved_slots:
+        out["gates"] = backend.poisoned((L, T, B, case.saved_slots * H), dtype)
+    g = {"grad_inputs": None if p["tokens"] else backend.poisoned((B, T, D), dtype),
+         "grad_kernels": [backend.poisoned((D if l == 0 else H, G * H), dtype) for l in range(L)],
+         "grad_recurrent_kernels": [backend.poisoned((H, G * H), dtype) for _ in range(L)],
+         "grad_biases": [backend.poisoned(case.bias_shape(H), dtype) for _ in range(L)],
+         "grad_initial_states": backend.poisoned(case.states_shape(L, B, H), dtype),
+         "grad_preactivations": backend.poisoned((L, T, B, case.grad_slots * H), dtype)}
     return out, g
 
 
-def _run_both_gru_passes(backend, p, dtype, schedule):
-    """The GRU's forward then backward into NaN-poisoned outputs; returns (host results, forward info, backward
-    info). grad_gates is only there for the CUDA backends (the CPU pass keeps its own scratch)."""
-    out, g = _gru_buffers(backend, p["shape"], dtype)
-    info = backend.gru_forward(p, out, schedule)
-    binfo = backend.gru_backward(p, out, g, schedule)
+def _run_both_passes(backend, p, dtype, schedule):
+    """Forward then backward into NaN-poisoned outputs; returns (host results, forward info, backward info)."""
+    out, g = _buffers(backend, p, dtype)
+    info = backend.forward(p, out, schedule)
+    binfo = backend.backward(p, out, g, schedule)
     backend.synchronize()
     host = {k: backend.get(v) for k, v in out.items()}
     for k, v in g.items():
-        host[k] = [backend.get(x) for x in v] if isinstance(v, list) else backend.get(v)
+        if v is not None:
+            host[k] = [backend.get(x) for x in v] if isinstance(v, list) else backend.get(v)
     return host, info, binfo
-
-
-def _gru_reference(problem):
-    y, fin, act, gates = oracle.gru_forward(problem.inputs, problem.kernels, problem.recurrent_kernels,
-                                            problem.biases, problem.initial_states)
-    g = oracle.gru_backward(problem.inputs, problem.kernels, problem.recurrent_kernels, problem.biases,
-                            problem.initial_states, act, gates, problem.grad_outputs, problem.grad_final_states)
-    return {"outputs": y, "final_states": fin, "activations": act, "gates": gates, "grad_inputs": g.grad_inputs,
-            "grad_kernels": g.grad_kernels, "grad_recurrent_kernels": g.grad_recurrent_kernels,
-            "grad_biases": g.grad_biases, "grad_initial_states": g.grad_initial_states, "grad_gates": g.grad_gates}
-
-
-def _reference(problem):
-    y, fin, act = oracle.forward(problem.inputs, problem.kernels, problem.recurrent_kernels, problem.biases,
-                                 problem.initial_states, problem.activation)
-    g = oracle.backward(problem.inputs, problem.kernels, problem.recurrent_kernels, problem.biases,
-                        problem.initial_states, act, problem.grad_outputs, problem.grad_final_states,
-                        problem.activation)
-    return {"outputs": y, "final_states": fin, "activations": act, "grad_inputs": g.grad_inputs,
-            "grad_kernels": g.grad_kernels, "grad_recurrent_kernels": g.grad_recurrent_kernels,
-            "grad_biases": g.grad_biases, "grad_initial_states": g.grad_initial_states,
-            "grad_preactivations": g.grad_preactivations}
 
 
 def _errors(got, want):
@@ -340,38 +334,37 @@ def _errors(got, want):
 
 
 def check_correctness(backend, shapes, seed, log, deadline):
-    """Every shape x dtype x cell (tanh, relu, GRU) on fresh random data, every schedule on the same data. Returns
-    records (the cell in "activation")."""
+    """Every shape x input kind (dense float32 / float64, tokens float32) x cell on fresh random data, every
+    schedule on the same data. Returns records (the cell in "activation", the input kind in "inputs")."""
     rng = np.random.default_rng(seed)
     records = []
-    log(f"correctness: backend {backend.name}, seed {seed}, {len(shapes)} shapes x 2 dtypes x {len(CELLS)} cells "
-        f"({', '.join(CELLS)}) x {len(backend.schedules)} schedules; outputs NaN-poisoned before every run")
-    log(f"{'B':>4} {'T':>4} {'D':>4} {'H':>5} {'L':>2} {'dtype':7} {'act':4} {'schedule':21} {'ran':26} "
+    log(f"correctness: backend {backend.name}, seed {seed}, {len(shapes)} shapes x {len(INPUT_KINDS)} input kinds "
+        f"(dense float32 / float64, tokens float32) x {len(CELLS)} cells ({', '.join(CELLS)}) x "
+        f"{len(backend.schedules)} schedules; outputs NaN-poisoned before every run")
+    log(f"{'B':>4} {'T':>4} {'D':>4} {'H':>5} {'L':>2} {'dtype':7} {'in':6} {'cell':4} {'schedule':21} {'ran':26} "
         f"{'worst rel err':>13} {'quantity':22} {'vs 1st sched':>12} status")
     for shape in shapes:
-        for dtype in (np.float32, np.float64):
-            for activation in CELLS:
+        for dtype, tokens in INPUT_KINDS:
+            for cell in CELLS:
                 if time.time() > deadline:
                     log("correctness: deadline reached; remaining cases skipped")
                     records.append({"shape": shape, "status": "skipped (time budget)"})
                     return records
-                gru = activation == "gru"
-                if gru and shape[3] > GRU_MAX_CHECK_HIDDEN:
+                if cell in ("gru", "lstm") and shape[3] > GATED_MAX_CHECK_HIDDEN:
                     continue
-                if gru:
-                    problem = oracle.random_gru_problem(rng, *shape, dtype=dtype)
-                    ref = _gru_reference(problem)
-                else:
-                    problem = oracle.random_problem(rng, *shape, dtype=dtype, activation=activation)
-                    ref = _reference(problem)
-                p = _upload(backend, problem, dtype)
-                run_passes = _run_both_gru_passes if gru else _run_both_passes
+                case = CELL_CASES[cell]
+                problem = case.random_problem(rng, shape, dtype, tokens)
+                ref = case.reference(problem)
+                p = _upload(backend, problem, dtype, cell)
+                kind = "tokens" if tokens else "dense"
                 first = None
                 for schedule in backend.schedules:
-                    rec = {"shape": shape, "dtype": np.dtype(dtype).name, "activation": activation,
+                    rec = {"shape": shape, "dtype": np.dtype(dtype).name, "activation": cell, "inputs": kind,
                            "schedule": schedule}
+                    prefix = (f"{shape[0]:>4} {shape[1]:>4} {shape[2]:>4} {shape[3]:>5} {shape[4]:>2} "
+                              f"{rec['dtype']:7} {kind:6} {cell:4} {schedule:21}")
                     try:
-                        got, info, binfo = run_passes(backend, p, dtype, schedule)
+                        got, info, binfo = _run_both_passes(backend, p, dtype, schedule)
                     except (RuntimeError, ValueError) as e:
                         if schedule == "persistent_resident" and "cannot stay on chip" in str(e):
                             rec["status"] = "n/a"
@@ -380,8 +373,7 @@ def check_correctness(backend, shapes, seed, log, deadline):
                             rec["status"] = "ERROR"
                             rec["error"] = str(e)
                         records.append(rec)
-                        log(f"{shape[0]:>4} {shape[1]:>4} {shape[2]:>4} {shape[3]:>5} {shape[4]:>2} "
-                            f"{rec['dtype']:7} {activation:4} {schedule:21} {rec['status']}: {e}")
+                        log(f"{prefix} {rec['status']}: {e}")
                         continue
                     errs = _errors(got, ref)
                     worst_name = max(errs, key=errs.get)
@@ -398,9 +390,7 @@ def check_correctness(backend, shapes, seed, log, deadline):
                                vs_first_schedule=cross, errors=errs, ran=ran,
                                tile=info.get("tile"), launches=info.get("kernel_launches"))
                     records.append(rec)
-                    log(f"{shape[0]:>4} {shape[1]:>4} {shape[2]:>4} {shape[3]:>5} {shape[4]:>2} {rec['dtype']:7} "
-                        f"{activation:4} {schedule:21} {ran:26} {worst:13.2e} {worst_name:22} {cross:12.2e} "
-                        f"{rec['status']}")
+                    log(f"{prefix} {ran:26} {worst:13.2e} {worst_name:22} {cross:12.2e} {rec['status']}")
     return records
 
 
@@ -505,41 +495,63 @@ def grid_sync_cost_us(kernels, torch, log):
     return result
 
 
-def _time_gru(kernels, backend, timer, torch, rng, row):
-    """Our GRU (forward, and forward + backward, with the planner's schedule) into `row`; workspaces and outputs are
-    allocated once, outside the timed calls."""
+GATED_TIMED = ("gru", "lstm")  # timed with the planner's schedule against nn.GRU / nn.LSTM
+
+
+def _time_gated(cell, backend, timer, torch, rng, row):
+    """Our GRU or LSTM (forward, and forward + backward, with the planner's schedule) into `row` under keys
+    ours_<cell>_...; workspaces and outputs are allocated once, outside the timed calls."""
     B, T, D, H, L = row["B"], row["T"], row["D"], row["H"], row["L"]
-    problem = oracle.random_gru_problem(rng, B, T, D, H, L, np.float32)
-    p = _upload(backend, problem, np.float32)
-    out, g = _gru_buffers(backend, p["shape"], np.float32)
-    stream = backend.stream()
-    ws_f = backend.workspace("forward", p, "gru")
-    ws_b = backend.workspace("backward", p, "gru")
+    problem = CELL_CASES[cell].random_problem(rng, (B, T, D, H, L), np.float32, False)
+    p = _upload(backend, problem, np.float32, cell)
+    out, g = _buffers(backend, p, np.float32)
+    ws_f, ws_b = backend.workspace("forward", p), backend.workspace("backward", p)
 
     def fwd():
-        return kernels.gru_forward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"],
-                                        p["initial_states"], out["outputs"], out["final_states"], out["activations"],
-                                        out["gates"], ws_f, stream=stream, schedule="auto")
+        return backend.forward(p, out, "auto", ws_f)
 
     def bwd():
-        return kernels.gru_backward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
-                                         out["activations"], out["gates"], p["grad_outputs"],
-                                         p["grad_final_states"], g["grad_inputs"], g["grad_kernels"],
-                                         g["grad_recurrent_kernels"], g["grad_biases"], g["grad_initial_states"],
-                                         g["grad_gates"], ws_b, stream=stream, schedule="auto")
+        return backend.backward(p, out, g, "auto", ws_b)
 
     info = fwd()
-    row["ours_gru_fwd_plan"] = (info["schedule"] + ("+chip" if info["weights_on_chip"] else "")
-                                + f" t{info['tile']}")
-    row["ours_gru_fwd_ms"] = timer(fwd)
-    row["ours_gru_fwdbwd_ms"] = timer(lambda: (fwd(), bwd()))
+    row[f"ours_{cell}_fwd_plan"] = (info["schedule"] + ("+chip" if info["weights_on_chip"] else "")
+                                    + f" t{info['tile']}")
+    row[f"ours_{cell}_fwd_ms"] = timer(fwd)
+    row[f"ours_{cell}_fwdbwd_ms"] = timer(lambda: (fwd(), bwd()))
     if not torch.isfinite(out["outputs"]).all():
-        row["gru_error"] = "non-finite outputs"
+        row[f"{cell}_error"] = "non-finite outputs"
+
+
+def _time_peer(name, torch, timer, row):
+    """PyTorch's cuDNN stack of `name` (rnn, gru, lstm) with num_layers=L: forward, and forward + backward."""
+    B, T, D, H, L = row["B"], row["T"], row["D"], row["H"], row["L"]
+    cls, kw = {"rnn": (torch.nn.RNN, {"nonlinearity": "tanh"}), "gru": (torch.nn.GRU, {}),
+               "lstm": (torch.nn.LSTM, {})}[name]
+    module = cls(D, H, num_layers=L, batch_first=True, device="cuda", **kw)
+    x = torch.randn(B, T, D, device="cuda")
+    states = [torch.randn(L, B, H, device="cuda") for _ in range(2 if name == "lstm" else 1)]
+    dy = torch.randn(B, T, H, device="cuda")
+    dstates = [torch.randn(L, B, H, device="cuda") for _ in states]
+    initial = tuple(states) if name == "lstm" else states[0]
+
+    def peer_fwd():
+        with torch.no_grad():
+            return module(x, initial)
+
+    def peer_fwdbwd():
+        xg = x.requires_grad_(True)
+        y, final = module(xg, initial)
+        finals = list(final) if name == "lstm" else [final]
+        torch.autograd.backward([y] + finals, [dy] + dstates)
+
+    row[f"{name}_fwd_ms"] = timer(peer_fwd)
+    row[f"{name}_fwdbwd_ms"] = timer(peer_fwdbwd)
+    del module
 
 
 def time_configs(kernels, torch, log, deadline, sync_us, schedules=("auto", "stepwise", "persistent")):
-    """Ours (tanh RNN: forward per schedule, forward + backward with auto; GRU: both with auto) against cuDNN RNN and
-    GRU. Returns rows."""
+    """Ours (tanh RNN: forward per schedule, forward + backward with auto; GRU, LSTM: both with auto) against
+    cuDNN's RNN, GRU and LSTM. Returns rows."""
     timer = CudaTimer(torch)
     backend = TorchCudaBackend(kernels)
     rows = []
@@ -553,74 +565,36 @@ def time_configs(kernels, torch, log, deadline, sync_us, schedules=("auto", "ste
             continue
         try:
             problem = oracle.random_problem(rng, B, T, D, H, L, np.float32, "tanh")
-            p = _upload(backend, problem, np.float32)
-            out = {"outputs": backend.poisoned((B, T, H), np.float32),
-                   "final_states": backend.poisoned((L, B, H), np.float32),
-                   "activations": backend.poisoned((L, T, B, H), np.float32)}
-            g = {"grad_inputs": backend.poisoned((B, T, D), np.float32),
-                 "grad_kernels": [backend.poisoned((D if l == 0 else H, H), np.float32) for l in range(L)],
-                 "grad_recurrent_kernels": [backend.poisoned((H, H), np.float32) for _ in range(L)],
-                 "grad_biases": [backend.poisoned((H,), np.float32) for _ in range(L)],
-                 "grad_initial_states": backend.poisoned((L, B, H), np.float32),
-                 "grad_preactivations": backend.poisoned((L, T, B, H), np.float32)}
-            stream = torch.cuda.current_stream().cuda_stream
-            ws_f = backend.workspace("forward", p)
-            ws_b = backend.workspace("backward", p)
-
-            def fwd(schedule):
-                return kernels.forward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"],
-                                            p["initial_states"], out["outputs"], out["final_states"],
-                                            out["activations"], ws_f, activation="tanh", stream=stream,
-                                            schedule=schedule)
-
-            def bwd():
-                return kernels.backward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
-                                             out["activations"], p["grad_outputs"], p["grad_final_states"],
-                                             g["grad_inputs"], g["grad_kernels"], g["grad_recurrent_kernels"],
-                                             g["grad_biases"], g["grad_initial_states"], g["grad_preactivations"],
-                                             ws_b, activation="tanh", stream=stream, schedule="auto")
-
+            p = _upload(backend, problem, np.float32, "tanh")
+            out, g = _buffers(backend, p, np.float32)
+            ws_f, ws_b = backend.workspace("forward", p), backend.workspace("backward", p)
             for schedule in schedules:
                 try:
-                    info = fwd(schedule)
+                    info = backend.forward(p, out, schedule, ws_f)
                 except (RuntimeError, ValueError) as e:  # e.g. no cooperative launch here: time the others
                     row[f"ours_fwd_{schedule}_plan"] = f"unavailable: {e}"
                     continue
-                row[f"ours_fwd_{schedule}_ms"] = timer(lambda: fwd(schedule))
+                row[f"ours_fwd_{schedule}_ms"] = timer(lambda: backend.forward(p, out, schedule, ws_f))
                 row[f"ours_fwd_{schedule}_plan"] = (info["schedule"] + ("+chip" if info["weights_on_chip"] else "")
                                                     + f" t{info['tile']}")
-            row["ours_fwdbwd_ms"] = timer(lambda: (fwd("auto"), bwd()))
+            row["ours_fwdbwd_ms"] = timer(lambda: (backend.forward(p, out, "auto", ws_f),
+                                                   backend.backward(p, out, g, "auto", ws_b)))
             if not torch.isfinite(out["outputs"]).all():
                 row["error"] = "non-finite outputs"
             del p, out, g, ws_f, ws_b
-            try:
-                _time_gru(kernels, backend, timer, torch, rng, row)
-            except Exception as e:  # the GRU's failure must not lose the RNN's numbers
-                row["gru_error"] = f"{type(e).__name__}: {e}"
-            for name, cls, kw in (("rnn", torch.nn.RNN, {"nonlinearity": "tanh"}), ("gru", torch.nn.GRU, {})):
-                module = cls(D, H, num_layers=L, batch_first=True, device="cuda", **kw)
-                x = torch.randn(B, T, D, device="cuda")
-                h0 = torch.randn(L, B, H, device="cuda")
-                dy = torch.randn(B, T, H, device="cuda")
-                dh = torch.randn(L, B, H, device="cuda")
-
-                def peer_fwd():
-                    with torch.no_grad():
-                        return module(x, h0)
-
-                def peer_fwdbwd():
-                    xg = x.requires_grad_(True)
-                    y, hn = module(xg, h0)
-                    torch.autograd.backward([y, hn], [dy, dh])
-
-                row[f"{name}_fwd_ms"] = timer(peer_fwd)
-                row[f"{name}_fwdbwd_ms"] = timer(peer_fwdbwd)
-                del module
+            for cell in GATED_TIMED:
+                try:
+                    _time_gated(cell, backend, timer, torch, rng, row)
+                except Exception as e:  # one cell's failure must not lose the others' numbers
+                    row[f"{cell}_error"] = f"{type(e).__name__}: {e}"
+            for name in ("rnn",) + GATED_TIMED:
+                _time_peer(name, torch, timer, row)
             row["sync_floor_ms"] = (T + L - 1) * sync_us / 1000.0
         except Exception as e:  # one config's failure (e.g. out of memory) must not lose the others
             row["error"] = f"{type(e).__name__}: {e}"
         log(format_timing_row(row))
-        log(format_gru_timing_row(row))
+        for cell in GATED_TIMED:
+            log(format_gated_timing_row(row, cell))
         torch.cuda.empty_cache()
     return rows
 
@@ -653,21 +627,21 @@ def format_timing_row(r):
     return line
 
 
-GRU_TIMING_HEADER = (f"{'B':>4} {'H':>5} {'L':>2} | {'ours fwd':>8} {'plan':22} {'cudnn':>7} {'x cudnn':>7} | "
-                     f"{'ours f+b':>8} {'cudnn':>7} {'x cudnn':>7} | {'x floor':>7}")
+GATED_TIMING_HEADER = (f"{'B':>4} {'H':>5} {'L':>2} | {'ours fwd':>8} {'plan':22} {'cudnn':>7} {'x cudnn':>7} | "
+                       f"{'ours f+b':>8} {'cudnn':>7} {'x cudnn':>7} | {'x floor':>7}")
 
 
-def format_gru_timing_row(r):
+def format_gated_timing_row(r, cell):
     if "skipped" in r:
         return f"{r['B']:>4} {r['H']:>5} {r['L']:>2} | skipped: {r['skipped']}"
-    ours = r.get("ours_gru_fwd_ms")
+    ours, peer = r.get(f"ours_{cell}_fwd_ms"), r.get(f"{cell}_fwd_ms")
+    ours_fb, peer_fb = r.get(f"ours_{cell}_fwdbwd_ms"), r.get(f"{cell}_fwdbwd_ms")
     line = (f"{r['B']:>4} {r['H']:>5} {r['L']:>2} | {_fmt(ours, 8)} "
-            f"{str(r.get('ours_gru_fwd_plan', '-'))[:22]:22} {_fmt(r.get('gru_fwd_ms'))} "
-            f"{_fmt(_ratio(ours, r.get('gru_fwd_ms')))} | {_fmt(r.get('ours_gru_fwdbwd_ms'), 8)} "
-            f"{_fmt(r.get('gru_fwdbwd_ms'))} {_fmt(_ratio(r.get('ours_gru_fwdbwd_ms'), r.get('gru_fwdbwd_ms')))} | "
+            f"{str(r.get(f'ours_{cell}_fwd_plan', '-'))[:22]:22} {_fmt(peer)} {_fmt(_ratio(ours, peer))} | "
+            f"{_fmt(ours_fb, 8)} {_fmt(peer_fb)} {_fmt(_ratio(ours_fb, peer_fb))} | "
             f"{_fmt(_ratio(ours, r.get('sync_floor_ms')))}")
-    if "gru_error" in r:
-        line += f"  [{r['gru_error']}]"
+    if f"{cell}_error" in r:
+        line += f"  [{r[f'{cell}_error']}]"
     return line
 
 
@@ -678,11 +652,12 @@ def timing_table(rows, header_lines):
                  "(goal: <= 2)")
     lines.append(TIMING_HEADER)
     lines.extend(format_timing_row(r) for r in rows)
-    lines.append("")
-    lines.append("fused GRU vs cuDNN nn.GRU(num_layers=L): times in ms; 'x cudnn' = ours / cuDNN (below 1: ours "
-                 "faster); 'x floor' = ours fwd / the sync floor above")
-    lines.append(GRU_TIMING_HEADER)
-    lines.extend(format_gru_timing_row(r) for r in rows)
+    for cell, peer in (("gru", "nn.GRU"), ("lstm", "nn.LSTM")):
+        lines.append("")
+        lines.append(f"fused {cell.upper()} vs cuDNN {peer}(num_layers=L): times in ms; 'x cudnn' = ours / cuDNN "
+                     "(below 1: ours faster); 'x floor' = ours fwd / the sync floor above")
+        lines.append(GATED_TIMING_HEADER)
+        lines.extend(format_gated_timing_row(r, cell) for r in rows)
     return lines
 
 
@@ -690,7 +665,7 @@ def plan_table(kernels, props, log):
     """What the planner picks for the timing configurations on `props` (no GPU needed)."""
     log(f"planner's choices for T = {TIMING_T}, float32, on {props.get('name', 'the given device')} "
         f"({props['sm_count']} SMs):")
-    for cell in ("rnn", "gru"):
+    for cell in ("tanh", "gru", "lstm"):  # relu plans as tanh
         for B, H, L in TIMING_CONFIGS:
             parts = []
             for direction in ("forward", "backward"):
@@ -817,7 +792,7 @@ def main(argv=None):
             result["timings"] = time_configs(kernels, torch, log, deadline - 20, result["grid_sync_us"]["1_per_sm"])
             table = timing_table(result["timings"], header + [
                 f"grid barrier: {result['grid_sync_us']['1_per_sm']:.2f} us (1 block/SM), "
-                f"{result['grid_sync_us']['2_per_sm']:.2f} us (2 blocks/SM); T = {TIMING_T}, D = H, float32, tanh; "
+                f"{result['grid_sync_us']['2_per_sm']:.2f} us (2 blocks/SM); T = {TIMING_T}, D = H, float32; "
                 f"correctness: {len(checked)} ok, {len(failed)} failed; sanitizers: {result.get('sanitizers', '-')}"])
             log("")
             for line in table:
@@ -829,7 +804,9 @@ def main(argv=None):
         fake = [{"B": 1, "H": 256, "L": 2, "ours_fwd_auto_ms": 1.0, "ours_fwd_auto_plan": "persistent+chip t0",
                  "rnn_fwd_ms": 2.0, "sync_floor_ms": 0.5, "ours_gru_fwd_ms": 1.5,
                  "ours_gru_fwd_plan": "persistent+chip t0", "gru_fwd_ms": 2.5, "ours_gru_fwdbwd_ms": 4.0,
-                 "gru_fwdbwd_ms": 6.0}, {"B": 256, "H": 1024, "L": 8, "skipped": "time budget"}]
+                 "gru_fwdbwd_ms": 6.0, "ours_lstm_fwd_ms": 1.7, "ours_lstm_fwd_plan": "persistent+chip t0",
+                 "lstm_fwd_ms": 2.7, "ours_lstm_fwdbwd_ms": 4.4, "lstm_fwdbwd_ms": 6.6},
+                {"B": 256, "H": 1024, "L": 8, "skipped": "time budget"}]
         for line in timing_table(fake, ["(dry run: table format with made-up numbers)"]):
             log(line)
     result["elapsed_s"] = time.time() - started

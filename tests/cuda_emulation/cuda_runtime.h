@@ -1,6 +1,7 @@
-// A CPU emulation of the part of the CUDA runtime that csrc/cuda uses, for tests on machines without a GPU.
+// A CPU emulation of the part of the CUDA runtime that the CUDA sources (csrc/engine/cuda, csrc/cells/*/cuda_*.cu) use,
+// for tests on machines without a GPU.
 //
-// The kernels of csrc/cuda/*.cu compile unchanged as C++ against this header (g++ -x c++ -DDEEPRNN_CUDA_EMULATION
+// Those kernels compile unchanged as C++ against this header (g++ -x c++ -DDEEPRNN_CUDA_EMULATION
 // -Itests/cuda_emulation): every CUDA thread becomes an OS thread, __syncthreads() a barrier of its block, and a
 // cooperative launch runs all blocks at once with a grid-wide barrier for grid.sync(). Ordinary launches run their
 // blocks one at a time in a shuffled order (blocks of one launch must be independent). "Device memory" is host

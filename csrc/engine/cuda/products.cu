@@ -139,7 +139,14 @@ __global__ void __launch_bounds__(kThreads) BiasGradKernel(const T* sums, int64_
        idx += static_cast<int64_t>(gridDim.x) * kThreads) {
     const int64_t r = idx / width, j = idx - r * width;
     const int64_t g = j / hidden, u = j - g * hidden;
-    const int source = map.source[r][g];
+    // Selected with constant indices: indexing the parameter's array with run-time ones would copy it to local
+    // memory.
+    int source = -1;
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr)
+#pragma unroll
+      for (int gg = 0; gg < 4; ++gg)
+        if (rr == r && gg == g) source = map.source[rr][gg];
     bias[idx] = source >= 0 ? sums[source * hidden + u] : T(0);
   }
 }

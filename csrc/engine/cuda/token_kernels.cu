@@ -112,7 +112,11 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t c = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x % 32;
   if (c >= width) return;
   const int64_t g = c / hidden, u = c - g * hidden;
-  const T* column = grad + static_cast<int64_t>(map.source[0][g]) * hidden + u;
+  int source = 0;  // selected with constant indices: run-time ones would copy the parameter to local memory
+#pragma unroll
+  for (int gg = 0; gg < 4; ++gg)
+    if (gg == g) source = map.source[0][gg];
+  const T* column = grad + static_cast<int64_t>(source) * hidden + u;
   for (int64_t v = static_cast<int64_t>(blockIdx.y) * 8 + threadIdx.x / 32; v < vocabulary;
        v += static_cast<int64_t>(gridDim.y) * 8) {
     T sum = T(0);

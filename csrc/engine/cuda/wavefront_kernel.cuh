@@ -88,12 +88,14 @@ struct Wavefront {
   }
 
   // Column of a weight (row n of the transposed product) that backward reduction index k of segment kSeg
-  // multiplies: position k / H of the side holds the gate named in the description.
+  // multiplies: position k / H of the side holds the gate named in the description. 32-bit arithmetic (G*H is
+  // bounded by ValidateCudaShape): a 64-bit division is a long subroutine that costs the kernel registers.
   template <int kSeg>
-  __device__ static int64_t BackwardColumn(int64_t k, int64_t hidden) {
-    const int position = static_cast<int>(k / hidden);
-    return static_cast<int64_t>(Entry(kSeg == 0 ? C::kXGateAt : C::kHGateAt, position)) * hidden +
-           (k - position * hidden);
+  __device__ static int BackwardColumn(int k, int hidden) {
+    int position = 0;
+#pragma unroll
+    for (int i = 1; i < G; ++i) position += k >= i * hidden;
+    return Entry(kSeg == 0 ? C::kXGateAt : C::kHGateAt, position) * hidden + (k - position * hidden);
   }
 
   // Stages rows [m0, m0 + BM) x reduction chunk [k0, k0 + kc) of an operand with rows `ld` apart into `as`.
@@ -199,22 +201,22 @@ struct Wavefront {
   __device__ static void LoadResidentWeights(const WavefrontParams<T>& p, int l, int n0, T* bs) {
     const int H = p.hidden;
     const int64_t ldw = static_cast<int64_t>(G) * H;
-    const int64_t seg_len = SegmentLength(H, G, kBackward);
+    // The slice has at most 2 * G*H * (G*BN + 1) elements, which fit on chip: 32-bit indices.
+    const int seg_len = static_cast<int>(SegmentLength(H, G, kBackward));
     for (int seg = 0; seg < 2; ++seg) {
       const bool present = seg == 1 || (kBackward ? l < p.layers - 1 : l > 0);
       if (!present) continue;
       const T* w = seg == 1 ? p.wh[l] : (kBackward ? p.wx[l + 1] : p.wx[l]);
-      T* dst = bs + static_cast<int64_t>(ResidentSlot(seg, p.layers)) * seg_len * W;
-      for (int64_t idx = threadIdx.x; idx < seg_len * BN * (kBackward ? 1 : G); idx += kWavefrontThreads) {
+      T* dst = bs + ResidentSlot(seg, p.layers) * seg_len * W;
+      for (int idx = threadIdx.x; idx < seg_len * BN * (kBackward ? 1 : G); idx += kWavefrontThreads) {
         if (!kBackward) {
-          const int64_t k = idx / (G * BN);
-          const int c = static_cast<int>(idx % (G * BN));
+          const int k = idx / (G * BN), c = idx % (G * BN);
           const int n = n0 + c % BN;
           dst[k * W + c] = n < H ? __ldg(w + k * ldw + static_cast<int64_t>(c / BN) * H + n) : T(0);
         } else {
-          const int64_t k = idx % seg_len;
-          const int n = n0 + static_cast<int>(idx / seg_len);
-          const int64_t col = seg == 1 ? BackwardColumn<1>(k, H) : BackwardColumn<0>(k, H);
+          const int k = idx % seg_len;
+          const int n = n0 + idx / seg_len;
+          const int col = seg == 1 ? BackwardColumn<1>(k, H) : BackwardColumn<0>(k, H);
           dst[k * W + (n - n0)] = n < H ? __ldg(w + static_cast<int64_t>(n) * ldw + col) : T(0);
         }
       }
