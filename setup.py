@@ -50,7 +50,7 @@ def up_to_date(cmd):
     rebuild after editing one file then recompiles what depends on it, not everything."""
     obj = cmd[cmd.index("-o") + 1]
     deps = obj + ".d"
-    if not (os.path.exists(obj) and os.path.exists(deps) and os.path.exists(obj + ".cmd")):
+    if not all(os.path.exists(p) for p in (obj, deps, obj + ".cmd", obj + ".log")):
         return False
     with open(obj + ".cmd") as f:
         if f.read() != " ".join(cmd):
@@ -68,6 +68,8 @@ def compile_once(cmd):
         return ""
     obj = cmd[cmd.index("-o") + 1]
     output = run(cmd + ["-MD", "-MF", obj + ".d"])
+    with open(obj + ".log", "w") as f:  # what the compiler said: for nvcc, ptxas' report of every kernel
+        f.write(output)
     with open(obj + ".cmd", "w") as f:
         f.write(" ".join(cmd))
     return output
@@ -111,11 +113,14 @@ class BuildLibraries(build_ext):
             o = obj(src, "lib")
             jobs.append(common + ["-c", src, "-o", o])
             library_objs.append(o)
+        cuda_objs = []
         if nvcc:
             for src in BUILD.cuda_sources():
                 o = obj(src, "cu")
-                jobs.append([nvcc] + BUILD.NVCC_FLAGS + BUILD.gencode_flags(archs) + ["-c", src, "-o", o])
-                library_objs.append(o)
+                jobs.append([nvcc] + BUILD.NVCC_FLAGS + BUILD.PTXAS_REPORT_FLAGS + BUILD.gencode_flags(archs)
+                            + ["-c", src, "-o", o])
+                cuda_objs.append(o)
+        library_objs += cuda_objs
         tf_objs = []
         tf_cuda = ["-DGOOGLE_CUDA=1"] if nvcc else []
         for src in BUILD.tf_sources():
@@ -131,6 +136,12 @@ class BuildLibraries(build_ext):
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             list(pool.map(compile_once, jobs))
+        # Registers, shared memory and spills of every CUDA kernel, for the build record (tests/test_build.py
+        # requires no spills).
+        ptxas = []
+        for o in cuda_objs:
+            with open(o + ".log") as f:
+                ptxas += BUILD.parse_ptxas(f.read())
 
         cuda_link = BUILD.cuda_link_flags(nvcc) if nvcc else []
         ops_lib = self.get_ext_fullpath("deeprnn_fast._stacked_rnn_ops")
@@ -150,6 +161,7 @@ class BuildLibraries(build_ext):
             "cuda": bool(nvcc),
             "cuda_archs": [f"sm_{a}" for a in archs] + ([f"compute_{archs[-1]}"] if archs else []),
             "nvcc": run([nvcc, "--version"]).strip().splitlines()[-1] if nvcc else None,
+            "ptxas": BUILD.ptxas_summary(ptxas) if nvcc else None,
         }
         self._build_info_path = os.path.join(package_dir, "_build_info.json")
         with open(self._build_info_path, "w") as f:

@@ -6,12 +6,15 @@ emulation in the tests). Plain Python with no imports beyond the standard librar
 path without installing anything.
 
 The parts of csrc/:
-- the kernel library: csrc/engine/ (the wavefront engine: CPU schedules and products, CUDA planning) and
-  csrc/cells/ (each cell's maths), plus the CUDA kernels csrc/cuda/*.cu;
+- the kernel library: csrc/engine/ (the wavefront engine: engine/cpu the CPU schedules and products, engine/plan
+  the host-only CUDA planning, engine/cuda the CUDA kernels and their drivers) and csrc/cells/ (each cell's
+  description and maths, CPU and CUDA, and the translation units that instantiate its CUDA passes);
 - the adapters: csrc/tf/ (the TensorFlow ops, g++ with TensorFlow's flags) and csrc/python/ (the pybind11 module).
 """
 import os
+import re
 import shutil
+import subprocess
 from glob import glob
 
 CSRC = os.path.dirname(os.path.abspath(__file__))
@@ -22,16 +25,18 @@ ROOT = os.path.dirname(CSRC)
 CXX_FLAGS = ["-O3", "-fPIC", "-Wall", "-Wno-psabi", "-std=gnu++17", f"-I{CSRC}"]
 NVCC_FLAGS = ["-O3", "-std=c++17", "-Xcompiler", "-fPIC", f"-I{CSRC}"]
 DEFAULT_CUDA_ARCHS = "80;90"
+# ptxas reports every kernel's registers, shared memory, stack frame and spills (parse_ptxas reads them).
+PTXAS_REPORT_FLAGS = ["-Xptxas", "-v"]
 
 
 def library_sources():
     """The kernel library's host C++ sources (CPU engine, cells' registry, CUDA launch planning)."""
-    return sorted(glob(f"{CSRC}/engine/**/*.cc", recursive=True) + glob(f"{CSRC}/cells/**/*.cc", recursive=True)
-                  + glob(f"{CSRC}/cuda/*.cc"))
+    return sorted(glob(f"{CSRC}/engine/**/*.cc", recursive=True) + glob(f"{CSRC}/cells/**/*.cc", recursive=True))
 
 
 def cuda_sources():
-    return sorted(glob(f"{CSRC}/cuda/*.cu"))
+    """The CUDA kernels and their drivers: the engine's, and each cell's instantiation of its passes."""
+    return sorted(glob(f"{CSRC}/engine/**/*.cu", recursive=True) + glob(f"{CSRC}/cells/**/*.cu", recursive=True))
 
 
 def tf_sources():
@@ -86,3 +91,58 @@ def cuda_link_flags(nvcc):
     cuda_home = os.path.dirname(os.path.dirname(nvcc))
     return [f"-L{cuda_home}/lib64", "-l:libcudart_static.a", "-Wl,--exclude-libs,libcudart_static.a", "-ldl", "-lrt",
             "-lpthread"]
+
+
+_ENTRY = re.compile(r"Compiling entry function '(?P<name>[^']+)' for '(?P<arch>sm_\d+)'")
+_FRAME = re.compile(r"(?P<stack>\d+) bytes stack frame, (?P<stores>\d+) bytes spill stores, (?P<loads>\d+) bytes spill loads")
+_USED = re.compile(r"Used (?P<regs>\d+) registers(?:.*?(?P<smem>\d+) bytes smem)?")
+
+
+def parse_ptxas(text):
+    """The kernels of a `-Xptxas -v` report: dicts of kernel (mangled name), arch ('sm_90'), registers,
+    smem_bytes (static), stack_bytes, spill_store_bytes, spill_load_bytes."""
+    kernels, current = [], None
+    for line in text.splitlines():
+        m = _ENTRY.search(line)
+        if m:
+            current = {"kernel": m["name"], "arch": m["arch"], "registers": None, "smem_bytes": 0,
+                       "stack_bytes": None, "spill_store_bytes": None, "spill_load_bytes": None}
+            kernels.append(current)
+            continue
+        if current is None:
+            continue
+        m = _FRAME.search(line)
+        if m and current["stack_bytes"] is None:  # the entry's own (device functions follow with theirs)
+            current.update(stack_bytes=int(m["stack"]), spill_store_bytes=int(m["stores"]),
+                           spill_load_bytes=int(m["loads"]))
+        m = _USED.search(line)
+        if m:
+            current["registers"] = int(m["regs"])
+            current["smem_bytes"] = int(m["smem"] or 0)
+    return kernels
+
+
+def demangle(names):
+    """C++ names of mangled kernel names (c++filt), or the mangled names where it is missing."""
+    try:
+        out = subprocess.run(["c++filt"], input="\n".join(names), capture_output=True, text=True, timeout=60)
+        lines = out.stdout.splitlines()
+        if out.returncode == 0 and len(lines) == len(names):
+            return lines
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return list(names)
+
+
+def ptxas_summary(kernels):
+    """What the build record keeps of the reports: kernels per arch, and every kernel with a stack frame or
+    spills (which the tests require to be none)."""
+    archs = sorted({k["arch"] for k in kernels})
+    spilling = [k for k in kernels if k["stack_bytes"] or k["spill_store_bytes"] or k["spill_load_bytes"]]
+    names = demangle([k["kernel"] for k in spilling])
+    return {"kernels_per_arch": {a: sum(k["arch"] == a for k in kernels) for a in archs},
+            "wavefront_kernels_per_arch": {a: sum(k["arch"] == a and "WavefrontKernel" in k["kernel"]
+                                                  for k in kernels) for a in archs},
+            "max_registers": max((k["registers"] or 0 for k in kernels), default=0),
+            "spilling": [f"{n} ({k['arch']}: {k['stack_bytes']} B stack, {k['spill_store_bytes']} B spill stores, "
+                         f"{k['spill_load_bytes']} B spill loads)" for n, k in zip(names, spilling)]}

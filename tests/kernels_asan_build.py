@@ -1,8 +1,7 @@
 """Builds deeprnn_fast._kernels with AddressSanitizer, for the fuzz test's sanitized run (tests/test_kernels_fuzz.py).
 
-g++ compiles the kernel library and the binding (the host sources csrc/build.py lists, so this build and setup.py's
-never disagree on what the module is made of) with
--fsanitize=address at -O0 (half the compile time of -O1 on these files; the fuzzed shapes are tiny), and in place of the CUDA kernels (csrc/cuda/*.cu, which need nvcc) links
+g++ compiles the kernel library's host sources and the binding (csrc/python/*.cc; csrc/build.py lists them) with
+-fsanitize=address at -O0 (half the compile time of -O1 on these files; the fuzzed shapes are tiny), and in place of the CUDA sources (which need nvcc) links
 tests/kernels_asan/no_cuda_device.cc, which answers every CUDA call as a machine without a GPU does: so the module
 has CUDA entry points whose argument checks run under the sanitizer too, ending in RuntimeError. The module is cached
 in build/kernels_asan/<hash of the sources and flags>/ and only rebuilt when one changes; it is linked to a
@@ -13,7 +12,6 @@ every other library) and ASAN_OPTIONS=detect_leaks=0 (Python itself leaks by des
 """
 import glob
 import hashlib
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -40,19 +38,22 @@ def cxx_runtime():
     return subprocess.run(["g++", "-print-file-name=libstdc++.so"], capture_output=True, text=True).stdout.strip()
 
 
-def _build_description():
-    spec = importlib.util.spec_from_file_location("deeprnn_fast_csrc_build", f"{ROOT}/csrc/build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _sources():
-    description = _build_description()
-    compiled = sorted(description.library_sources() + description.python_sources()) + [
+    # csrc/build.py lists the sources: the kernel library's host code (the CPU engine, the cells, the CUDA planner)
+    # and the binding; the CUDA sources are replaced by the stand-in.
+    build = _build_description()
+    compiled = sorted(build.library_sources() + build.python_sources()) + [
         f"{ROOT}/tests/kernels_asan/no_cuda_device.cc"]
     headers = sorted(glob.glob(f"{ROOT}/csrc/**/*.h", recursive=True))
     return compiled, headers
+
+
+def _build_description():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("deeprnn_fast_build", os.path.join(ROOT, "csrc", "build.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def build(jobs=None):

@@ -1,7 +1,8 @@
-"""The CUDA kernels (tanh / relu RNN and GRU), run on the CPU: csrc/cuda/*.cu compiled as C++ against the CPU
-emulation of the CUDA runtime in tests/cuda_emulation/ (every CUDA thread an OS thread, real barriers, blocks of
-ordinary launches in shuffled order), then checked against the CPU library (C++ self-check) and, through the
-pybind11 module's CUDA entry points, against the float64 oracle.
+"""The CUDA kernels (every cell: tanh / relu RNN, GRU, LSTM; dense and token inputs), run on the CPU: the CUDA sources
+(csrc/engine/cuda, csrc/cells/*/cuda_*.cu) compiled as C++ against the CPU emulation of the CUDA runtime in
+tests/cuda_emulation/ (every CUDA thread an OS thread, real barriers, blocks of ordinary launches in shuffled order),
+then checked against the CPU library (C++ self-check) and, through the pybind11 module's CUDA entry points, against
+the float64 oracle.
 
 Opt-in, because the build and the thousands of emulated threads take about a minute on a 2-core machine:
     DEEPRNN_FAST_EMULATION_TESTS=1 pytest tests/test_cuda_emulation.py
@@ -59,12 +60,16 @@ def test_cuda_entry_points_against_oracle(build_dir, tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     records = json.loads((tmp_path / "gpu_check.json").read_text())["correctness"]
     ran = [r for r in records if r["status"] != "n/a"]
-    # 3 shapes x 2 dtypes x 3 cells (tanh, relu, GRU) x 4 schedules.
-    assert len(records) == 3 * 2 * 3 * 4 and all(r["status"] == "ok" for r in ran)
-    # Both persistent variants really ran (the emulated device is small but these shapes fit), for the GRU too, and
-    # the GRU's gates' gradients were compared (the CUDA pass exports all of them).
-    for cell in ("tanh", "gru"):
-        mine = [r for r in ran if r["activation"] == cell]
-        assert any("+chip" in r.get("ran", "") for r in mine)
-        assert any(r.get("ran") == "persistent/persistent" for r in mine)
-    assert all("grad_gates" in r["errors"] for r in ran if r["activation"] == "gru")
+    # 3 shapes x 3 input kinds (dense float32 / float64, tokens float32) x 4 cells (tanh, relu, GRU, LSTM) x 4
+    # schedules.
+    assert len(records) == 3 * 3 * 4 * 4 and all(r["status"] == "ok" for r in ran)
+    # Both persistent variants really ran (the emulated device is small but these shapes fit), for every cell and
+    # for token inputs too, and every cell's grad slots were compared (the CUDA pass exports all of them).
+    for cell in ("tanh", "relu", "gru", "lstm"):
+        for inputs in ("dense", "tokens"):
+            mine = [r for r in ran if r["activation"] == cell and r["inputs"] == inputs]
+            assert any("+chip" in r.get("ran", "") for r in mine)
+            assert any(r.get("ran") == "persistent/persistent" for r in mine)
+    assert all("grad_preactivations" in r["errors"] for r in ran if r["shape"][1] > 0)
+    # Token inputs have no grad_inputs; dense ones do.
+    assert all(("grad_inputs" in r["errors"]) == (r["inputs"] == "dense") for r in ran if r["shape"][1] > 0)

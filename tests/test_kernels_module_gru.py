@@ -120,8 +120,8 @@ def test_gru_large_batch_tile_and_stepwise():
 
 
 def test_gru_plan_and_workspace_errors():
-    with pytest.raises(ValueError, match="cell must be 'rnn'"):
-        kernels.plan(1, 1, 8, 8, 1, "float32", "forward", "auto", H200_PROPS, cell="lstm")
+    with pytest.raises(ValueError, match="cell must be 'tanh', 'relu', 'gru' or 'lstm'"):
+        kernels.plan(1, 1, 8, 8, 1, "float32", "forward", "auto", H200_PROPS, cell="lstmx")
     with pytest.raises(ValueError, match="at most .* for the CUDA GRU"):
         plan(1, 1, 2**21, 1)
     with pytest.raises(ValueError, match="hidden units must be >= 1"):

@@ -3,12 +3,13 @@
     python benchmarks/gpu/build_kernels.py --out build/gpu_check [--cuda on|off|emulate] [--arch native|90|80;90]
 
 Compiles the sources csrc/build.py lists (the one build description, shared with setup.py): the kernel library with
-g++, csrc/cuda/*.cu with nvcc (or, with --cuda emulate, with g++ against the CPU emulation of CUDA in
+g++, the CUDA sources with nvcc (or, with --cuda emulate, with g++ against the CPU emulation of CUDA in
 tests/cuda_emulation), and csrc/python/*.cc with the pybind11 and Python headers of the interpreter running this
 script, all in parallel; then links
     OUT/_kernels<EXT_SUFFIX>        the module (load it with gpu_check --kernels, or copy it into deeprnn_fast/)
     OUT/stacked_rnn_selfcheck       tests/cuda_emulation/selfcheck_main.cc: the CUDA library against the CPU library
-    OUT/ptxas_sm_XX.txt             nvcc's -Xptxas -v report (registers, shared memory, spills per kernel)
+    OUT/ptxas_sm_XX.txt             nvcc's -Xptxas -v report (registers, shared memory, spills per kernel; the
+                                    build prints how many kernels have a stack frame or spills: none should)
 It needs pybind11 importable by this Python. Where it is not installed and nothing can be downloaded, carry a wheel
 into the repository's .whl/ folder (`pip download pybind11 --no-deps -d .whl` on a machine with a network); this
 script then installs it from there into OUT/pydeps (pip --no-index) or fails saying exactly that.
@@ -134,8 +135,8 @@ def main(argv=None):
         for src in BUILD.cuda_sources():
             o = obj(src, "cu")
             log = os.path.join(objs, os.path.basename(src) + ".ptxas.txt")
-            jobs.append(([nvcc] + BUILD.NVCC_FLAGS + ["-lineinfo", "-Xptxas", "-v"] + gencode + ["-c", src, "-o", o],
-                         log))
+            jobs.append(([nvcc] + BUILD.NVCC_FLAGS + ["-lineinfo"] + BUILD.PTXAS_REPORT_FLAGS + gencode
+                         + ["-c", src, "-o", o], log))
             lib.append(o)
     elif mode == "emulate":
         for src in BUILD.cuda_sources():
@@ -182,6 +183,14 @@ def main(argv=None):
                     if current:
                         keep.append(line)
                 f.write(f"== {os.path.basename(log)}\n" + "\n".join(keep) + "\n")
+    if archs:  # the no-spill rule the tests check for the package build (tests/test_build.py)
+        kernels = []
+        for log in sorted(glob.glob(os.path.join(objs, "*.ptxas.txt"))):
+            kernels += BUILD.parse_ptxas(open(log).read())
+        summary = BUILD.ptxas_summary(kernels)
+        print(f"build_kernels: ptxas: {summary['kernels_per_arch']} kernels, at most {summary['max_registers']} "
+              f"registers, {len(summary['spilling'])} with a stack frame or spills"
+              + "".join("\n  " + s for s in summary["spilling"]), flush=True)
     print(f"build_kernels: done in {time.time() - started:.0f} s: {module}" +
           (f", {os.path.join(out, 'stacked_rnn_selfcheck')}" if build_selfcheck else ""), flush=True)
     return 0

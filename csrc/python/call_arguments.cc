@@ -57,12 +57,20 @@ std::string TypeName(py::handle obj) {
   return OneLine(Py_TYPE(obj.ptr())->tp_name, 80);
 }
 
+std::vector<Param> Signature::All() const {
+  std::vector<Param> all = params;
+  all.insert(all.end(), keyword_only.begin(), keyword_only.end());
+  return all;
+}
+
 std::string Signature::Text() const {
   std::string s = function + "(";
-  for (size_t i = 0; i < params.size(); ++i) {
+  const std::vector<Param> all = All();
+  for (size_t i = 0; i < all.size(); ++i) {
     if (i) s += ", ";
-    s += params[i].name;
-    const Param::Default& d = params[i].fallback;
+    if (i == params.size()) s += "*, ";
+    s += all[i].name;
+    const Param::Default& d = all[i].fallback;
     if (std::holds_alternative<NoneDefault>(d)) s += "=None";
     else if (std::holds_alternative<int64_t>(d)) s += "=" + std::to_string(std::get<int64_t>(d));
     else if (std::holds_alternative<std::string>(d)) s += "='" + std::get<std::string>(d) + "'";
@@ -71,12 +79,13 @@ std::string Signature::Text() const {
 }
 
 BoundArgs::BoundArgs(const Signature& signature, const py::args& args, const py::kwargs& kwargs)
-    : signature_(signature), values_(signature.params.size()) {
+    : params_(signature.All()), function_(signature.function), values_(params_.size()) {
   const std::string& f = signature.function;
-  const size_t n = signature.params.size();
-  if (args.size() > n)
-    throw py::type_error(f + "() takes at most " + std::to_string(n) + " arguments (" + std::to_string(args.size()) +
-                         " given)");
+  const size_t n = params_.size();
+  const size_t positional = signature.params.size();
+  if (args.size() > positional)
+    throw py::type_error(f + "() takes at most " + std::to_string(positional) + " arguments (" +
+                         std::to_string(args.size()) + " given)");
   for (size_t i = 0; i < args.size(); ++i) values_[i] = py::reinterpret_borrow<py::object>(args[i]);
   PyObject *key, *value;
   Py_ssize_t pos = 0;
@@ -85,16 +94,16 @@ BoundArgs::BoundArgs(const Signature& signature, const py::args& args, const py:
     if (!PyUnicode_Check(key) || !Utf8(key, &name))
       throw py::type_error(f + "() got a keyword argument whose name is not valid text");
     size_t i = 0;
-    while (i < n && name != signature.params[i].name) ++i;
+    while (i < n && name != params_[i].name) ++i;
     if (i == n) throw py::type_error(f + "() got an unexpected keyword argument " + Quoted(name));
     if (values_[i]) throw py::type_error(f + "() got multiple values for argument '" + name + "'");
     values_[i] = py::reinterpret_borrow<py::object>(value);
   }
   for (size_t i = 0; i < n; ++i) {
     if (values_[i]) continue;
-    const Param::Default& d = signature.params[i].fallback;
+    const Param::Default& d = params_[i].fallback;
     if (std::holds_alternative<std::monostate>(d))
-      throw py::type_error(f + "() missing required argument '" + signature.params[i].name + "'");
+      throw py::type_error(f + "() missing required argument '" + params_[i].name + "'");
     if (std::holds_alternative<NoneDefault>(d)) values_[i] = py::none();
     else if (std::holds_alternative<int64_t>(d)) values_[i] = py::int_(std::get<int64_t>(d));
     else values_[i] = py::str(std::get<std::string>(d));
@@ -102,9 +111,9 @@ BoundArgs::BoundArgs(const Signature& signature, const py::args& args, const py:
 }
 
 const py::object& BoundArgs::operator[](const char* name) const {
-  for (size_t i = 0; i < signature_.params.size(); ++i)
-    if (std::strcmp(signature_.params[i].name, name) == 0) return values_[i];
-  throw std::logic_error(signature_.function + "(): no parameter named " + name);
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (std::strcmp(params_[i].name, name) == 0) return values_[i];
+  throw std::logic_error(function_ + "(): no parameter named " + name);
 }
 
 std::string StrArg(py::handle obj, const std::string& name) {

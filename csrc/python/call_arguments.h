@@ -37,12 +37,17 @@ struct Param {
   Default fallback;
 };
 
-// The parameters of one entry point, in order.
+// The parameters of one entry point, in order: `params` bind by position or keyword, `keyword_only` (after a `*`
+// in the text) by keyword only, so that options added later never shift what a positional call means.
 struct Signature {
   std::string function;
   std::vector<Param> params;
-  // "forward_cpu(inputs, kernels, ..., activation='tanh')", the first line of the entry point's docstring.
+  std::vector<Param> keyword_only = {};
+  // "forward_cpu(inputs, kernels, ..., activation='tanh', *, cell=None)", the first line of the entry point's
+  // docstring.
   std::string Text() const;
+  // params, then keyword_only.
+  std::vector<Param> All() const;
 };
 
 // A call's arguments bound to the parameters of `signature` the way Python binds them (positional first, then
@@ -55,7 +60,8 @@ class BoundArgs {
   const py::object& operator[](const char* name) const;
 
  private:
-  const Signature& signature_;
+  std::vector<Param> params_;  // the signature's, positional ones first
+  std::string function_;
   std::vector<py::object> values_;
 };
 

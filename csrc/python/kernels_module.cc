@@ -1,12 +1,17 @@
-// deeprnn_fast._kernels: the kernel library (csrc/deeprnn) for Python without TensorFlow.
-//
-// - forward_cpu / backward_cpu run the CPU library on NumPy arrays;
-// - forward_cuda / backward_cuda run the CUDA library on CUDA arrays of any library that exposes
-//   __cuda_array_interface__ (PyTorch, CuPy, Numba), on the stream given (a cudaStream_t as an int, 0 = default);
-// - gru_forward_cpu / gru_backward_cpu / gru_forward_cuda / gru_backward_cuda do the same for the fused stacked GRU
-//   (deeprnn/stacked_gru.h, deeprnn/stacked_gru_cuda.h);
-// - plan() shows the launch plan the CUDA library would use (on the current device, or on device properties given
-//   as a dict, which needs no GPU and no CUDA build), for the tanh RNN or (cell="gru") the GRU.
+// deeprnn_fast._kernels: the kernel library (csrc/deeprnn) for Python without TensorFlow, one template over the cells
+// (tanh, relu, GRU, LSTM; deeprnn/stacked.h):
+// - forward_cpu / backward_cpu run the CPU passes on NumPy arrays;
+// - forward_cuda / backward_cuda run the CUDA passes (deeprnn/stacked_cuda.h) on CUDA arrays of any library that
+//   exposes __cuda_array_interface__ (PyTorch, CuPy, Numba), on the stream given (a cudaStream_t as an int,
+//   0 = default);
+// - plan() shows the launch plan the CUDA passes would use (on the current device, or on device properties given
+//   as a dict, which needs no GPU and no CUDA build); workspace_bytes() the CUDA workspace a pass needs.
+// The cell is the keyword-only `cell` ("tanh", "relu", "gru", "lstm"); without it, `activation` ("tanh" / "relu")
+// names the RNN's cell, as the entry points did before they took every cell, and gru_forward_cpu & co. remain the
+// GRU's entry points with their former signatures. Layouts: those of deeprnn/stacked.h, with the cell's G gate
+// blocks in the weights, `gates` the saved gates [L,T,B,SS*H] (GRU, LSTM), states [L,B,H] ([L,2,B,H] for the
+// LSTM), and grad_preactivations the grad slots [L,T,B,GS*H]. Layer 0 reads int32 token ids when `inputs` is a
+// [B,T] int32 array: kernels[0] is then [V, G*H] and there is no grad_inputs (None).
 // Every function writes into output arrays the caller allocated (so that a check can poison them first) and checks
 // every argument before any kernel runs, raising a one-line ValueError / TypeError that names it: the call's
 // arguments are bound by name here, not by pybind11 (call_arguments.h); arrays must match the kernels' layout down
@@ -20,14 +25,12 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "deeprnn/launch_plan.h"
-#include "deeprnn/stacked_gru.h"
-#include "deeprnn/stacked_gru_cuda.h"
-#include "deeprnn/stacked_rnn.h"
-#include "deeprnn/stacked_rnn_cuda.h"
 #include "deeprnn/stacked.h"
+#include "deeprnn/stacked_cuda.h"
 #include "python/array_arguments.h"
 #include "python/call_arguments.h"
 
@@ -36,15 +39,8 @@ namespace py = pybind11;
 namespace deeprnn_fast {
 namespace {
 
-using deeprnn::Activation;
+using deeprnn::Cell;
 using deeprnn::Shape;
-
-Activation ParseActivation(py::handle obj) {
-  const std::string name = StrArg(obj, "activation");
-  if (name == "tanh") return Activation::kTanh;
-  if (name == "relu") return Activation::kRelu;
-  throw py::value_error("activation must be 'tanh' or 'relu'; got " + Quoted(name));
-}
 
 [[noreturn, maybe_unused]] void NoCuda(const char* what) {
   throw std::runtime_error(std::string(what) +
@@ -52,44 +48,121 @@ Activation ParseActivation(py::handle obj) {
                            "DEEPRNN_FAST_CUDA=0); rebuild on a machine with the CUDA toolkit");
 }
 
-// Reads B, T, D from inputs [B,T,D] and H, L from kernels, the way the TF op does.
+// ---- the cell of a call ----
+
+Cell ParseActivation(py::handle obj) {
+  const std::string name = StrArg(obj, "activation");
+  if (name == "tanh") return Cell::kTanh;
+  if (name == "relu") return Cell::kRelu;
+  throw py::value_error("activation must be 'tanh' or 'relu'; got " + Quoted(name));
+}
+
+Cell ParseCell(py::handle obj) {
+  const std::string name = StrArg(obj, "cell");
+  Cell cell;
+  if (name == "rnn") return Cell::kTanh;  // the former name of the tanh / relu RNN's plans (they plan the same)
+  if (deeprnn::CellFromName(name, &cell)) return cell;
+  throw py::value_error("cell must be 'tanh', 'relu', 'gru' or 'lstm' ('rnn': tanh); got " + Quoted(name));
+}
+
+// The keyword-only `cell` where given, else the RNN's `activation`. With `cell` given, `activation` stays at its
+// default ('tanh') or names the same cell.
+Cell ResolveCell(const BoundArgs& a) {
+  const Cell activation = ParseActivation(a["activation"]);
+  if (a["cell"].is_none()) return activation;
+  const Cell cell = ParseCell(a["cell"]);
+  if (activation != Cell::kTanh && activation != cell)
+    throw py::value_error(std::string("activation 'relu' contradicts cell '") + deeprnn::CellName(cell) +
+                          "' (give one of them)");
+  return cell;
+}
+
+// How a weight's columns are split, for messages about weight shapes.
+std::string GateColumns(Cell cell) {
+  switch (cell) {
+    case Cell::kGru: return "3 * units) (gates z, r, n side by side";
+    case Cell::kLstm: return "4 * units) (gates i, f, c, o side by side";
+    default: return "units";
+  }
+}
+
+// GS: the grad slots per row of the cell's backward pass, H wide each.
+int64_t GradSlots(Cell cell) { return deeprnn::StackedBackwardCudaScratchSize(cell, Shape{1, 1, 1, 1, 1}); }
+
+// ---- the problem of a call ----
+
+// B, T, D from inputs [B,T,D] (or token ids [B,T] and D = kernels[0]'s rows), H and L from kernels, the way the
+// TF op reads them.
 struct Problem {
+  Cell cell;
+  deeprnn::CellLayout layout;
   Shape shape;
   int itemsize;
+  bool tokens;
 };
 
-// `gates` is 1 for the RNN (kernels[0] [D, H]) and 3 for the GRU (kernels[0] [D, 3H], gates z | r | n).
-Problem ReadProblem(ViewFn view, py::handle inputs, py::handle kernels, int gates = 1) {
+Problem ReadProblem(ViewFn view, Cell cell, py::handle inputs, py::handle kernels) {
+  Problem p;
+  p.cell = cell;
+  p.layout = deeprnn::LayoutOf(cell);
+  const int64_t G = p.layout.gates;
   ArrayView x = view(inputs, "inputs");
-  if (x.shape.size() != 3) throw py::value_error("inputs must have shape (batch, time, features); got " + DimsText(x.shape));
-  if (x.kind != 'f' || (x.itemsize != 4 && x.itemsize != 8))
-    throw py::type_error("inputs must be float32 or float64; got " + DtypeText(x.kind, x.itemsize));
+  p.tokens = x.shape.size() == 2 && x.kind == 'i';
+  if (p.tokens && x.itemsize != 4)
+    throw py::type_error("inputs must be float32 or float64, or token inputs must be int32 ids of shape (batch, "
+                         "time); got " + DtypeText(x.kind, x.itemsize));
+  if (!p.tokens && x.shape.size() != 3)
+    throw py::value_error("inputs must have shape (batch, time, features), or be int32 token ids (batch, time); "
+                          "got " + DimsText(x.shape));
+  if (!p.tokens && (x.kind != 'f' || (x.itemsize != 4 && x.itemsize != 8)))
+    throw py::type_error("inputs must be float32 or float64 (or int32 token ids); got " +
+                         DtypeText(x.kind, x.itemsize));
   std::vector<py::object> k = LayerList(kernels, "kernels", -1);
   if (k.empty()) throw py::value_error("kernels must hold at least one array (one per layer)");
   ArrayView k0 = view(k[0], "kernels[0]");
-  if (k0.shape.size() != 2 || k0.shape[0] != x.shape[2] || k0.shape[1] % gates != 0)
-    throw py::value_error("kernels[0] must have shape (" + std::to_string(x.shape[2]) +
-                          (gates == 1 ? ", units)" : ", 3 * units) (gates z, r, n side by side)") + "; got " +
+  const std::string rows = p.tokens ? "vocabulary" : std::to_string(x.shape[2]);
+  if (k0.shape.size() != 2 || (!p.tokens && k0.shape[0] != x.shape[2]) || k0.shape[1] % G != 0)
+    throw py::value_error("kernels[0] must have shape (" + rows + ", " + GateColumns(cell) + "); got " +
                           DimsText(k0.shape));
-  Problem p;
-  p.shape = {x.shape[0], x.shape[1], x.shape[2], k0.shape[1] / gates, static_cast<int64_t>(k.size())};
-  p.itemsize = x.itemsize;
+  if (p.tokens && (k0.kind != 'f' || (k0.itemsize != 4 && k0.itemsize != 8)))
+    throw py::type_error("kernels[0] must be float32 or float64; got " + DtypeText(k0.kind, k0.itemsize));
+  p.shape = {x.shape[0], x.shape[1], k0.shape[0], k0.shape[1] / G, static_cast<int64_t>(k.size())};
+  p.itemsize = p.tokens ? k0.itemsize : x.itemsize;
   if (p.shape.input < 1)
-    throw py::value_error("inputs must have at least one feature (its last dimension); got shape " + DimsText(x.shape));
+    throw py::value_error(p.tokens ? "kernels[0] must have at least one row (the vocabulary); got shape " +
+                                         DimsText(k0.shape)
+                                   : "inputs must have at least one feature (its last dimension); got shape " +
+                                         DimsText(x.shape));
   if (p.shape.hidden < 1)
     throw py::value_error("kernels[0] must have at least one unit (its last dimension); got shape " +
                           DimsText(k0.shape));
   return p;
 }
 
-// Pointers of every argument of one pass, checked.
+// Every array argument of one pass, checked against the cell's layout and held alive (the GIL is released while
+// the kernels run), for the overlap check and the producer streams of CUDA arrays.
 template <typename T>
-struct Pointers {
+struct PassArrays {
+  const Problem& p;
   std::vector<const T*> kernels, recurrent_kernels, biases;
   std::vector<T*> grad_kernels, grad_recurrent_kernels, grad_biases;
-  // Every array seen, holding each one alive (the GIL is released while the kernels run), for the overlap check
-  // and the producer streams of CUDA arrays.
   std::vector<ArrayView> views;
+
+  explicit PassArrays(const Problem& problem) : p(problem) {}
+
+  std::vector<int64_t> StatesShape() const {
+    const Shape& s = p.shape;
+    if (p.layout.states == 1) return {s.layers, s.batch, s.hidden};
+    return {s.layers, p.layout.states, s.batch, s.hidden};
+  }
+  std::vector<int64_t> BiasShape() const {
+    const int64_t width = p.layout.gates * p.shape.hidden;
+    if (p.layout.bias_rows == 1) return {width};
+    return {p.layout.bias_rows, width};
+  }
+  std::vector<int64_t> KernelShape(int64_t l) const {
+    return {l == 0 ? p.shape.input : p.shape.hidden, p.layout.gates * p.shape.hidden};
+  }
 
   const T* In(ViewFn view, py::handle obj, const std::string& name, const std::vector<int64_t>& shape) {
     views.push_back(view(obj, name));
@@ -102,162 +175,155 @@ struct Pointers {
     Expect(views.back(), shape, sizeof(T));
     return static_cast<T*>(views.back().data);
   }
-  void Weights(ViewFn view, const Shape& s, py::handle k, py::handle rk, py::handle b) {
-    auto ks = LayerList(k, "kernels", s.layers), rks = LayerList(rk, "recurrent_kernels", s.layers);
-    for (int64_t l = 0; l < s.layers; ++l) {
-      const std::string i = "[" + std::to_string(l) + "]";
-      kernels.push_back(In(view, ks[l], "kernels" + i, {l == 0 ? s.input : s.hidden, s.hidden}));
-      recurrent_kernels.push_back(In(view, rks[l], "recurrent_kernels" + i, {s.hidden, s.hidden}));
+  // The token ids [B,T]. On the host (check_values) every id must index a row of kernels[0]: the CPU passes read
+  // them without further checks. The CUDA passes clamp ids on the device and count the bad ones (invalid_tokens).
+  const int32_t* Tokens(ViewFn view, py::handle obj, bool check_values) {
+    views.push_back(view(obj, "inputs"));
+    const ArrayView& v = views.back();
+    if (v.shape != std::vector<int64_t>{p.shape.batch, p.shape.time})
+      throw py::value_error("inputs (token ids) must have shape " + DimsText({p.shape.batch, p.shape.time}) +
+                            "; got " + DimsText(v.shape));
+    if (v.bytes > 0 && reinterpret_cast<uintptr_t>(v.data) % 4 != 0)
+      throw py::value_error("inputs (token ids) must be aligned to their 4-byte elements");
+    const int32_t* ids = static_cast<const int32_t*>(v.data);
+    if (check_values)
+      for (int64_t i = 0; i < p.shape.batch * p.shape.time; ++i)
+        if (ids[i] < 0 || ids[i] >= p.shape.input)
+          throw py::value_error("inputs (token ids) must lie in [0, " + std::to_string(p.shape.input) +
+                                ") (the rows of kernels[0]); got " + std::to_string(ids[i]) + " at flat index " +
+                                std::to_string(i));
+    return ids;
+  }
+  // The cell's saved gates [L,T,B,SS*H]: required for a cell that saves gates, refused for one that saves none.
+  template <typename Ptr>
+  Ptr Saved(ViewFn view, py::handle obj) {
+    const Shape& s = p.shape;
+    const std::vector<int64_t> shape = {s.layers, s.time, s.batch, p.layout.saved_slots * s.hidden};
+    if (p.layout.saved_slots == 0) {
+      if (!obj.is_none())
+        throw py::value_error(std::string("gates must be None for the ") + deeprnn::CellName(p.cell) +
+                              " cell (it saves no gates)");
+      return nullptr;
     }
-    if (!b) {  // the backward pass, which reads no biases (a caller's None is refused: the passes need arrays)
-      biases.assign(s.layers, nullptr);
+    if (obj.is_none())
+      throw py::type_error("gates must be an array of shape " + DimsText(shape) + " for the " +
+                           deeprnn::CellName(p.cell) + " cell (its saved gates); got None");
+    if constexpr (std::is_const_v<std::remove_pointer_t<Ptr>>) {
+      return In(view, obj, "gates", shape);
     } else {
-      auto bs = LayerList(b, "biases", s.layers);
-      for (int64_t l = 0; l < s.layers; ++l)
-        biases.push_back(In(view, bs[l], "biases[" + std::to_string(l) + "]", {s.hidden}));
+      return Out(view, obj, "gates", shape);
     }
   }
-  void Grads(ViewFn view, const Shape& s, py::handle k, py::handle rk, py::handle b) {
-    auto ks = LayerList(k, "grad_kernels", s.layers), rks = LayerList(rk, "grad_recurrent_kernels", s.layers);
-    auto bs = LayerList(b, "grad_biases", s.layers);
-    for (int64_t l = 0; l < s.layers; ++l) {
+  // The weights; `b` a null handle for the backward pass, which reads no biases (a caller's None is refused: the
+  // passes need arrays).
+  void Weights(ViewFn view, py::handle k, py::handle rk, py::handle b) {
+    const int64_t L = p.shape.layers;
+    auto ks = LayerList(k, "kernels", L), rks = LayerList(rk, "recurrent_kernels", L);
+    for (int64_t l = 0; l < L; ++l) {
       const std::string i = "[" + std::to_string(l) + "]";
-      grad_kernels.push_back(Out(view, ks[l], "grad_kernels" + i, {l == 0 ? s.input : s.hidden, s.hidden}));
-      grad_recurrent_kernels.push_back(Out(view, rks[l], "grad_recurrent_kernels" + i, {s.hidden, s.hidden}));
-      grad_biases.push_back(Out(view, bs[l], "grad_biases" + i, {s.hidden}));
+      kernels.push_back(In(view, ks[l], "kernels" + i, KernelShape(l)));
+      recurrent_kernels.push_back(In(view, rks[l], "recurrent_kernels" + i, KernelShape(1)));
     }
-  }
-  // The GRU's weights: kernels [in, 3H], recurrent kernels [H, 3H], biases [2, 3H] (or a null handle: not read).
-  void GruWeightsIn(ViewFn view, const Shape& s, py::handle k, py::handle rk, py::handle b) {
-    const int64_t H = s.hidden;
-    auto ks = LayerList(k, "kernels", s.layers), rks = LayerList(rk, "recurrent_kernels", s.layers);
-    for (int64_t l = 0; l < s.layers; ++l) {
-      const std::string i = "[" + std::to_string(l) + "]";
-      kernels.push_back(In(view, ks[l], "kernels" + i, {l == 0 ? s.input : H, 3 * H}));
-      recurrent_kernels.push_back(In(view, rks[l], "recurrent_kernels" + i, {H, 3 * H}));
-    }
-    if (!b) {  // the backward pass, which reads no biases
-      biases.assign(s.layers, nullptr);
+    if (!b) {
+      biases.assign(L, nullptr);
     } else {
-      auto bs = LayerList(b, "biases", s.layers);
-      for (int64_t l = 0; l < s.layers; ++l)
-        biases.push_back(In(view, bs[l], "biases[" + std::to_string(l) + "]", {2, 3 * H}));
+      auto bs = LayerList(b, "biases", L);
+      for (int64_t l = 0; l < L; ++l)
+        biases.push_back(In(view, bs[l], "biases[" + std::to_string(l) + "]", BiasShape()));
     }
   }
-  void GruGradsOut(ViewFn view, const Shape& s, py::handle k, py::handle rk, py::handle b) {
-    const int64_t H = s.hidden;
-    auto ks = LayerList(k, "grad_kernels", s.layers), rks = LayerList(rk, "grad_recurrent_kernels", s.layers);
-    auto bs = LayerList(b, "grad_biases", s.layers);
-    for (int64_t l = 0; l < s.layers; ++l) {
+  void Grads(ViewFn view, py::handle k, py::handle rk, py::handle b) {
+    const int64_t L = p.shape.layers;
+    auto ks = LayerList(k, "grad_kernels", L), rks = LayerList(rk, "grad_recurrent_kernels", L);
+    auto bs = LayerList(b, "grad_biases", L);
+    for (int64_t l = 0; l < L; ++l) {
       const std::string i = "[" + std::to_string(l) + "]";
-      grad_kernels.push_back(Out(view, ks[l], "grad_kernels" + i, {l == 0 ? s.input : H, 3 * H}));
-      grad_recurrent_kernels.push_back(Out(view, rks[l], "grad_recurrent_kernels" + i, {H, 3 * H}));
-      grad_biases.push_back(Out(view, bs[l], "grad_biases" + i, {2, 3 * H}));
+      grad_kernels.push_back(Out(view, ks[l], "grad_kernels" + i, KernelShape(l)));
+      grad_recurrent_kernels.push_back(Out(view, rks[l], "grad_recurrent_kernels" + i, KernelShape(1)));
+      grad_biases.push_back(Out(view, bs[l], "grad_biases" + i, BiasShape()));
     }
   }
-  deeprnn::Weights<T> W() const { return {kernels.data(), recurrent_kernels.data(), biases.data()}; }
-  deeprnn::GruWeights<T> GruW() const { return {kernels.data(), recurrent_kernels.data(), biases.data()}; }
-  deeprnn::GruWeightGrads<T> GruG() const {
-    return {grad_kernels.data(), grad_recurrent_kernels.data(), grad_biases.data()};
-  }
-  deeprnn::WeightGrads<T> G() const { return {grad_kernels.data(), grad_recurrent_kernels.data(), grad_biases.data()}; }
 };
 
-struct ForwardArrays {
-  py::handle inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states, activations;
-};
-
-template <typename T>
-struct ForwardPointers : Pointers<T> {
-  const T* inputs;
-  const T* initial_states;
-  T *outputs, *final_states, *activations;
-  ForwardPointers(ViewFn view, const Shape& s, const ForwardArrays& a) {
-    const int64_t B = s.batch, TT = s.time, D = s.input, H = s.hidden, L = s.layers;
-    inputs = this->In(view, a.inputs, "inputs", {B, TT, D});
-    this->Weights(view, s, a.kernels, a.recurrent_kernels, a.biases);
-    initial_states = this->In(view, a.initial_states, "initial_states", {L, B, H});
-    outputs = this->Out(view, a.outputs, "outputs", {B, TT, H});
-    final_states = this->Out(view, a.final_states, "final_states", {L, B, H});
-    activations = this->Out(view, a.activations, "activations", {L, TT, B, H});
-  }
-};
-
-struct BackwardArrays {
-  py::handle inputs, kernels, recurrent_kernels, initial_states, activations, grad_outputs, grad_final_states,
-      grad_inputs, grad_kernels, grad_recurrent_kernels, grad_biases, grad_initial_states, grad_preactivations;
-};
-
-template <typename T>
-struct BackwardPointers : Pointers<T> {
-  const T *inputs, *initial_states, *activations, *grad_outputs, *grad_final_states;
-  T *grad_inputs, *grad_initial_states, *grad_preactivations;
-  BackwardPointers(ViewFn view, const Shape& s, const BackwardArrays& a) {
-    const int64_t B = s.batch, TT = s.time, D = s.input, H = s.hidden, L = s.layers;
-    inputs = this->In(view, a.inputs, "inputs", {B, TT, D});
-    this->Weights(view, s, a.kernels, a.recurrent_kernels, py::handle());
-    initial_states = this->In(view, a.initial_states, "initial_states", {L, B, H});
-    activations = this->In(view, a.activations, "activations", {L, TT, B, H});
-    grad_outputs = this->In(view, a.grad_outputs, "grad_outputs", {B, TT, H});
-    grad_final_states = this->In(view, a.grad_final_states, "grad_final_states", {L, B, H});
-    grad_inputs = this->Out(view, a.grad_inputs, "grad_inputs", {B, TT, D});
-    this->Grads(view, s, a.grad_kernels, a.grad_recurrent_kernels, a.grad_biases);
-    grad_initial_states = this->Out(view, a.grad_initial_states, "grad_initial_states", {L, B, H});
-    grad_preactivations = this->Out(view, a.grad_preactivations, "grad_preactivations", {L, TT, B, H});
-  }
-};
-
-struct GruForwardArrays {
+// The array arguments of the forward and the backward pass (py::none() where an entry point has no such argument).
+struct ForwardHandles {
   py::handle inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states, activations, gates;
 };
 
-template <typename T>
-struct GruForwardPointers : Pointers<T> {
-  const T* inputs;
-  const T* initial_states;
-  T *outputs, *final_states, *activations, *gates;
-  GruForwardPointers(ViewFn view, const Shape& s, const GruForwardArrays& a) {
-    const int64_t B = s.batch, TT = s.time, D = s.input, H = s.hidden, L = s.layers;
-    inputs = this->In(view, a.inputs, "inputs", {B, TT, D});
-    this->GruWeightsIn(view, s, a.kernels, a.recurrent_kernels, a.biases);
-    initial_states = this->In(view, a.initial_states, "initial_states", {L, B, H});
-    outputs = this->Out(view, a.outputs, "outputs", {B, TT, H});
-    final_states = this->Out(view, a.final_states, "final_states", {L, B, H});
-    activations = this->Out(view, a.activations, "activations", {L, TT, B, H});
-    gates = this->Out(view, a.gates, "gates", {L, TT, B, deeprnn::kGruGateSlots * H});
-  }
-};
-
-// grad_gates is None for the CPU pass (which keeps its own scratch) and a [L,T,B,4H] array for the CUDA pass.
-struct GruBackwardArrays {
+struct BackwardHandles {
   py::handle inputs, kernels, recurrent_kernels, initial_states, activations, gates, grad_outputs, grad_final_states,
-      grad_inputs, grad_kernels, grad_recurrent_kernels, grad_biases, grad_initial_states, grad_gates;
+      grad_inputs, grad_kernels, grad_recurrent_kernels, grad_biases, grad_initial_states, grad_slots;
 };
 
 template <typename T>
-struct GruBackwardPointers : Pointers<T> {
-  const T *inputs, *initial_states, *activations, *gates, *grad_outputs, *grad_final_states;
-  T *grad_inputs, *grad_initial_states, *grad_gates = nullptr;
-  GruBackwardPointers(ViewFn view, const Shape& s, const GruBackwardArrays& a) {
-    const int64_t B = s.batch, TT = s.time, D = s.input, H = s.hidden, L = s.layers;
-    const int64_t G = deeprnn::kGruGateSlots * H;
-    inputs = this->In(view, a.inputs, "inputs", {B, TT, D});
-    this->GruWeightsIn(view, s, a.kernels, a.recurrent_kernels, py::handle());
-    initial_states = this->In(view, a.initial_states, "initial_states", {L, B, H});
-    activations = this->In(view, a.activations, "activations", {L, TT, B, H});
-    gates = this->In(view, a.gates, "gates", {L, TT, B, G});
-    grad_outputs = this->In(view, a.grad_outputs, "grad_outputs", {B, TT, H});
-    grad_final_states = this->In(view, a.grad_final_states, "grad_final_states", {L, B, H});
-    grad_inputs = this->Out(view, a.grad_inputs, "grad_inputs", {B, TT, D});
-    this->GruGradsOut(view, s, a.grad_kernels, a.grad_recurrent_kernels, a.grad_biases);
-    grad_initial_states = this->Out(view, a.grad_initial_states, "grad_initial_states", {L, B, H});
-    if (!a.grad_gates.is_none()) grad_gates = this->Out(view, a.grad_gates, "grad_gates", {L, TT, B, G});
+deeprnn::ForwardArgs<T> ForwardArgsOf(ViewFn view, const ForwardHandles& h, PassArrays<T>* arrays, bool host) {
+  const Problem& p = arrays->p;
+  const Shape& s = p.shape;
+  deeprnn::ForwardArgs<T> a;
+  a.cell = p.cell;
+  a.shape = s;
+  if (p.tokens) {
+    a.inputs.tokens = arrays->Tokens(view, h.inputs, host);
+  } else {
+    a.inputs.dense = arrays->In(view, h.inputs, "inputs", {s.batch, s.time, s.input});
   }
-};
+  arrays->Weights(view, h.kernels, h.recurrent_kernels, h.biases);
+  a.weights = {arrays->kernels.data(), arrays->recurrent_kernels.data(), arrays->biases.data()};
+  a.initial_states = arrays->In(view, h.initial_states, "initial_states", arrays->StatesShape());
+  a.outputs = arrays->Out(view, h.outputs, "outputs", {s.batch, s.time, s.hidden});
+  a.final_states = arrays->Out(view, h.final_states, "final_states", arrays->StatesShape());
+  a.activations = arrays->Out(view, h.activations, "activations", {s.layers, s.time, s.batch, s.hidden});
+  a.saved = arrays->template Saved<T*>(view, h.gates);
+  return a;
+}
+
+// Where the backward pass's grad slots go: `grad_slots_name` names the argument in messages; `slots` is how many
+// H-wide slots a row holds (the CPU pass of tanh / relu: 1, dLoss/dZ; the CUDA pass: every grad slot of the cell);
+// 0 means the argument must be None (the CPU pass of the gated cells keeps them in its own scratch). `optional`
+// (the call gave `cell`): grad_inputs and the CPU's grad slots may be None, not wanted.
+template <typename T>
+deeprnn::BackwardArgs<T> BackwardArgsOf(ViewFn view, const BackwardHandles& h, PassArrays<T>* arrays, bool host,
+                                        bool optional, const char* grad_slots_name, int64_t slots,
+                                        T** grad_slots) {
+  const Problem& p = arrays->p;
+  const Shape& s = p.shape;
+  deeprnn::BackwardArgs<T> a;
+  a.cell = p.cell;
+  a.shape = s;
+  if (p.tokens) {
+    a.inputs.tokens = arrays->Tokens(view, h.inputs, host);
+  } else {
+    a.inputs.dense = arrays->In(view, h.inputs, "inputs", {s.batch, s.time, s.input});
+  }
+  arrays->Weights(view, h.kernels, h.recurrent_kernels, py::handle());
+  a.weights = {arrays->kernels.data(), arrays->recurrent_kernels.data(), arrays->biases.data()};
+  a.initial_states = arrays->In(view, h.initial_states, "initial_states", arrays->StatesShape());
+  a.activations = arrays->In(view, h.activations, "activations", {s.layers, s.time, s.batch, s.hidden});
+  a.saved = arrays->template Saved<const T*>(view, h.gates);
+  a.grad_outputs = arrays->In(view, h.grad_outputs, "grad_outputs", {s.batch, s.time, s.hidden});
+  a.grad_final_states = arrays->In(view, h.grad_final_states, "grad_final_states", arrays->StatesShape());
+  if (p.tokens && !h.grad_inputs.is_none())
+    throw py::value_error("grad_inputs must be None with token inputs (token ids have no gradient)");
+  optional = optional || p.tokens;
+  // None (not wanted) only where the call opts into optional outputs: the former entry points required the array.
+  if (!(optional && h.grad_inputs.is_none()))
+    a.grad_inputs = arrays->Out(view, h.grad_inputs, "grad_inputs", {s.batch, s.time, s.input});
+  arrays->Grads(view, h.grad_kernels, h.grad_recurrent_kernels, h.grad_biases);
+  a.grad_weights = {arrays->grad_kernels.data(), arrays->grad_recurrent_kernels.data(),
+                    arrays->grad_biases.data()};
+  a.grad_initial_states = arrays->Out(view, h.grad_initial_states, "grad_initial_states", arrays->StatesShape());
+  *grad_slots = nullptr;
+  if (slots == 0) {
+    if (!h.grad_slots.is_none())
+      throw py::value_error(std::string(grad_slots_name) + " must be None for the " + deeprnn::CellName(p.cell) +
+                            " cell on the CPU (the pass keeps its gates' gradients in its own scratch)");
+  } else if (!(optional && host && h.grad_slots.is_none())) {
+    *grad_slots = arrays->Out(view, h.grad_slots, grad_slots_name, {s.layers, s.time, s.batch, slots * s.hidden});
+  }
+  return a;
+}
 
 // ---- CPU ----
-
-deeprnn::Cell CellOf(Activation act) { return act == Activation::kRelu ? deeprnn::Cell::kRelu : deeprnn::Cell::kTanh; }
 
 // A forced instruction set this processor lacks (DEEPRNN_FAST_CPU_ISA) is an error, not a crash.
 void CheckCpuIsa() {
@@ -266,89 +332,33 @@ void CheckCpuIsa() {
 }
 
 template <typename T>
-void ForwardCpu(const Shape& s, Activation act, const ForwardArrays& a) {
-  ForwardPointers<T> p(HostView, s, a);
-  CheckNoOverlap(p.views);
+void ForwardCpu(const Problem& p, const ForwardHandles& h) {
+  PassArrays<T> arrays(p);
+  const deeprnn::ForwardArgs<T> args = ForwardArgsOf<T>(HostView, h, &arrays, true);
+  CheckNoOverlap(arrays.views);
   CheckCpuIsa();
-  deeprnn::ForwardArgs<T> args;
-  args.cell = CellOf(act);
-  args.shape = s;
-  args.inputs.dense = p.inputs;
-  args.weights = p.W();
-  args.initial_states = p.initial_states;
-  args.outputs = p.outputs;
-  args.final_states = p.final_states;
-  args.activations = p.activations;
   py::gil_scoped_release release;
   deeprnn::StackedForwardCpu<T>(args, deeprnn::SerialFor);
 }
 
+// grad_preactivations of tanh / relu receives the start of the pass's scratch: dLoss/dZ of every cell for batches
+// below 128 (larger ones keep two cells per layer; deeprnn/stacked.h).
 template <typename T>
-void BackwardCpu(const Shape& s, Activation act, const BackwardArrays& a) {
-  BackwardPointers<T> p(HostView, s, a);
-  CheckNoOverlap(p.views);
+void BackwardCpu(const Problem& p, const BackwardHandles& h, bool optional) {
+  PassArrays<T> arrays(p);
+  T* grad_slots = nullptr;
+  const bool rnn = p.layout.gates == 1;
+  const deeprnn::BackwardArgs<T> args =
+      BackwardArgsOf<T>(HostView, h, &arrays, true, optional, "grad_preactivations", rnn ? 1 : 0, &grad_slots);
+  CheckNoOverlap(arrays.views);
   CheckCpuIsa();
-  deeprnn::BackwardArgs<T> args;
-  args.cell = CellOf(act);
-  args.shape = s;
-  args.inputs.dense = p.inputs;
-  args.weights = p.W();
-  args.initial_states = p.initial_states;
-  args.activations = p.activations;
-  args.grad_outputs = p.grad_outputs;
-  args.grad_final_states = p.grad_final_states;
-  args.grad_inputs = p.grad_inputs;
-  args.grad_weights = p.G();
-  args.grad_initial_states = p.grad_initial_states;
-  // The pass's scratch begins with dLoss/dZ of every cell for batches below 128 (larger ones keep two cells per
-  // layer): that part is copied to grad_preactivations [L,T,B,H].
-  std::vector<T> scratch(static_cast<size_t>(deeprnn::StackedBackwardCpuScratchSize(args.cell, s, sizeof(T))));
   py::gil_scoped_release release;
+  std::vector<T> scratch(static_cast<size_t>(deeprnn::StackedBackwardCpuScratchSize(p.cell, p.shape, sizeof(T))));
   deeprnn::StackedBackwardCpu<T>(args, scratch.data(), deeprnn::SerialFor);
-  const size_t cells = static_cast<size_t>(s.layers * s.time * s.batch * s.hidden);
-  std::copy_n(scratch.data(), std::min(cells, scratch.size()), p.grad_preactivations);
-}
-
-template <typename T>
-void GruForwardCpu(const Shape& s, const GruForwardArrays& a) {
-  GruForwardPointers<T> p(HostView, s, a);
-  CheckNoOverlap(p.views);
-  CheckCpuIsa();
-  deeprnn::ForwardArgs<T> args;
-  args.cell = deeprnn::Cell::kGru;
-  args.shape = s;
-  args.inputs.dense = p.inputs;
-  args.weights = p.GruW();
-  args.initial_states = p.initial_states;
-  args.outputs = p.outputs;
-  args.final_states = p.final_states;
-  args.activations = p.activations;
-  args.saved = p.gates;
-  py::gil_scoped_release release;
-  deeprnn::StackedForwardCpu<T>(args, deeprnn::SerialFor);
-}
-
-template <typename T>
-void GruBackwardCpu(const Shape& s, const GruBackwardArrays& a) {
-  GruBackwardPointers<T> p(HostView, s, a);
-  CheckNoOverlap(p.views);
-  CheckCpuIsa();
-  deeprnn::BackwardArgs<T> args;
-  args.cell = deeprnn::Cell::kGru;
-  args.shape = s;
-  args.inputs.dense = p.inputs;
-  args.weights = p.GruW();
-  args.initial_states = p.initial_states;
-  args.activations = p.activations;
-  args.saved = p.gates;
-  args.grad_outputs = p.grad_outputs;
-  args.grad_final_states = p.grad_final_states;
-  args.grad_inputs = p.grad_inputs;
-  args.grad_weights = p.GruG();
-  args.grad_initial_states = p.grad_initial_states;
-  py::gil_scoped_release release;
-  std::vector<T> scratch(static_cast<size_t>(deeprnn::StackedBackwardCpuScratchSize(args.cell, s, sizeof(T))));
-  deeprnn::StackedBackwardCpu<T>(args, scratch.data(), deeprnn::SerialFor);
+  if (grad_slots != nullptr) {
+    const size_t cells = static_cast<size_t>(p.shape.layers * p.shape.time * p.shape.batch * p.shape.hidden);
+    std::copy_n(scratch.data(), std::min(cells, scratch.size()), grad_slots);
+  }
 }
 
 // ---- planning (no GPU needed) ----
@@ -380,29 +390,21 @@ deeprnn::Direction ParseDirection(py::handle obj) {
   throw py::value_error("direction must be 'forward' or 'backward'; got " + Quoted(name));
 }
 
-bool ParseCell(py::handle obj) {  // true for the GRU
-  const std::string name = StrArg(obj, "cell");
-  if (name == "rnn") return false;
-  if (name == "gru") return true;
-  throw py::value_error("cell must be 'rnn' (tanh / relu RNN) or 'gru'; got " + Quoted(name));
-}
-
-py::dict PlanDict(const deeprnn::WavefrontPlan& plan, bool gru = false) {
-  const deeprnn::WavefrontTile t = gru ? deeprnn::GruTileShape(plan.tile) : deeprnn::WavefrontTileShape(plan.tile);
+py::dict PlanDict(const deeprnn::WavefrontPlan& plan) {
   py::dict d;
   d["schedule"] = deeprnn::ScheduleName(plan.schedule);
   d["weights_on_chip"] = plan.weights_on_chip;
   d["tile"] = plan.tile;
-  d["bm"] = t.bm;
-  d["bn"] = t.bn;
-  d["tm"] = t.tm;
-  d["tn"] = t.tn;
-  d["bk"] = t.bk;
-  d["ks"] = deeprnn::WavefrontKs(t);
+  d["bm"] = plan.bm;
+  d["bn"] = plan.bn;
+  d["tm"] = plan.tm;
+  d["tn"] = plan.tn;
+  d["bk"] = plan.bk;
+  d["ks"] = plan.ks;
   d["row_tiles"] = plan.row_tiles;
   d["col_tiles"] = plan.col_tiles;
   d["grid"] = plan.grid;
-  d["threads"] = deeprnn::kWavefrontThreads;
+  d["threads"] = plan.threads;
   d["smem_bytes"] = plan.smem_bytes;
   d["blocks_per_sm"] = plan.blocks_per_sm;
   d["launches"] = plan.launches;
@@ -497,14 +499,13 @@ py::dict Plan(const BoundArgs& a) {
   const int itemsize = ParseItemsize(a["dtype"]);
   const deeprnn::Direction direction = ParseDirection(a["direction"]);
   const deeprnn::CudaSchedule schedule = ParseSchedule(a["schedule"]);
-  const bool gru = ParseCell(a["cell"]);
+  const Cell cell = ParseCell(a["cell"]);
   deeprnn::WavefrontPlan plan;
   deeprnn::CudaStatus st;
   if (a["device"].is_none()) {
 #if defined(DEEPRNN_WITH_CUDA)
     if (!CudaAvailable()) throw std::runtime_error("plan(device=None) plans for the current GPU, and there is none");
-    st = gru ? deeprnn::PlanStackedGruCuda(shape, itemsize, direction, schedule, &plan)
-             : deeprnn::PlanStackedRnnCuda(shape, itemsize, direction, schedule, &plan);
+    st = deeprnn::PlanStackedCuda(cell, shape, itemsize, direction, schedule, &plan);
 #else
     NoCuda("plan(device=None) plans for the current GPU");
 #endif
@@ -516,25 +517,22 @@ py::dict Plan(const BoundArgs& a) {
                  ? d.fixed_blocks_per_sm
                  : deeprnn::EstimateBlocksPerSm(d.props, smem, deeprnn::kWavefrontThreads, d.regs_per_thread);
     };
-    st = gru ? deeprnn::PlanGruWavefront(shape, itemsize, direction, d.props, schedule, occupancy, &plan)
-             : deeprnn::PlanWavefront(shape, itemsize, direction, d.props, schedule, occupancy, &plan);
+    st = deeprnn::PlanWavefront(cell, shape, itemsize, direction, d.props, schedule, occupancy, &plan);
   }
   if (!st.ok()) throw py::value_error(OneLine(st.error));
-  return PlanDict(plan, gru);
+  return PlanDict(plan);
 }
 
 int64_t WorkspaceBytes(const BoundArgs& a) {
   const Shape shape = ShapeArgs(a);
-  const bool gru = ParseCell(a["cell"]);
-  const deeprnn::CudaStatus st = gru ? deeprnn::ValidateGruCudaShape(shape) : deeprnn::ValidateCudaShape(shape);
-  if (!st.ok()) throw py::value_error(st.error);
+  const Cell cell = ParseCell(a["cell"]);
+  const bool tokens = !a["tokens"].is_none() && BoolArg(a["tokens"], "tokens");
+  const deeprnn::CudaStatus st = deeprnn::ValidateCudaShape(cell, shape);
+  if (!st.ok()) throw py::value_error(OneLine(st.error));
   const int itemsize = ParseItemsize(a["dtype"]);
   const bool forward = ParseDirection(a["direction"]) == deeprnn::Direction::kForward;
-  if (gru)
-    return forward ? deeprnn::StackedGruForwardCudaWorkspaceBytes(shape, itemsize)
-                   : deeprnn::StackedGruBackwardCudaWorkspaceBytes(shape, itemsize);
-  return forward ? deeprnn::StackedRnnForwardCudaWorkspaceBytes(shape, itemsize)
-                 : deeprnn::StackedRnnBackwardCudaWorkspaceBytes(shape, itemsize);
+  return forward ? deeprnn::StackedForwardCudaWorkspaceBytes(cell, shape, itemsize)
+                 : deeprnn::StackedBackwardCudaWorkspaceBytes(cell, shape, itemsize, tokens);
 }
 
 // ---- CUDA ----
@@ -569,98 +567,160 @@ ArrayView WorkspaceView(py::handle workspace, int64_t needed) {
   return w;
 }
 
-py::dict InfoDict(const deeprnn::CudaLaunchInfo& info, bool gru = false) {
-  py::dict d = PlanDict(info.wavefront, gru);
+// invalid_tokens: None, or a device int32 counter [1] the passes add the out-of-range token ids to.
+int32_t* InvalidTokensCounter(py::handle obj, std::vector<ArrayView>* views) {
+  if (obj.is_none()) return nullptr;
+  ArrayView v = CudaView(obj, "invalid_tokens");
+  v.output = true;
+  if (v.kind != 'i' || v.itemsize != 4 || v.shape != std::vector<int64_t>{1} || v.readonly ||
+      reinterpret_cast<uintptr_t>(v.data) % 4 != 0)
+    throw py::value_error("invalid_tokens must be a writable CUDA int32 array of shape (1,), aligned (or None); got " +
+                          DtypeText(v.kind, v.itemsize) + " " + DimsText(v.shape));
+  views->push_back(v);
+  return static_cast<int32_t*>(v.data);
+}
+
+py::dict InfoDict(const deeprnn::CudaLaunchInfo& info) {
+  py::dict d = PlanDict(info.wavefront);
   d["kernel_launches"] = info.kernel_launches;
   return d;
 }
 
-// The common part of every CUDA entry point: the workspace, the wait for the arrays' producers, then
-// call(workspace, workspace_bytes, stream, &info) without the GIL, and its status turned into an exception.
+// The options of a CUDA call.
+struct CudaCall {
+  py::handle workspace;
+  uintptr_t stream = 0;
+  deeprnn::CudaSchedule schedule = deeprnn::CudaSchedule::kAuto;
+  py::handle invalid_tokens;
+};
+
+// The common part of every CUDA entry point: the workspace and the counter, the overlap check, the wait for the
+// arrays' producers, then call(launch) without the GIL, and its status turned into an exception.
 template <typename Call>
-py::dict RunCuda(std::vector<ArrayView>& views, int64_t workspace_needed, py::handle workspace, uintptr_t stream,
-                 bool gru, Call&& call) {
-  views.push_back(WorkspaceView(workspace, workspace_needed));
+py::dict RunCuda(std::vector<ArrayView>& views, int64_t workspace_needed, const CudaCall& c, Call&& call) {
+  deeprnn::CudaLaunch launch;
+  launch.invalid_tokens = InvalidTokensCounter(c.invalid_tokens, &views);
+  views.push_back(WorkspaceView(c.workspace, workspace_needed));
   CheckNoOverlap(views);
   const uintptr_t base = reinterpret_cast<uintptr_t>(views.back().data);
   const int64_t skip = static_cast<int64_t>((256 - base % 256) % 256);
-  void* ws = reinterpret_cast<void*>(base + skip);
-  const int64_t bytes = views.back().bytes - skip;
-  WaitForProducers(views, stream);
+  launch.workspace = reinterpret_cast<void*>(base + skip);
+  launch.workspace_bytes = views.back().bytes - skip;
+  WaitForProducers(views, c.stream);
   deeprnn::CudaLaunchInfo info;
+  launch.stream = reinterpret_cast<void*>(c.stream);
+  launch.schedule = c.schedule;
+  launch.info = &info;
   deeprnn::CudaStatus st;
   {
     py::gil_scoped_release release;
-    st = call(ws, bytes, reinterpret_cast<void*>(stream), &info);
+    st = call(launch);
   }
   CheckCuda(st);
-  return InfoDict(info, gru);
+  return InfoDict(info);
 }
 
 template <typename T>
-py::dict ForwardCuda(const Shape& s, Activation act, const ForwardArrays& a, py::handle workspace, uintptr_t stream,
-                     deeprnn::CudaSchedule schedule) {
-  ForwardPointers<T> p(CudaView, s, a);
-  return RunCuda(p.views, deeprnn::StackedRnnForwardCudaWorkspaceBytes(s, sizeof(T)), workspace, stream, false,
-                 [&](void* ws, int64_t bytes, void* cuda_stream, deeprnn::CudaLaunchInfo* info) {
-                   return deeprnn::StackedRnnForwardCuda<T>(s, act, p.inputs, p.W(), p.initial_states, p.outputs,
-                                                            p.final_states, p.activations, ws, bytes, cuda_stream,
-                                                            schedule, info);
-                 });
+py::dict ForwardCuda(const Problem& p, const ForwardHandles& h, const CudaCall& c) {
+  PassArrays<T> arrays(p);
+  const deeprnn::ForwardArgs<T> args = ForwardArgsOf<T>(CudaView, h, &arrays, false);
+  return RunCuda(arrays.views, deeprnn::StackedForwardCudaWorkspaceBytes(p.cell, p.shape, sizeof(T)), c,
+                 [&](const deeprnn::CudaLaunch& launch) { return deeprnn::StackedForwardCuda<T>(args, launch); });
 }
 
+// `grad_slots_name`: the argument's name in the entry point (grad_preactivations; the GRU's own grad_gates).
 template <typename T>
-py::dict BackwardCuda(const Shape& s, Activation act, const BackwardArrays& a, py::handle workspace,
-                      uintptr_t stream, deeprnn::CudaSchedule schedule) {
-  BackwardPointers<T> p(CudaView, s, a);
-  return RunCuda(p.views, deeprnn::StackedRnnBackwardCudaWorkspaceBytes(s, sizeof(T)), workspace, stream, false,
-                 [&](void* ws, int64_t bytes, void* cuda_stream, deeprnn::CudaLaunchInfo* info) {
-                   return deeprnn::StackedRnnBackwardCuda<T>(
-                       s, act, p.inputs, p.W(), p.initial_states, p.activations, p.grad_outputs, p.grad_final_states,
-                       p.grad_inputs, p.G(), p.grad_initial_states, p.grad_preactivations, ws, bytes, cuda_stream,
-                       schedule, info);
-                 });
-}
-
-template <typename T>
-py::dict GruForwardCuda(const Shape& s, const GruForwardArrays& a, py::handle workspace, uintptr_t stream,
-                        deeprnn::CudaSchedule schedule) {
-  GruForwardPointers<T> p(CudaView, s, a);
-  return RunCuda(p.views, deeprnn::StackedGruForwardCudaWorkspaceBytes(s, sizeof(T)), workspace, stream, true,
-                 [&](void* ws, int64_t bytes, void* cuda_stream, deeprnn::CudaLaunchInfo* info) {
-                   return deeprnn::StackedGruForwardCuda<T>(s, p.inputs, p.GruW(), p.initial_states, p.outputs,
-                                                            p.final_states, p.activations, p.gates, ws, bytes,
-                                                            cuda_stream, schedule, info);
-                 });
-}
-
-template <typename T>
-py::dict GruBackwardCuda(const Shape& s, const GruBackwardArrays& a, py::handle workspace, uintptr_t stream,
-                         deeprnn::CudaSchedule schedule) {
-  if (a.grad_gates.is_none()) throw py::type_error("grad_gates must be a CUDA array of shape (L, T, B, 4 * units)");
-  GruBackwardPointers<T> p(CudaView, s, a);
-  return RunCuda(p.views, deeprnn::StackedGruBackwardCudaWorkspaceBytes(s, sizeof(T)), workspace, stream, true,
-                 [&](void* ws, int64_t bytes, void* cuda_stream, deeprnn::CudaLaunchInfo* info) {
-                   return deeprnn::StackedGruBackwardCuda<T>(
-                       s, p.inputs, p.GruW(), p.initial_states, p.activations, p.gates, p.grad_outputs,
-                       p.grad_final_states, p.grad_inputs, p.GruG(), p.grad_initial_states, p.grad_gates, ws, bytes,
-                       cuda_stream, schedule, info);
+py::dict BackwardCuda(const Problem& p, const BackwardHandles& h, const CudaCall& c, bool optional,
+                      const char* grad_slots_name) {
+  if (h.grad_slots.is_none())
+    throw py::type_error(std::string(grad_slots_name) + " must be a CUDA array of shape (L, T, B, " +
+                         std::to_string(GradSlots(p.cell)) + " * units): the grad slots the CUDA pass keeps");
+  PassArrays<T> arrays(p);
+  T* grad_slots = nullptr;
+  const deeprnn::BackwardArgs<T> args =
+      BackwardArgsOf<T>(CudaView, h, &arrays, false, optional, grad_slots_name, GradSlots(p.cell), &grad_slots);
+  return RunCuda(arrays.views, deeprnn::StackedBackwardCudaWorkspaceBytes(p.cell, p.shape, sizeof(T), p.tokens), c,
+                 [&](const deeprnn::CudaLaunch& launch) {
+                   return deeprnn::StackedBackwardCuda<T>(args, grad_slots, launch);
                  });
 }
 
 #endif  // DEEPRNN_WITH_CUDA
 
-// ---- entry points ----
+[[maybe_unused]] uintptr_t StreamArg(const BoundArgs& a) {
+  return static_cast<uintptr_t>(IntArg(a["stream"], "stream", 0, INT64_MAX));
+}
 
-// The parameters of every entry point, in order (positional and keyword arguments bind to these names).
+// ---- the entry points, for every cell ----
+
+// The arrays of a forward call; `gates` is the GRU entry points' positional one or the keyword-only one.
+ForwardHandles ForwardArrays(const BoundArgs& a) {
+  return {a["inputs"], a["kernels"], a["recurrent_kernels"], a["biases"], a["initial_states"], a["outputs"],
+          a["final_states"], a["activations"], a["gates"]};
+}
+
+BackwardHandles BackwardArrays(const BoundArgs& a, py::handle grad_slots) {
+  return {a["inputs"], a["kernels"], a["recurrent_kernels"], a["initial_states"], a["activations"], a["gates"],
+          a["grad_outputs"], a["grad_final_states"], a["grad_inputs"], a["grad_kernels"],
+          a["grad_recurrent_kernels"], a["grad_biases"], a["grad_initial_states"], grad_slots};
+}
+
+void RunForwardCpu(Cell cell, const ForwardHandles& h) {
+  const Problem p = ReadProblem(HostView, cell, h.inputs, h.kernels);
+  if (p.itemsize == 4) ForwardCpu<float>(p, h);
+  else ForwardCpu<double>(p, h);
+}
+
+void RunBackwardCpu(Cell cell, const BackwardHandles& h, bool optional) {
+  const Problem p = ReadProblem(HostView, cell, h.inputs, h.kernels);
+  if (p.itemsize == 4) BackwardCpu<float>(p, h, optional);
+  else BackwardCpu<double>(p, h, optional);
+}
+
+// invalid_tokens: None for the GRU's former entry points, which have no such argument.
+py::object RunForwardCuda(Cell cell, const BoundArgs& a, py::handle invalid_tokens) {
+#if defined(DEEPRNN_WITH_CUDA)
+  CudaCall c{a["workspace"], 0, ParseSchedule(a["schedule"]), invalid_tokens};
+  c.stream = StreamArg(a);
+  const ForwardHandles h = ForwardArrays(a);
+  const Problem p = ReadProblem(CudaView, cell, h.inputs, h.kernels);
+  return p.itemsize == 4 ? ForwardCuda<float>(p, h, c) : ForwardCuda<double>(p, h, c);
+#else
+  (void)cell, (void)a, (void)invalid_tokens;
+  NoCuda("forward_cuda");
+#endif
+}
+
+py::object RunBackwardCuda(Cell cell, const BoundArgs& a, const char* grad_slots_name, bool optional,
+                           py::handle invalid_tokens) {
+#if defined(DEEPRNN_WITH_CUDA)
+  CudaCall c{a["workspace"], 0, ParseSchedule(a["schedule"]), invalid_tokens};
+  c.stream = StreamArg(a);
+  const BackwardHandles h = BackwardArrays(a, a[grad_slots_name]);
+  const Problem p = ReadProblem(CudaView, cell, h.inputs, h.kernels);
+  return p.itemsize == 4 ? BackwardCuda<float>(p, h, c, optional, grad_slots_name)
+                         : BackwardCuda<double>(p, h, c, optional, grad_slots_name);
+#else
+  (void)cell, (void)a, (void)grad_slots_name, (void)optional, (void)invalid_tokens;
+  NoCuda("backward_cuda");
+#endif
+}
+
+// The parameters of every entry point, in order (positional and keyword arguments bind to these names); the
+// options added with the cells are keyword-only, so that the former positional calls mean what they meant.
+const std::vector<Param> kCellOptions = {{"gates", kNoneDefault}, {"cell", kNoneDefault}};
+const std::vector<Param> kCudaCellOptions = {{"gates", kNoneDefault}, {"cell", kNoneDefault},
+                                             {"invalid_tokens", kNoneDefault}};
 const Signature kForwardCpu{"forward_cpu",
                             {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
-                             "final_states", "activations", {"activation", "tanh"}}};
+                             "final_states", "activations", {"activation", "tanh"}},
+                            kCellOptions};
 const Signature kBackwardCpu{"backward_cpu",
                              {"inputs", "kernels", "recurrent_kernels", "initial_states", "activations",
                               "grad_outputs", "grad_final_states", "grad_inputs", "grad_kernels",
                               "grad_recurrent_kernels", "grad_biases", "grad_initial_states", "grad_preactivations",
-                              {"activation", "tanh"}}};
+                              {"activation", "tanh"}},
+                             kCellOptions};
 const Signature kGruForwardCpu{"gru_forward_cpu",
                                {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
                                 "final_states", "activations", "gates"}};
@@ -670,19 +730,22 @@ const Signature kGruBackwardCpu{"gru_backward_cpu",
                                  "grad_recurrent_kernels", "grad_biases", "grad_initial_states"}};
 const Signature kWorkspaceBytes{"workspace_bytes",
                                 {"direction", "batch", "time", "input", "hidden", "layers", "dtype",
-                                 {"cell", "rnn"}}};
+                                 {"cell", "rnn"}},
+                                {{"tokens", kNoneDefault}}};
 const Signature kPlan{"plan",
                       {"batch", "time", "input", "hidden", "layers", {"dtype", "float32"}, {"direction", "forward"},
                        {"schedule", "auto"}, {"device", kNoneDefault}, {"cell", "rnn"}}};
 const Signature kForwardCuda{"forward_cuda",
                              {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
                               "final_states", "activations", "workspace", {"activation", "tanh"},
-                              {"stream", int64_t{0}}, {"schedule", "auto"}}};
+                              {"stream", int64_t{0}}, {"schedule", "auto"}},
+                             kCudaCellOptions};
 const Signature kBackwardCuda{"backward_cuda",
                               {"inputs", "kernels", "recurrent_kernels", "initial_states", "activations",
                                "grad_outputs", "grad_final_states", "grad_inputs", "grad_kernels",
                                "grad_recurrent_kernels", "grad_biases", "grad_initial_states", "grad_preactivations",
-                               "workspace", {"activation", "tanh"}, {"stream", int64_t{0}}, {"schedule", "auto"}}};
+                               "workspace", {"activation", "tanh"}, {"stream", int64_t{0}}, {"schedule", "auto"}},
+                              kCudaCellOptions};
 const Signature kGruForwardCuda{"gru_forward_cuda",
                                 {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
                                  "final_states", "activations", "gates", "workspace", {"stream", int64_t{0}},
@@ -704,40 +767,13 @@ void Def(py::module_& m, const Signature& sig, Fn&& fn, const std::string& doc) 
       (sig.Text() + "\n\n" + doc).c_str());
 }
 
-ForwardArrays ForwardArgs(const BoundArgs& a) {
-  return {a["inputs"], a["kernels"], a["recurrent_kernels"], a["biases"], a["initial_states"], a["outputs"],
-          a["final_states"], a["activations"]};
-}
-
-BackwardArrays BackwardArgs(const BoundArgs& a) {
-  return {a["inputs"], a["kernels"], a["recurrent_kernels"], a["initial_states"], a["activations"],
-          a["grad_outputs"], a["grad_final_states"], a["grad_inputs"], a["grad_kernels"],
-          a["grad_recurrent_kernels"], a["grad_biases"], a["grad_initial_states"], a["grad_preactivations"]};
-}
-
-GruForwardArrays GruForwardArgs(const BoundArgs& a) {
-  return {a["inputs"], a["kernels"], a["recurrent_kernels"], a["biases"], a["initial_states"], a["outputs"],
-          a["final_states"], a["activations"], a["gates"]};
-}
-
-// grad_gates: None for the CPU pass.
-GruBackwardArrays GruBackwardArgs(const BoundArgs& a, py::handle grad_gates) {
-  return {a["inputs"], a["kernels"], a["recurrent_kernels"], a["initial_states"], a["activations"], a["gates"],
-          a["grad_outputs"], a["grad_final_states"], a["grad_inputs"], a["grad_kernels"],
-          a["grad_recurrent_kernels"], a["grad_biases"], a["grad_initial_states"], grad_gates};
-}
-
-[[maybe_unused]] uintptr_t StreamArg(const BoundArgs& a) {
-  return static_cast<uintptr_t>(IntArg(a["stream"], "stream", 0, INT64_MAX));
-}
-
 }  // namespace
 }  // namespace deeprnn_fast
 
 PYBIND11_MODULE(_kernels, m) {
   using namespace deeprnn_fast;
-  m.doc() = "deeprnn_fast's kernel library without TensorFlow: CPU passes on NumPy arrays, CUDA passes on "
-            "__cuda_array_interface__ arrays, and the CUDA launch planner.";
+  m.doc() = "deeprnn_fast's kernel library without TensorFlow, for every cell (tanh, relu, GRU, LSTM): CPU passes "
+            "on NumPy arrays, CUDA passes on __cuda_array_interface__ arrays, and the CUDA launch planner.";
   py::options options;
   options.disable_function_signatures();  // every docstring starts with its own: the functions take (*args, **kwargs)
 
@@ -766,111 +802,70 @@ PYBIND11_MODULE(_kernels, m) {
         },
         "cpu_isas()\n\nThe instruction sets this processor can run, by the names DEEPRNN_FAST_CPU_ISA takes.");
 
-  Def(m, kForwardCpu, [](const BoundArgs& a) {
-    const Activation act = ParseActivation(a["activation"]);
-    const Problem p = ReadProblem(HostView, a["inputs"], a["kernels"]);
-    if (p.itemsize == 4) ForwardCpu<float>(p.shape, act, ForwardArgs(a));
-    else ForwardCpu<double>(p.shape, act, ForwardArgs(a));
-  }, "Forward pass on the CPU into the given arrays: inputs [B,T,D], kernels / recurrent_kernels / biases lists "
-     "(or tuples) of L arrays, initial_states [L,B,H] -> outputs [B,T,H], final_states [L,B,H], activations "
-     "[L,T,B,H]. Every array is a C-contiguous, aligned, native-byte-order numpy.ndarray of the inputs' dtype; "
-     "no output may share memory with another argument.");
+  Def(m, kForwardCpu, [](const BoundArgs& a) { RunForwardCpu(ResolveCell(a), ForwardArrays(a)); },
+      "Forward pass of a cell on the CPU into the given arrays. cell: 'tanh', 'relu', 'gru', 'lstm' (without it, "
+      "activation names the RNN's). inputs [B,T,D] (or int32 token ids [B,T]); kernels ([D or V, G*H], then "
+      "[H, G*H]) / recurrent_kernels ([H, G*H]) / biases ([G*H]; the GRU's [2, 3H]) lists (or tuples) of L arrays; "
+      "initial_states [L,B,H] (LSTM: [L,2,B,H]) -> outputs [B,T,H], final_states (as initial_states), activations "
+      "[L,T,B,H], gates [L,T,B,SS*H] (GRU [z|r|n|q], LSTM [i|f|g|o|c']; None for tanh / relu). Every array is a "
+      "C-contiguous, aligned, native-byte-order numpy.ndarray of kernels' dtype; no output may share memory with "
+      "another argument; token ids must index rows of kernels[0].");
 
   Def(m, kBackwardCpu, [](const BoundArgs& a) {
-    const Activation act = ParseActivation(a["activation"]);
-    const Problem p = ReadProblem(HostView, a["inputs"], a["kernels"]);
-    if (p.itemsize == 4) BackwardCpu<float>(p.shape, act, BackwardArgs(a));
-    else BackwardCpu<double>(p.shape, act, BackwardArgs(a));
-  }, "Backward pass on the CPU into the given arrays (grad_preactivations [L,T,B,H] is scratch that ends up "
-     "holding dLoss/dZ); arrays as forward_cpu.");
+    const bool optional = !a["cell"].is_none();
+    RunBackwardCpu(ResolveCell(a), BackwardArrays(a, a["grad_preactivations"]), optional);
+  }, "Backward pass of a cell on the CPU into the given arrays (shapes as forward_cpu). grad_preactivations "
+     "[L,T,B,H] (tanh / relu) is scratch that ends up holding dLoss/dZ; the gated cells keep theirs in the pass's "
+     "own scratch (None). With cell given, grad_inputs and grad_preactivations may be None: not computed (always "
+     "None with token inputs).");
 
-  Def(m, kGruForwardCpu, [](const BoundArgs& a) {
-    const Problem p = ReadProblem(HostView, a["inputs"], a["kernels"], 3);
-    if (p.itemsize == 4) GruForwardCpu<float>(p.shape, GruForwardArgs(a));
-    else GruForwardCpu<double>(p.shape, GruForwardArgs(a));
-  }, "GRU forward pass on the CPU into the given arrays: inputs [B,T,D], kernels ([D,3H], then [H,3H]) / "
-     "recurrent_kernels ([H,3H]) / biases ([2,3H]) lists of L arrays, initial_states [L,B,H] -> outputs [B,T,H], "
-     "final_states [L,B,H], activations [L,T,B,H], gates [L,T,B,4H] (rows [z | r | n | q]); arrays as "
-     "forward_cpu.");
+  Def(m, kGruForwardCpu, [](const BoundArgs& a) { RunForwardCpu(Cell::kGru, ForwardArrays(a)); },
+      "forward_cpu(..., gates=gates, cell='gru'): the GRU's former entry point. inputs [B,T,D], kernels ([D,3H], "
+      "then [H,3H]) / recurrent_kernels ([H,3H]) / biases ([2,3H]) lists of L arrays, initial_states [L,B,H] -> "
+      "outputs [B,T,H], final_states [L,B,H], activations [L,T,B,H], gates [L,T,B,4H] (rows [z | r | n | q]).");
 
-  Def(m, kGruBackwardCpu, [](const BoundArgs& a) {
-    const Problem p = ReadProblem(HostView, a["inputs"], a["kernels"], 3);
-    if (p.itemsize == 4) GruBackwardCpu<float>(p.shape, GruBackwardArgs(a, py::none()));
-    else GruBackwardCpu<double>(p.shape, GruBackwardArgs(a, py::none()));
-  }, "GRU backward pass on the CPU into the given arrays (the gates' gradients live in a scratch buffer the call "
-     "allocates itself).");
+  Def(m, kGruBackwardCpu, [](const BoundArgs& a) { RunBackwardCpu(Cell::kGru, BackwardArrays(a, py::none()), false); },
+      "backward_cpu(..., gates=gates, cell='gru'): the GRU's former entry point (the gates' gradients live in a "
+      "scratch buffer the call allocates itself).");
 
   Def(m, kWorkspaceBytes, [](const BoundArgs& a) { return WorkspaceBytes(a); },
-      "Bytes of CUDA workspace forward_cuda / gru_forward_cuda ('forward') or backward_cuda / gru_backward_cuda "
-      "('backward') needs (no GPU needed); cell: 'rnn' or 'gru'.");
+      "Bytes of CUDA workspace forward_cuda ('forward') or backward_cuda ('backward') of `cell` needs (no GPU "
+      "needed); cell: 'tanh', 'relu', 'gru', 'lstm' ('rnn': tanh); tokens=True: the backward pass with token "
+      "inputs, which sorts layer 0's rows by token.");
 
   Def(m, kPlan, [](const BoundArgs& a) { return Plan(a); },
-      "The CUDA launch plan of one pass (cell 'rnn' or 'gru') as a dict. device=None: the current GPU (CUDA "
-      "build only); or a dict of device properties (sm_count, smem_per_block_optin, smem_per_sm, "
-      "reserved_smem_per_block, max_threads_per_sm, max_blocks_per_sm, regs_per_sm, cooperative_launch, and "
-      "optionally regs_per_thread or a fixed blocks_per_sm), which needs no GPU. Raises ValueError for shapes or "
-      "schedules that cannot run and for device properties no GPU has.");
+      "The CUDA launch plan of one pass of `cell` ('tanh', 'relu', 'gru', 'lstm'; 'rnn': tanh) as a dict. "
+      "device=None: the current GPU (CUDA build only); or a dict of device properties (sm_count, "
+      "smem_per_block_optin, smem_per_sm, reserved_smem_per_block, max_threads_per_sm, max_blocks_per_sm, "
+      "regs_per_sm, cooperative_launch, and optionally regs_per_thread or a fixed blocks_per_sm), which needs no "
+      "GPU. Raises ValueError for shapes or schedules that cannot run and for device properties no GPU has.");
 
   Def(m, kForwardCuda, [](const BoundArgs& a) -> py::object {
-#if defined(DEEPRNN_WITH_CUDA)
-    const Activation act = ParseActivation(a["activation"]);
-    const deeprnn::CudaSchedule sched = ParseSchedule(a["schedule"]);
-    const uintptr_t stream = StreamArg(a);
-    const Problem p = ReadProblem(CudaView, a["inputs"], a["kernels"]);
-    return p.itemsize == 4 ? ForwardCuda<float>(p.shape, act, ForwardArgs(a), a["workspace"], stream, sched)
-                           : ForwardCuda<double>(p.shape, act, ForwardArgs(a), a["workspace"], stream, sched);
-#else
-    (void)a;
-    NoCuda("forward_cuda");
-#endif
-  }, "Forward pass on the current CUDA device, queued on `stream` (cudaStream_t as int; e.g. "
-     "torch.cuda.current_stream().cuda_stream), into the given CUDA arrays (C-contiguous, little-endian, of the "
-     "inputs' dtype; no output may share memory with another argument); workspace: a CUDA array of at least "
-     "workspace_bytes('forward', ...) bytes. schedule: auto, stepwise, persistent, persistent_resident, "
-     "persistent_streaming. Returns the plan that ran. Does not synchronise.");
+    return RunForwardCuda(ResolveCell(a), a, a["invalid_tokens"]);
+  }, "Forward pass of a cell on the current CUDA device (cell, shapes and gates as forward_cpu), queued on `stream` "
+     "(cudaStream_t as int; e.g. torch.cuda.current_stream().cuda_stream), into the given CUDA arrays "
+     "(C-contiguous, little-endian, of kernels' dtype; no output may share memory with another argument); "
+     "workspace: a CUDA array of at least workspace_bytes('forward', ...) bytes. schedule: auto, stepwise, "
+     "persistent, persistent_resident, persistent_streaming. Token ids are not checked on the host: an id outside "
+     "[0, V) reads as a zero row, and invalid_tokens (None or a CUDA int32 array (1,)) has the number of such ids "
+     "added to it. Returns the plan that ran. Does not synchronise.");
 
   Def(m, kBackwardCuda, [](const BoundArgs& a) -> py::object {
-#if defined(DEEPRNN_WITH_CUDA)
-    const Activation act = ParseActivation(a["activation"]);
-    const deeprnn::CudaSchedule sched = ParseSchedule(a["schedule"]);
-    const uintptr_t stream = StreamArg(a);
-    const Problem p = ReadProblem(CudaView, a["inputs"], a["kernels"]);
-    return p.itemsize == 4 ? BackwardCuda<float>(p.shape, act, BackwardArgs(a), a["workspace"], stream, sched)
-                           : BackwardCuda<double>(p.shape, act, BackwardArgs(a), a["workspace"], stream, sched);
-#else
-    (void)a;
-    NoCuda("backward_cuda");
-#endif
-  }, "Backward pass on the current CUDA device (see forward_cuda). Returns the plan that ran.");
+    return RunBackwardCuda(ResolveCell(a), a, "grad_preactivations", !a["cell"].is_none(), a["invalid_tokens"]);
+  }, "Backward pass of a cell on the current CUDA device (see forward_cuda and backward_cpu; with cell given, "
+     "grad_inputs may be None). grad_preactivations [L,T,B,GS*H] is scratch that ends up holding the cell's grad "
+     "slots (tanh / relu: dLoss/dZ; GRU: [da_n | da_z | da_r | da_n r]; LSTM: [da_i | da_f | da_g | da_o]). Returns "
+     "the plan that ran.");
 
   Def(m, kGruForwardCuda, [](const BoundArgs& a) -> py::object {
-#if defined(DEEPRNN_WITH_CUDA)
-    const deeprnn::CudaSchedule sched = ParseSchedule(a["schedule"]);
-    const uintptr_t stream = StreamArg(a);
-    const Problem p = ReadProblem(CudaView, a["inputs"], a["kernels"], 3);
-    return p.itemsize == 4 ? GruForwardCuda<float>(p.shape, GruForwardArgs(a), a["workspace"], stream, sched)
-                           : GruForwardCuda<double>(p.shape, GruForwardArgs(a), a["workspace"], stream, sched);
-#else
-    (void)a;
-    NoCuda("gru_forward_cuda");
-#endif
-  }, "GRU forward pass on the current CUDA device (shapes as gru_forward_cpu; stream, workspace of at least "
-     "workspace_bytes('forward', ..., cell='gru') bytes and schedule as forward_cuda). Returns the plan that ran.");
+    return RunForwardCuda(Cell::kGru, a, py::none());
+  }, "forward_cuda(..., gates=gates, cell='gru'): the GRU's former entry point (shapes as gru_forward_cpu; stream, "
+     "workspace of at least workspace_bytes('forward', ..., cell='gru') bytes and schedule as forward_cuda).");
 
   Def(m, kGruBackwardCuda, [](const BoundArgs& a) -> py::object {
-#if defined(DEEPRNN_WITH_CUDA)
-    const deeprnn::CudaSchedule sched = ParseSchedule(a["schedule"]);
-    const uintptr_t stream = StreamArg(a);
-    const Problem p = ReadProblem(CudaView, a["inputs"], a["kernels"], 3);
-    const GruBackwardArrays arrays = GruBackwardArgs(a, a["grad_gates"]);
-    return p.itemsize == 4 ? GruBackwardCuda<float>(p.shape, arrays, a["workspace"], stream, sched)
-                           : GruBackwardCuda<double>(p.shape, arrays, a["workspace"], stream, sched);
-#else
-    (void)a;
-    NoCuda("gru_backward_cuda");
-#endif
-  }, "GRU backward pass on the current CUDA device (see gru_forward_cuda); grad_gates [L,T,B,4H] is scratch that "
-     "ends up holding the gates' gradients [dn | dz | dr | dn * r]. Returns the plan that ran.");
+    return RunBackwardCuda(Cell::kGru, a, "grad_gates", false, py::none());
+  }, "backward_cuda(..., gates=gates, cell='gru'): the GRU's former entry point; grad_gates [L,T,B,4H] is scratch "
+     "that ends up holding the gates' gradients [dn | dz | dr | dn * r]. Returns the plan that ran.");
 
   m.def("device_info", [] {
 #if defined(DEEPRNN_WITH_CUDA)

@@ -36,7 +36,7 @@ struct Launcher<CpuDevice, T> {
   }
 };
 
-DEEPRNN_FAST_REGISTER_KERNELS(tensorflow::DEVICE_CPU, CpuDevice, float)
-DEEPRNN_FAST_REGISTER_KERNELS(tensorflow::DEVICE_CPU, CpuDevice, double)
+DEEPRNN_FAST_REGISTER_KERNELS(tensorflow::DEVICE_CPU, CpuDevice, float, )
+DEEPRNN_FAST_REGISTER_KERNELS(tensorflow::DEVICE_CPU, CpuDevice, double, )
 
 }  // namespace deeprnn_fast

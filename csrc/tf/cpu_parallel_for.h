@@ -8,7 +8,7 @@
 #include <memory>
 #include <thread>
 
-#include "deeprnn/stacked_rnn.h"
+#include "deeprnn/stacked.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/platform/threadpool.h"
 

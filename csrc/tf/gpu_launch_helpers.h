@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "deeprnn/launch_plan.h"
+#include "deeprnn/stacked_cuda.h"
 #include "tensorflow/core/framework/device_base.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
@@ -59,20 +59,19 @@ inline absl::Status ToAbsl(const char* pass, const deeprnn::CudaStatus& status) 
   return absl::InternalError(std::string("deeprnn_fast CUDA ") + pass + ": " + status.error);
 }
 
-// What every GPU launcher does around its one library call: TensorFlow's stream, the schedule override and a
-// workspace of `bytes`, then call(workspace, stream, schedule), whose status comes back as a TF error naming `pass`.
-// The workspace tensor is released on return: TensorFlow's GPU allocator is ordered on the op's stream, so the
-// kernels queued by `call` still own it.
+// What every GPU launcher does around its library call: TensorFlow's stream, the schedule override and a workspace
+// of `bytes`, handed to call(launch) as a deeprnn::CudaLaunch; call returns the TF status (ToAbsl of the
+// library's). The workspace tensor is released on return: TensorFlow's GPU allocator is ordered on the op's
+// stream, so the kernels queued by `call` still own it.
 template <typename Call>
-absl::Status LaunchOnOpStream(tensorflow::OpKernelContext* ctx, const char* pass, int64_t bytes, Call&& call) {
-  void* stream = nullptr;
-  TF_RETURN_IF_ERROR(GpuStream(ctx, &stream));
-  deeprnn::CudaSchedule schedule = deeprnn::CudaSchedule::kAuto;
-  TF_RETURN_IF_ERROR(ScheduleFromEnvironment(&schedule));
+absl::Status LaunchOnOpStream(tensorflow::OpKernelContext* ctx, int64_t bytes, Call&& call) {
+  deeprnn::CudaLaunch launch;
+  TF_RETURN_IF_ERROR(GpuStream(ctx, &launch.stream));
+  TF_RETURN_IF_ERROR(ScheduleFromEnvironment(&launch.schedule));
   tensorflow::Tensor storage;
-  void* workspace = nullptr;
-  TF_RETURN_IF_ERROR(AllocateWorkspace(ctx, bytes, &storage, &workspace));
-  return ToAbsl(pass, call(workspace, stream, schedule));
+  TF_RETURN_IF_ERROR(AllocateWorkspace(ctx, bytes, &storage, &launch.workspace));
+  launch.workspace_bytes = bytes;
+  return call(launch);
 }
 
 }  // namespace deeprnn_fast

@@ -1,96 +1,97 @@
-// GPU launchers: run the library's CUDA passes on TensorFlow's stream for the op, with the workspace from
-// TensorFlow's allocator (tf/gpu_launch_helpers.h), and register the GPU kernels of every op. No CUDA header here: the
-// library takes the stream as a void*.
+// GPU launchers: run the library's CUDA passes (deeprnn/stacked_cuda.h; compiled, not yet run on a GPU) for every
+// cell on TensorFlow's stream for the op, with the workspace and scratch from TensorFlow's allocator
+// (tf/gpu_launch_helpers.h), and register the GPU kernels of every op. No CUDA header here: the library takes the
+// stream as a void*.
+//
+// Token ids come in host memory (the kernels are registered with HostMemory("tokens")), so that they are checked
+// on the host with the CPU kernels' one-line error before anything runs; they are then copied to a device tensor
+// on the op's stream. (The CUDA passes would not read out of bounds for a bad id either, but the op would have to
+// synchronise to report it.) Masks and dropout have no CUDA kernels yet: the op refuses them on the GPU.
 #if GOOGLE_CUDA
 
 #include <cstdint>
 #include <string>
 
-#include "deeprnn/stacked_gru_cuda.h"
-#include "deeprnn/stacked_rnn_cuda.h"
+#include "deeprnn/stacked_cuda.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tf/gpu_launch_helpers.h"
+#include "tf/input_checks.h"
 #include "tf/stacked_op_kernels.h"
 
 namespace deeprnn_fast {
 
 namespace {
 
-absl::Status Unsupported(const char* what, deeprnn::Cell cell) {
-  return absl::UnimplementedError(std::string("deeprnn_fast: ") + what + " of the " + deeprnn::CellName(cell) +
-                                  " cell have no CUDA kernels yet; run the op on the CPU (tf.device('/CPU:0')) "
-                                  "or use deeprnn_fast.reference");
+template <typename T>
+absl::Status RefuseModifiers(const deeprnn::Modifiers<T>& m, deeprnn::Cell cell) {
+  if (m.mask == nullptr && !m.any_dropout()) return absl::OkStatus();
+  return absl::UnimplementedError(std::string("deeprnn_fast: masks and dropout of the ") + deeprnn::CellName(cell) +
+                                  " cell have no CUDA kernels yet; run the op on the CPU (tf.device('/CPU:0')) or "
+                                  "use deeprnn_fast.reference");
 }
 
-deeprnn::Activation ActivationOf(deeprnn::Cell cell) {
-  return cell == deeprnn::Cell::kRelu ? deeprnn::Activation::kRelu : deeprnn::Activation::kTanh;
+std::string PassName(deeprnn::Cell cell, const char* direction) {
+  return std::string(deeprnn::CellName(cell)) + " " + direction;
+}
+
+// A device copy of the host token ids [B,T], queued on the op's stream, for the pass's arguments.
+absl::Status TokensOnDevice(tensorflow::OpKernelContext* ctx, const int32_t* host_tokens, const deeprnn::Shape& s,
+                            void* stream, tensorflow::Tensor* storage, const int32_t** device_tokens) {
+  TF_RETURN_IF_ERROR(ctx->allocate_temp(tensorflow::DT_INT32, tensorflow::TensorShape({s.batch * s.time}), storage));
+  int32_t* dst = storage->flat<int32_t>().data();
+  TF_RETURN_IF_ERROR(
+      ToAbsl("token copy", deeprnn::CudaCopyHostToDeviceAsync(dst, host_tokens, sizeof(int32_t) * s.batch * s.time,
+                                                              stream)));
+  *device_tokens = dst;
+  return absl::OkStatus();
 }
 
 }  // namespace
 
 template <typename T>
 struct Launcher<GpuDevice, T> {
-  // Token ids live on the device: the CUDA passes would have to check them.
-  static absl::Status CheckTokens(const tensorflow::Tensor&, int64_t) {
-    return absl::UnimplementedError(
-        "deeprnn_fast: token inputs have no CUDA kernels yet; run the op on the CPU or feed one-hot inputs");
+  static absl::Status CheckTokens(const tensorflow::Tensor& tokens, int64_t vocabulary) {
+    return internal::CheckTokenValues(tokens, vocabulary);
   }
 
-  static absl::Status Forward(tensorflow::OpKernelContext* ctx, const deeprnn::ForwardArgs<T>& a) {
-    if (a.modifiers.mask || a.modifiers.any_dropout()) return Unsupported("masks and dropout", a.cell);
-    const deeprnn::Weights<T>& w = a.weights;
-    if (a.cell == deeprnn::Cell::kGru) {
-      const int64_t bytes = deeprnn::StackedGruForwardCudaWorkspaceBytes(a.shape, sizeof(T));
-      return LaunchOnOpStream(ctx, "GRU forward", bytes, [&](void* workspace, void* stream, deeprnn::CudaSchedule schedule) {
-        return deeprnn::StackedGruForwardCuda<T>(a.shape, a.inputs.dense, {w.kernels, w.recurrent_kernels, w.biases},
-                                                 a.initial_states, a.outputs, a.final_states, a.activations, a.saved,
-                                                 workspace, bytes, stream, schedule);
-      });
-    }
-    if (a.cell == deeprnn::Cell::kLstm) return Unsupported("the forward pass", a.cell);
-    const int64_t bytes = deeprnn::StackedRnnForwardCudaWorkspaceBytes(a.shape, sizeof(T));
-    return LaunchOnOpStream(ctx, "forward", bytes, [&](void* workspace, void* stream, deeprnn::CudaSchedule schedule) {
-      return deeprnn::StackedRnnForwardCuda<T>(a.shape, ActivationOf(a.cell), a.inputs.dense,
-                                               {w.kernels, w.recurrent_kernels, w.biases}, a.initial_states,
-                                               a.outputs, a.final_states, a.activations, workspace, bytes, stream,
-                                               schedule);
+  static absl::Status Forward(tensorflow::OpKernelContext* ctx, const deeprnn::ForwardArgs<T>& host_args) {
+    TF_RETURN_IF_ERROR(RefuseModifiers(host_args.modifiers, host_args.cell));
+    const std::string pass = PassName(host_args.cell, "forward");
+    const int64_t bytes = deeprnn::StackedForwardCudaWorkspaceBytes(host_args.cell, host_args.shape, sizeof(T));
+    tensorflow::Tensor tokens;
+    return LaunchOnOpStream(ctx, bytes, [&](deeprnn::CudaLaunch launch) -> absl::Status {
+      deeprnn::ForwardArgs<T> args = host_args;
+      if (args.inputs.tokens != nullptr)
+        TF_RETURN_IF_ERROR(TokensOnDevice(ctx, host_args.inputs.tokens, args.shape, launch.stream, &tokens,
+                                          &args.inputs.tokens));
+      return ToAbsl(pass.c_str(), deeprnn::StackedForwardCuda<T>(args, launch));
     });
   }
 
-  // The CUDA passes keep the gradients of every cell: [L,T,B,H] for tanh/relu, [L,T,B,4H] for the GRU.
+  // The CUDA backward pass keeps the grad slots of every cell: [L,T,B,GS*H].
   static int64_t BackwardScratchSize(deeprnn::Cell cell, const deeprnn::Shape& s) {
-    return s.layers * s.time * s.batch * s.hidden * (cell == deeprnn::Cell::kGru ? deeprnn::kGruGateSlots : 1);
+    return deeprnn::StackedBackwardCudaScratchSize(cell, s);
   }
 
-  static absl::Status Backward(tensorflow::OpKernelContext* ctx, const deeprnn::BackwardArgs<T>& a, T* scratch) {
-    if (a.cell == deeprnn::Cell::kLstm) return Unsupported("the backward pass", a.cell);
-    if (a.modifiers.mask || a.modifiers.any_dropout()) return Unsupported("masks and dropout", a.cell);
-    if (a.grad_inputs == nullptr)
-      return absl::UnimplementedError("deeprnn_fast: the CUDA backward pass always computes grad_inputs");
-    const deeprnn::Weights<T>& w = a.weights;
-    const deeprnn::WeightGrads<T>& g = a.grad_weights;
-    if (a.cell == deeprnn::Cell::kGru) {
-      const int64_t bytes = deeprnn::StackedGruBackwardCudaWorkspaceBytes(a.shape, sizeof(T));
-      return LaunchOnOpStream(ctx, "GRU backward", bytes, [&](void* workspace, void* stream, deeprnn::CudaSchedule schedule) {
-        return deeprnn::StackedGruBackwardCuda<T>(
-            a.shape, a.inputs.dense, {w.kernels, w.recurrent_kernels, w.biases}, a.initial_states, a.activations,
-            a.saved, a.grad_outputs, a.grad_final_states, a.grad_inputs, {g.kernels, g.recurrent_kernels, g.biases},
-            a.grad_initial_states, scratch, workspace, bytes, stream, schedule);
-      });
-    }
-    const int64_t bytes = deeprnn::StackedRnnBackwardCudaWorkspaceBytes(a.shape, sizeof(T));
-    return LaunchOnOpStream(ctx, "backward", bytes, [&](void* workspace, void* stream, deeprnn::CudaSchedule schedule) {
-      return deeprnn::StackedRnnBackwardCuda<T>(a.shape, ActivationOf(a.cell), a.inputs.dense,
-                                                {w.kernels, w.recurrent_kernels, w.biases}, a.initial_states,
-                                                a.activations, a.grad_outputs, a.grad_final_states, a.grad_inputs,
-                                                {g.kernels, g.recurrent_kernels, g.biases}, a.grad_initial_states,
-                                                scratch, workspace, bytes, stream, schedule);
+  static absl::Status Backward(tensorflow::OpKernelContext* ctx, const deeprnn::BackwardArgs<T>& host_args,
+                               T* scratch) {
+    TF_RETURN_IF_ERROR(RefuseModifiers(host_args.modifiers, host_args.cell));
+    const std::string pass = PassName(host_args.cell, "backward");
+    const int64_t bytes = deeprnn::StackedBackwardCudaWorkspaceBytes(host_args.cell, host_args.shape, sizeof(T),
+                                                                     host_args.inputs.tokens != nullptr);
+    tensorflow::Tensor tokens;
+    return LaunchOnOpStream(ctx, bytes, [&](deeprnn::CudaLaunch launch) -> absl::Status {
+      deeprnn::BackwardArgs<T> args = host_args;
+      if (args.inputs.tokens != nullptr)
+        TF_RETURN_IF_ERROR(TokensOnDevice(ctx, host_args.inputs.tokens, args.shape, launch.stream, &tokens,
+                                          &args.inputs.tokens));
+      return ToAbsl(pass.c_str(), deeprnn::StackedBackwardCuda<T>(args, scratch, launch));
     });
   }
 };
 
-DEEPRNN_FAST_REGISTER_KERNELS(tensorflow::DEVICE_GPU, GpuDevice, float)
-DEEPRNN_FAST_REGISTER_KERNELS(tensorflow::DEVICE_GPU, GpuDevice, double)
+DEEPRNN_FAST_REGISTER_KERNELS(tensorflow::DEVICE_GPU, GpuDevice, float, .HostMemory("tokens"))
+DEEPRNN_FAST_REGISTER_KERNELS(tensorflow::DEVICE_GPU, GpuDevice, double, .HostMemory("tokens"))
 
 }  // namespace deeprnn_fast
 

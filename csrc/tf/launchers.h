@@ -18,7 +18,7 @@ struct GpuDevice {};
 
 template <typename Device, typename T>
 struct Launcher {
-  // Token ids are checked where they can be read (on the host) or by the device pass.
+  // Token ids are checked on the host before any pass runs (the GPU kernels take them in host memory).
   static absl::Status CheckTokens(const tensorflow::Tensor& tokens, int64_t vocabulary);
   static absl::Status Forward(tensorflow::OpKernelContext* ctx, const deeprnn::ForwardArgs<T>& args);
   // Values of T of scratch the backward pass needs.

@@ -189,15 +189,16 @@ class StackedGradOp : public tensorflow::OpKernel {
 }  // namespace deeprnn_fast
 
 // Registers the forward and gradient kernels of every cell's ops for one device (tensorflow::DEVICE_CPU /
-// DEVICE_GPU), device tag and dtype.
-#define DEEPRNN_FAST_REGISTER_KERNELS_FOR_OP(OP, DEVICE, DeviceTag, T)                                     \
-  REGISTER_KERNEL_BUILDER(Name("DeeprnnFast>" OP).Device(DEVICE).TypeConstraint<T>("T"),                \
+// DEVICE_GPU), device tag and dtype; EXTRA continues the kernel builder (the GPU kernels' .HostMemory("tokens"),
+// empty for the CPU).
+#define DEEPRNN_FAST_REGISTER_KERNELS_FOR_OP(OP, DEVICE, DeviceTag, T, EXTRA)                              \
+  REGISTER_KERNEL_BUILDER(Name("DeeprnnFast>" OP).Device(DEVICE).TypeConstraint<T>("T") EXTRA,          \
                           ::deeprnn_fast::StackedForwardOp<DeviceTag, T>);                              \
-  REGISTER_KERNEL_BUILDER(Name("DeeprnnFast>" OP "Grad").Device(DEVICE).TypeConstraint<T>("T"),         \
+  REGISTER_KERNEL_BUILDER(Name("DeeprnnFast>" OP "Grad").Device(DEVICE).TypeConstraint<T>("T") EXTRA,   \
                           ::deeprnn_fast::StackedGradOp<DeviceTag, T>);
-#define DEEPRNN_FAST_REGISTER_KERNELS(DEVICE, DeviceTag, T)                 \
-  DEEPRNN_FAST_REGISTER_KERNELS_FOR_OP("StackedRnn", DEVICE, DeviceTag, T)  \
-  DEEPRNN_FAST_REGISTER_KERNELS_FOR_OP("StackedGru", DEVICE, DeviceTag, T)  \
-  DEEPRNN_FAST_REGISTER_KERNELS_FOR_OP("StackedLstm", DEVICE, DeviceTag, T)
+#define DEEPRNN_FAST_REGISTER_KERNELS(DEVICE, DeviceTag, T, EXTRA)                 \
+  DEEPRNN_FAST_REGISTER_KERNELS_FOR_OP("StackedRnn", DEVICE, DeviceTag, T, EXTRA)  \
+  DEEPRNN_FAST_REGISTER_KERNELS_FOR_OP("StackedGru", DEVICE, DeviceTag, T, EXTRA)  \
+  DEEPRNN_FAST_REGISTER_KERNELS_FOR_OP("StackedLstm", DEVICE, DeviceTag, T, EXTRA)
 
 #endif  // DEEPRNN_FAST_TF_STACKED_OP_KERNELS_H_

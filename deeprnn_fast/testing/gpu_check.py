@@ -1,25 +1,31 @@
-"""GPU check of the CUDA kernels: correctness against the float64 oracle, sanitizers, timings against cuDNN.
+"""GPU check of the CUDA kernels: timings against cuDNN, correctness against the float64 oracle, sanitizers.
 
 Run by benchmarks/gpu/check.sh on a CUDA machine (nvcc, PyTorch, NumPy; no TensorFlow, no network), which builds
-the TF-free module deeprnn_fast._kernels first. Parts, in order, each bounded by a deadline so the whole check fits
-the device lease:
-1. correctness: forward and backward of every schedule against the float64 NumPy oracle (deeprnn_fast.testing.oracle) over
-   a grid of shapes with edge cases, for the tanh and relu RNN and the GRU (up to H = 1024), on fresh random inputs
-   each run (the seed is printed), with every output poisoned with NaN before each run; the schedules are also
-   compared with each other on the same inputs; plus the C++ self-check (CUDA library against the CPU library, RNN
-   and GRU) when its binary is given;
-2. compute-sanitizer memcheck and racecheck on the C++ self-check's small cases, where the tool works;
-3. timings with CUDA events (warm-up, median of several runs): forward and forward + backward of the fused tanh RNN
-   against PyTorch's nn.RNN(nonlinearity="tanh", num_layers=L) and of the fused GRU against nn.GRU(num_layers=L)
-   (both cuDNN) for B in {1, 32, 256}, H in {256, 1024}, L in {2, 4, 8}, T = 256, and the cost of one grid barrier,
-   for the goal "within 2x of (T + L - 1) grid barriers". The GRU is timed with the planner's schedule only (the
-   tanh RNN with each schedule), which keeps the whole check within its budget; configurations left when the
-   deadline comes are reported as skipped.
-It prints two tables (RNN, GRU) and writes them, the full log and a JSON of every number under --out (default $OUT).
+the TF-free module deeprnn_fast._kernels first and then runs this script once per phase, each phase a process of
+its own under `timeout`, in this order (the goals' numbers first, so that a short lease still gets them):
+- timing: the configurations the goals are about, T = 128, B in {1, 8, 32, 256}, H in {256, 1024}, L in {2, 4}:
+  forward and forward + backward of each cell (tanh RNN, GRU, LSTM; the planner's schedule) against PyTorch's
+  nn.RNN(nonlinearity="tanh") / nn.GRU / nn.LSTM(num_layers=L) on cuDNN with TF32 not allowed and allowed; every
+  time is N calls queued back to back between two CUDA events, divided by N, so that host overhead between calls
+  is not counted as kernel time; plus the measured cost of one grid barrier (a cooperative kernel doing N grid
+  syncs) and the "x floor" ratio of each forward time to (T + L - 1) barriers (goal: within 2x);
+- correctness: forward and backward of every schedule against the float64 NumPy oracle (deeprnn_fast.testing.oracle)
+  over a grid of shapes with edge cases, for every cell (tanh and relu RNN, GRU, LSTM; the gated cells up to
+  H = 1024), dense inputs in both dtypes and token inputs in float32, on fresh random inputs each run (the seed is
+  printed), every output poisoned with NaN before each run, the schedules compared with each other too;
+- sanitizers: the C++ self-check (CUDA library against the CPU library, every cell, dense and tokens), then
+  compute-sanitizer memcheck and racecheck on its --sanitize cases (the B = 32 tile, blocks above 48 KB of shared
+  memory), each in a fixed slot;
+- report: no GPU; the tables and gpu_check.json from what the phases wrote.
+Every result is written to --out as it is produced, one JSON line per check or timing row in results.jsonl (a kill
+or a hang loses nothing already measured); with gpu_check.log, gpu_check_table.txt, gpu_check.json, selfcheck.log
+and sanitizers.log (plus check.sh's build.log and ptxas.txt) that is at most 8 files, all the GPU machine returns.
+--phase all runs the four in one process (the tests' way).
 
---dry-run runs the whole correctness part on the CPU backend of the same module (no GPU, no PyTorch), plus the
-planner's choices for the timing configurations on an H200's properties, so the script is known to work before a
-GPU ever runs it (tests/test_gpu_check_dryrun.py runs it). --backend emulated runs the CUDA entry points of a module
+--dry-run goes through every phase without a GPU: correctness on the CPU backend of the same module, the planner's
+choices and the timing table (on made-up numbers) for the timing configurations on an H200's properties, and the
+sanitizer commands it would run (tests/test_gpu_check_dryrun.py runs it through check.sh --dry-run, which also
+compiles the CUDA sources with nvcc where there is one). --backend emulated runs the CUDA entry points of a module
 built against the CPU emulation of CUDA (benchmarks/gpu/build_kernels.py --cuda emulate) on NumPy-backed arrays.
 """
 import argparse
@@ -47,14 +53,69 @@ SHAPES_QUICK = [(1, 1, 1, 1, 1), (1, 7, 3, 17, 3), (3, 5, 7, 9, 2), (5, 3, 4, 33
 SHAPES_FULL = SHAPES_QUICK + [(16, 12, 8, 64, 3), (32, 64, 64, 256, 4), (1, 40, 32, 1024, 2),
                               (256, 8, 128, 512, 2), (4, 16, 16, 4096, 2), (64, 300, 16, 32, 2)]
 SCHEDULES = ("stepwise", "persistent_resident", "persistent_streaming", "auto")
-CELLS = ("tanh", "relu", "gru")  # the RNN's two activations, then the GRU
-# The GRU's correctness cases stop at H = 1024, which already streams its weights (they do not fit on chip): the
-# H = 4096 shape would add 1.2 GB of float64 weights and minutes of oracle time per dtype, and test nothing new.
-GRU_MAX_CHECK_HIDDEN = 1024
-TOLERANCE = {np.float32: 1e-4, np.float64: 1e-9}
+CELLS = ("tanh", "relu", "gru", "lstm")  # the RNN's two activations, then the gated cells
 
-TIMING_T = 256
-TIMING_CONFIGS = [(B, H, L) for B in (1, 32, 256) for H in (256, 1024) for L in (2, 4, 8)]
+
+class CellCase:
+    """What the check needs to know of a cell: its layouts (csrc/cells/<cell>/cell.h), its random problems and its
+    oracle."""
+
+    def __init__(self, name, gates, saved_slots, grad_slots, states, bias_rows):
+        self.name, self.gates, self.saved_slots, self.grad_slots = name, gates, saved_slots, grad_slots
+        self.states, self.bias_rows = states, bias_rows
+
+    def random_problem(self, rng, shape, dtype, tokens):
+        if self.name in ("tanh", "relu"):
+            return oracle.random_problem(rng, *shape, dtype=dtype, activation=self.name, tokens=tokens)
+        random = oracle.random_gru_problem if self.name == "gru" else oracle.random_lstm_problem
+        return random(rng, *shape, dtype=dtype, tokens=tokens)
+
+    def states_shape(self, L, B, H):
+        return (L, B, H) if self.states == 1 else (L, self.states, B, H)
+
+    def bias_shape(self, H):
+        return (self.gates * H,) if self.bias_rows == 1 else (self.bias_rows, self.gates * H)
+
+    def reference(self, problem):
+        """The oracle's forward and backward, under the names of the module's outputs (grad_inputs None for
+        tokens; grad_preactivations: the grad slots)."""
+        args = (problem.inputs, problem.kernels, problem.recurrent_kernels, problem.biases, problem.initial_states)
+        if self.name in ("tanh", "relu"):
+            y, fin, act = oracle.forward(*args, self.name)
+            g = oracle.backward(*args, act, problem.grad_outputs, problem.grad_final_states, self.name)
+            ref = {"outputs": y, "final_states": fin, "activations": act, "grad_preactivations": g.grad_preactivations}
+        else:
+            fwd, bwd = ((oracle.gru_forward, oracle.gru_backward) if self.name == "gru"
+                        else (oracle.lstm_forward, oracle.lstm_backward))
+            y, fin, act, gates = fwd(*args)
+            g = bwd(*args, act, gates, problem.grad_outputs, problem.grad_final_states)
+            ref = {"outputs": y, "final_states": fin, "activations": act, "gates": gates,
+                   "grad_preactivations": g.grad_gates}
+        ref.update(grad_kernels=g.grad_kernels, grad_recurrent_kernels=g.grad_recurrent_kernels,
+                   grad_biases=g.grad_biases, grad_initial_states=g.grad_initial_states)
+        if g.grad_inputs is not None:
+            ref["grad_inputs"] = g.grad_inputs
+        return ref
+
+
+CELL_CASES = {"tanh": CellCase("tanh", 1, 0, 1, 1, 1), "relu": CellCase("relu", 1, 0, 1, 1, 1),
+              "gru": CellCase("gru", 3, 4, 4, 1, 2), "lstm": CellCase("lstm", 4, 5, 4, 2, 1)}
+# The gated cells' correctness cases stop at H = 1024, which already streams their weights (they do not fit on
+# chip): the H = 4096 shape would add over a GB of float64 weights and minutes of oracle time per dtype, and test
+# nothing new.
+GATED_MAX_CHECK_HIDDEN = 1024
+TOLERANCE = {np.float32: 1e-4, np.float64: 1e-9}
+# (dtype, token inputs): dense inputs in both dtypes, tokens in float32.
+INPUT_KINDS = ((np.float32, False), (np.float64, False), (np.float32, True))
+
+TIMING_T = 128
+TIMING_CONFIGS = [(B, H, L) for B in (1, 8, 32, 256) for H in (256, 1024) for L in (2, 4)]
+TIMED_CELLS = ("tanh", "gru", "lstm")  # relu times as tanh
+PEERS = {"tanh": "nn.RNN", "gru": "nn.GRU", "lstm": "nn.LSTM"}
+# What --out holds at most (the GPU machine returns no more than 8 files); check.sh adds build.log and ptxas.txt.
+RESULTS_FILE = "results.jsonl"
+OUT_FILES = (RESULTS_FILE, "gpu_check.log", "gpu_check_table.txt", "gpu_check.json", "selfcheck.log",
+             "sanitizers.log")
 
 
 class Log:
@@ -67,6 +128,43 @@ class Log:
         line = " ".join(str(p) for p in parts)
         print(line, flush=True)
         self.lines.append(line)
+
+
+class Results:
+    """results.jsonl under `out_dir`: one JSON line per check or timing row, appended, flushed and synced as it is
+    produced, so that a kill or a hang loses nothing already measured. Without an out_dir it only keeps them."""
+
+    def __init__(self, out_dir):
+        self.path = os.path.join(out_dir, RESULTS_FILE) if out_dir else None
+        self.by_kind = {}  # this process's records, for a report without an out_dir
+        if self.path:
+            os.makedirs(out_dir, exist_ok=True)
+
+    def __call__(self, kind, record):
+        self.by_kind.setdefault(kind, []).append(record)
+        line = json.dumps(dict(record, kind=kind), default=str)
+        if self.path:
+            with open(self.path, "a") as f:
+                f.write(line + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        return record
+
+
+def read_results(out_dir):
+    """The records of results.jsonl by kind (a torn last line, from a kill mid-write, is skipped)."""
+    by_kind = {}
+    path = os.path.join(out_dir, RESULTS_FILE)
+    if not os.path.exists(path):
+        return by_kind
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            by_kind.setdefault(record.pop("kind", "?"), []).append(record)
+    return by_kind
 
 
 def load_kernels(path=None):
@@ -112,27 +210,20 @@ class CpuBackend:
 
     def forward(self, p, out, schedule):
         self.k.forward_cpu(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"], p["initial_states"],
-                           out["outputs"], out["final_states"], out["activations"], activation=p["activation"])
+                           out["outputs"], out["final_states"], out["activations"], gates=out.get("gates"),
+                           cell=p["cell"])
         return {"schedule": "cpu", "weights_on_chip": False}
 
-    def backward(self, p, activations, g, schedule):
-        self.k.backward_cpu(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"], activations,
-                            p["grad_outputs"], p["grad_final_states"], g["grad_inputs"], g["grad_kernels"],
-                            g["grad_recurrent_kernels"], g["grad_biases"], g["grad_initial_states"],
-                            g["grad_preactivations"], activation=p["activation"])
-        return {"schedule": "cpu"}
-
-    def gru_forward(self, p, out, schedule):
-        self.k.gru_forward_cpu(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"], p["initial_states"],
-                               out["outputs"], out["final_states"], out["activations"], out["gates"])
-        return {"schedule": "cpu", "weights_on_chip": False}
-
-    def gru_backward(self, p, out, g, schedule):
-        self.k.gru_backward_cpu(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
-                                out["activations"], out["gates"], p["grad_outputs"], p["grad_final_states"],
-                                g["grad_inputs"], g["grad_kernels"], g["grad_recurrent_kernels"], g["grad_biases"],
-                                g["grad_initial_states"])
-        g.pop("grad_gates", None)  # the CPU pass keeps its own scratch: nothing to compare
+    def backward(self, p, out, g, schedule):
+        # The CPU pass keeps the grad slots of every cell only for tanh / relu below 128 rows (its scratch):
+        # nothing to compare for the others.
+        if p["cell"] not in ("tanh", "relu") or p["shape"][0] >= 128:
+            g.pop("grad_preactivations", None)
+        self.k.backward_cpu(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
+                            out["activations"], p["grad_outputs"], p["grad_final_states"], g["grad_inputs"],
+                            g["grad_kernels"], g["grad_recurrent_kernels"], g["grad_biases"],
+                            g["grad_initial_states"], g.get("grad_preactivations"), gates=out.get("gates"),
+                            cell=p["cell"])
         return {"schedule": "cpu"}
 
 
@@ -140,39 +231,25 @@ class _CudaEntryPoints:
     """forward_cuda / backward_cuda with a workspace from the backend's allocator."""
     schedules = SCHEDULES
 
-    def workspace(self, direction, p, cell="rnn"):
-        B, T, D = p["shape"][:3]
-        H, L = p["shape"][3:]
-        n = self.k.workspace_bytes(direction, B, T, D, H, L, p["dtype"], cell=cell)
+    def workspace(self, direction, p):
+        B, T, D, H, L = p["shape"]
+        n = self.k.workspace_bytes(direction, B, T, D, H, L, p["dtype"], cell=p["cell"], tokens=p["tokens"])
         return self.empty_bytes(n)
 
-    def forward(self, p, out, schedule):
+    def forward(self, p, out, schedule, workspace=None):
         return self.k.forward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"],
                                    p["initial_states"], out["outputs"], out["final_states"], out["activations"],
-                                   self.workspace("forward", p), activation=p["activation"], stream=self.stream(),
-                                   schedule=schedule)
+                                   workspace if workspace is not None else self.workspace("forward", p),
+                                   stream=self.stream(), schedule=schedule, gates=out.get("gates"), cell=p["cell"])
 
-    def backward(self, p, activations, g, schedule):
+    def backward(self, p, out, g, schedule, workspace=None):
         return self.k.backward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
-                                    activations, p["grad_outputs"], p["grad_final_states"], g["grad_inputs"],
+                                    out["activations"], p["grad_outputs"], p["grad_final_states"], g["grad_inputs"],
                                     g["grad_kernels"], g["grad_recurrent_kernels"], g["grad_biases"],
                                     g["grad_initial_states"], g["grad_preactivations"],
-                                    self.workspace("backward", p), activation=p["activation"],
-                                    stream=self.stream(), schedule=schedule)
-
-    def gru_forward(self, p, out, schedule):
-        return self.k.gru_forward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"],
-                                       p["initial_states"], out["outputs"], out["final_states"], out["activations"],
-                                       out["gates"], self.workspace("forward", p, "gru"), stream=self.stream(),
-                                       schedule=schedule)
-
-    def gru_backward(self, p, out, g, schedule):
-        return self.k.gru_backward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
-                                        out["activations"], out["gates"], p["grad_outputs"], p["grad_final_states"],
-                                        g["grad_inputs"], g["grad_kernels"], g["grad_recurrent_kernels"],
-                                        g["grad_biases"], g["grad_initial_states"], g["grad_gates"],
-                                        self.workspace("backward", p, "gru"), stream=self.stream(),
-                                        schedule=schedule)
+                                    workspace if workspace is not None else self.workspace("backward", p),
+                                    stream=self.stream(), schedule=schedule, gates=out.get("gates"),
+                                    cell=p["cell"])
 
 
 class TorchCudaBackend(_CudaEntryPoints):
@@ -243,10 +320,10 @@ class EmulatedBackend(_CudaEntryPoints):
 
 # ---- 1. correctness ----
 
-def _upload(backend, problem, dtype):
+def _upload(backend, problem, dtype, cell):
     B, T, D, H, L = problem.shape
     return {
-        "shape": (B, T, D, H, L), "dtype": np.dtype(dtype).name, "activation": problem.activation,
+        "shape": (B, T, D, H, L), "dtype": np.dtype(dtype).name, "cell": cell, "tokens": problem.tokens,
         "inputs": backend.put(problem.inputs),
         "kernels": [backend.put(w) for w in problem.kernels],
         "recurrent_kernels": [backend.put(w) for w in problem.recurrent_kernels],
@@ -257,73 +334,37 @@ def _upload(backend, problem, dtype):
     }
 
 
-def _run_both_passes(backend, p, dtype, schedule):
-    """Forward then backward into NaN-poisoned outputs; returns (host results, forward info, backward info)."""
+def _buffers(backend, p, dtype):
+    """NaN-poisoned outputs of both passes of p's cell (no grad_inputs with tokens; grad_preactivations: the grad
+    slots)."""
     B, T, D, H, L = p["shape"]
-    out = {"outputs": backend.poisoned((B, T, H), dtype), "final_states": backend.poisoned((L, B, H), dtype),
+    case = CELL_CASES[p["cell"]]
+    G = case.gates
+    out = {"outputs": backend.poisoned((B, T, H), dtype),
+           "final_states": backend.poisoned(case.states_shape(L, B, H), dtype),
            "activations": backend.poisoned((L, T, B, H), dtype)}
-    info = backend.forward(p, out, schedule)
-    g = {"grad_inputs": backend.poisoned((B, T, D), dtype),
-         "grad_kernels": [backend.poisoned((D if l == 0 else H, H), dtype) for l in range(L)],
-         "grad_recurrent_kernels": [backend.poisoned((H, H), dtype) for _ in range(L)],
-         "grad_biases": [backend.poisoned((H,), dtype) for _ in range(L)],
-         "grad_initial_states": backend.poisoned((L, B, H), dtype),
-         "grad_preactivations": backend.poisoned((L, T, B, H), dtype)}
-    binfo = backend.backward(p, out["activations"], g, schedule)
-    backend.synchronize()
-    host = {k: backend.get(v) for k, v in out.items()}
-    for k, v in g.items():
-        host[k] = [backend.get(x) for x in v] if isinstance(v, list) else backend.get(v)
-    return host, info, binfo
-
-
-def _gru_buffers(backend, shape, dtype):
-    """NaN-poisoned outputs of both GRU passes."""
-    B, T, D, H, L = shape
-    out = {"outputs": backend.poisoned((B, T, H), dtype), "final_states": backend.poisoned((L, B, H), dtype),
-           "activations": backend.poisoned((L, T, B, H), dtype), "gates": backend.poisoned((L, T, B, 4 * H), dtype)}
-    g = {"grad_inputs": backend.poisoned((B, T, D), dtype),
-         "grad_kernels": [backend.poisoned((D if l == 0 else H, 3 * H), dtype) for l in range(L)],
-         "grad_recurrent_kernels": [backend.poisoned((H, 3 * H), dtype) for _ in range(L)],
-         "grad_biases": [backend.poisoned((2, 3 * H), dtype) for _ in range(L)],
-         "grad_initial_states": backend.poisoned((L, B, H), dtype),
-         "grad_gates": backend.poisoned((L, T, B, 4 * H), dtype)}
+    if case.saved_slots:
+        out["gates"] = backend.poisoned((L, T, B, case.saved_slots * H), dtype)
+    g = {"grad_inputs": None if p["tokens"] else backend.poisoned((B, T, D), dtype),
+         "grad_kernels": [backend.poisoned((D if l == 0 else H, G * H), dtype) for l in range(L)],
+         "grad_recurrent_kernels": [backend.poisoned((H, G * H), dtype) for _ in range(L)],
+         "grad_biases": [backend.poisoned(case.bias_shape(H), dtype) for _ in range(L)],
+         "grad_initial_states": backend.poisoned(case.states_shape(L, B, H), dtype),
+         "grad_preactivations": backend.poisoned((L, T, B, case.grad_slots * H), dtype)}
     return out, g
 
 
-def _run_both_gru_passes(backend, p, dtype, schedule):
-    """The GRU's forward then backward into NaN-poisoned outputs; returns (host results, forward info, backward
-    info). grad_gates is only there for the CUDA backends (the CPU pass keeps its own scratch)."""
-    out, g = _gru_buffers(backend, p["shape"], dtype)
-    info = backend.gru_forward(p, out, schedule)
-    binfo = backend.gru_backward(p, out, g, schedule)
+def _run_both_passes(backend, p, dtype, schedule):
+    """Forward then backward into NaN-poisoned outputs; returns (host results, forward info, backward info)."""
+    out, g = _buffers(backend, p, dtype)
+    info = backend.forward(p, out, schedule)
+    binfo = backend.backward(p, out, g, schedule)
     backend.synchronize()
     host = {k: backend.get(v) for k, v in out.items()}
     for k, v in g.items():
-        host[k] = [backend.get(x) for x in v] if isinstance(v, list) else backend.get(v)
+        if v is not None:
+            host[k] = [backend.get(x) for x in v] if isinstance(v, list) else backend.get(v)
     return host, info, binfo
-
-
-def _gru_reference(problem):
-    y, fin, act, gates = oracle.gru_forward(problem.inputs, problem.kernels, problem.recurrent_kernels,
-                                            problem.biases, problem.initial_states)
-    g = oracle.gru_backward(problem.inputs, problem.kernels, problem.recurrent_kernels, problem.biases,
-                            problem.initial_states, act, gates, problem.grad_outputs, problem.grad_final_states)
-    return {"outputs": y, "final_states": fin, "activations": act, "gates": gates, "grad_inputs": g.grad_inputs,
-            "grad_kernels": g.grad_kernels, "grad_recurrent_kernels": g.grad_recurrent_kernels,
-            "grad_biases": g.grad_biases, "grad_initial_states": g.grad_initial_states, "grad_gates": g.grad_gates}
-
-
-def _reference(problem):
-    y, fin, act = oracle.forward(problem.inputs, problem.kernels, problem.recurrent_kernels, problem.biases,
-                                 problem.initial_states, problem.activation)
-    g = oracle.backward(problem.inputs, problem.kernels, problem.recurrent_kernels, problem.biases,
-                        problem.initial_states, act, problem.grad_outputs, problem.grad_final_states,
-                        problem.activation)
-    return {"outputs": y, "final_states": fin, "activations": act, "grad_inputs": g.grad_inputs,
-            "grad_kernels": g.grad_kernels, "grad_recurrent_kernels": g.grad_recurrent_kernels,
-            "grad_biases": g.grad_biases, "grad_initial_states": g.grad_initial_states,
-            "grad_preactivations": g.grad_preactivations}
 
 
 def _errors(got, want):
@@ -339,39 +380,52 @@ def _errors(got, want):
     return errs
 
 
-def check_correctness(backend, shapes, seed, log, deadline):
-    """Every shape x dtype x cell (tanh, relu, GRU) on fresh random data, every schedule on the same data. Returns
-    records (the cell in "activation")."""
+class _Recorded(list):
+    """A list of records that also goes to the results file, record by record."""
+
+    def __init__(self, sink, kind):
+        super().__init__()
+        self.sink, self.kind = sink, kind
+
+    def append(self, record):
+        super().append(record)
+        if self.sink is not None:
+            self.sink(self.kind, record)
+
+
+def check_correctness(backend, shapes, seed, log, deadline, sink=None):
+    """Every shape x input kind (dense float32 / float64, tokens float32) x cell on fresh random data, every
+    schedule on the same data. Returns records (the cell in "activation", the input kind in "inputs"), each also
+    given to sink("correctness", record) as soon as it is known."""
     rng = np.random.default_rng(seed)
-    records = []
-    log(f"correctness: backend {backend.name}, seed {seed}, {len(shapes)} shapes x 2 dtypes x {len(CELLS)} cells "
-        f"({', '.join(CELLS)}) x {len(backend.schedules)} schedules; outputs NaN-poisoned before every run")
-    log(f"{'B':>4} {'T':>4} {'D':>4} {'H':>5} {'L':>2} {'dtype':7} {'act':4} {'schedule':21} {'ran':26} "
+    records = _Recorded(sink, "correctness")
+    log(f"correctness: backend {backend.name}, seed {seed}, {len(shapes)} shapes x {len(INPUT_KINDS)} input kinds "
+        f"(dense float32 / float64, tokens float32) x {len(CELLS)} cells ({', '.join(CELLS)}) x "
+        f"{len(backend.schedules)} schedules; outputs NaN-poisoned before every run")
+    log(f"{'B':>4} {'T':>4} {'D':>4} {'H':>5} {'L':>2} {'dtype':7} {'in':6} {'cell':4} {'schedule':21} {'ran':26} "
         f"{'worst rel err':>13} {'quantity':22} {'vs 1st sched':>12} status")
     for shape in shapes:
-        for dtype in (np.float32, np.float64):
-            for activation in CELLS:
+        for dtype, tokens in INPUT_KINDS:
+            for cell in CELLS:
                 if time.time() > deadline:
                     log("correctness: deadline reached; remaining cases skipped")
                     records.append({"shape": shape, "status": "skipped (time budget)"})
                     return records
-                gru = activation == "gru"
-                if gru and shape[3] > GRU_MAX_CHECK_HIDDEN:
+                if cell in ("gru", "lstm") and shape[3] > GATED_MAX_CHECK_HIDDEN:
                     continue
-                if gru:
-                    problem = oracle.random_gru_problem(rng, *shape, dtype=dtype)
-                    ref = _gru_reference(problem)
-                else:
-                    problem = oracle.random_problem(rng, *shape, dtype=dtype, activation=activation)
-                    ref = _reference(problem)
-                p = _upload(backend, problem, dtype)
-                run_passes = _run_both_gru_passes if gru else _run_both_passes
+                case = CELL_CASES[cell]
+                problem = case.random_problem(rng, shape, dtype, tokens)
+                ref = case.reference(problem)
+                p = _upload(backend, problem, dtype, cell)
+                kind = "tokens" if tokens else "dense"
                 first = None
                 for schedule in backend.schedules:
-                    rec = {"shape": shape, "dtype": np.dtype(dtype).name, "activation": activation,
+                    rec = {"shape": shape, "dtype": np.dtype(dtype).name, "activation": cell, "inputs": kind,
                            "schedule": schedule}
+                    prefix = (f"{shape[0]:>4} {shape[1]:>4} {shape[2]:>4} {shape[3]:>5} {shape[4]:>2} "
+                              f"{rec['dtype']:7} {kind:6} {cell:4} {schedule:21}")
                     try:
-                        got, info, binfo = run_passes(backend, p, dtype, schedule)
+                        got, info, binfo = _run_both_passes(backend, p, dtype, schedule)
                     except (RuntimeError, ValueError) as e:
                         if schedule == "persistent_resident" and "cannot stay on chip" in str(e):
                             rec["status"] = "n/a"
@@ -380,8 +434,7 @@ def check_correctness(backend, shapes, seed, log, deadline):
                             rec["status"] = "ERROR"
                             rec["error"] = str(e)
                         records.append(rec)
-                        log(f"{shape[0]:>4} {shape[1]:>4} {shape[2]:>4} {shape[3]:>5} {shape[4]:>2} "
-                            f"{rec['dtype']:7} {activation:4} {schedule:21} {rec['status']}: {e}")
+                        log(f"{prefix} {rec['status']}: {e}")
                         continue
                     errs = _errors(got, ref)
                     worst_name = max(errs, key=errs.get)
@@ -398,54 +451,65 @@ def check_correctness(backend, shapes, seed, log, deadline):
                                vs_first_schedule=cross, errors=errs, ran=ran,
                                tile=info.get("tile"), launches=info.get("kernel_launches"))
                     records.append(rec)
-                    log(f"{shape[0]:>4} {shape[1]:>4} {shape[2]:>4} {shape[3]:>5} {shape[4]:>2} {rec['dtype']:7} "
-                        f"{activation:4} {schedule:21} {ran:26} {worst:13.2e} {worst_name:22} {cross:12.2e} "
-                        f"{rec['status']}")
+                    log(f"{prefix} {ran:26} {worst:13.2e} {worst_name:22} {cross:12.2e} {rec['status']}")
     return records
 
 
-def run_selfcheck(binary, log, out_dir, timeout):
+def _under_timeout(cmd, seconds):
+    """`cmd` run under coreutils' timeout (TERM, then KILL 5 s later): a GPU process that hangs is ended by the
+    operating system, whatever state its driver calls are in. Returns (exit code or None for a timeout, text)."""
+    wrapped = (["timeout", "-k", "5", f"{max(1, int(seconds))}"] + cmd) if shutil.which("timeout") else cmd
+    try:
+        proc = subprocess.run(wrapped, capture_output=True, text=True, timeout=seconds + 15)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        return None, out
+    return (None if proc.returncode in (124, 137) else proc.returncode), proc.stdout + proc.stderr
+
+
+def run_selfcheck(binary, log, out_dir, timeout, dry_run=False):
     """The C++ self-check (CUDA library against the CPU library) on the GPU, no sanitizer."""
     if not binary:
         return {"status": "not run (no binary)"}
-    try:
-        proc = subprocess.run([binary, "--quick"], capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
+    if dry_run:
+        log(f"C++ self-check: would run: timeout {timeout:.0f} {binary} --quick")
+        return {"status": "not run (dry run)"}
+    rc, text = _under_timeout([binary, "--quick"], timeout)
+    _write(out_dir, "selfcheck.log", text)
+    if rc is None:
+        log(f"C++ self-check: TIMEOUT after {timeout:.0f} s")
         return {"status": "TIMEOUT"}
-    _write(out_dir, "selfcheck.log", proc.stdout + proc.stderr)
-    last = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
-    log(f"C++ self-check (CUDA vs CPU library): exit {proc.returncode}: {last}")
-    return {"status": "ok" if proc.returncode == 0 else "FAIL", "summary": last}
+    last = (text.strip().splitlines() or ["(no output)"])[-1]
+    log(f"C++ self-check (CUDA vs CPU library): exit {rc}: {last}")
+    return {"status": "ok" if rc == 0 else "FAIL", "summary": last}
 
 
-# ---- 2. sanitizers ----
+SANITIZER_SLOT_S = 60.0  # each tool's fixed slot (check.sh's budget has room for both)
 
-def run_sanitizers(binary, log, out_dir, deadline):
+
+def run_sanitizers(binary, log, out_dir, slot_s=SANITIZER_SLOT_S, dry_run=False, sink=None):
+    """memcheck, then racecheck, each on the self-check's --sanitize cases in a slot of its own; both reports go to
+    sanitizers.log (appended as each ends)."""
     results = {}
     tool_path = shutil.which("compute-sanitizer") or "/usr/local/cuda/bin/compute-sanitizer"
     if not binary:
         return {"all": "not run (no self-check binary)"}
-    if not os.path.exists(tool_path):
+    if not dry_run and not os.path.exists(tool_path):
         log("sanitizers: compute-sanitizer not found; skipped")
         return {"all": "skipped: compute-sanitizer not found"}
     for tool in ("memcheck", "racecheck"):
-        budget = min(150.0, deadline - time.time())
-        if budget < 20:
-            results[tool] = "skipped (time budget)"
-            log(f"sanitizer {tool}: skipped (time budget)")
-            continue
         cmd = [tool_path, "--tool", tool, "--error-exitcode", "3", binary, "--sanitize"]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=budget)
-            text = proc.stdout + proc.stderr
-            rc = proc.returncode
-        except subprocess.TimeoutExpired as e:
-            text = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-            rc = None
-        _write(out_dir, f"sanitizer_{tool}.log", text)
+        if dry_run:
+            log(f"sanitizer {tool}: would run in a {slot_s:.0f} s slot: timeout {slot_s:.0f} {' '.join(cmd)}")
+            results[tool] = "not run (dry run)"
+            continue
+        rc, text = _under_timeout(cmd, slot_s)
+        if out_dir:
+            with open(os.path.join(out_dir, "sanitizers.log"), "a") as f:
+                f.write(f"== {tool} (exit {rc})\n{text}\n")
         summary = [l for l in text.splitlines() if "ERROR SUMMARY" in l or "RACECHECK SUMMARY" in l]
         if rc is None:
-            status = f"TIMEOUT after {budget:.0f} s"
+            status = f"TIMEOUT after {slot_s:.0f} s"
         elif rc == 0:
             status = "clean" + (f" ({summary[-1].strip()})" if summary else "")
         elif rc == 3:
@@ -455,6 +519,8 @@ def run_sanitizers(binary, log, out_dir, deadline):
         else:
             status = f"exit {rc}: " + (text.strip().splitlines() or ["?"])[-1][:160]
         results[tool] = status
+        if sink is not None:
+            sink("sanitizer", {"tool": tool, "status": status})
         log(f"sanitizer {tool}: {status}")
     return results
 
@@ -462,29 +528,30 @@ def run_sanitizers(binary, log, out_dir, deadline):
 # ---- 3. timings ----
 
 class CudaTimer:
-    """Median of CUDA-event timings after warm-up; the repetitions adapt to the call's length."""
+    """Milliseconds per call: `fn` queued N times back to back between two CUDA events, the elapsed time divided by
+    N (so that the host's work between calls overlaps the device's and is not counted as kernel time); the median
+    of `samples` such batches, after a warm-up call. N adapts to the call's length (about `batch_ms` a batch)."""
 
     def __init__(self, torch):
         self.torch = torch
 
-    def __call__(self, fn, warmup=2, min_reps=3, max_reps=15, target_ms=300.0):
+    def __call__(self, fn, samples=3, batch_ms=20.0, max_calls=200):
         torch = self.torch
-        for _ in range(warmup):
-            fn()
+        fn()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         fn()
         end.record()
         end.synchronize()
-        estimate = max(start.elapsed_time(end), 1e-3)
-        reps = int(min(max_reps, max(min_reps, target_ms / estimate)))
+        n = int(min(max_calls, max(1, batch_ms / max(start.elapsed_time(end), 1e-3))))
         times = []
-        for _ in range(reps):
+        for _ in range(samples):
             start.record()
-            fn()
+            for _ in range(n):
+                fn()
             end.record()
             end.synchronize()
-            times.append(start.elapsed_time(end))
+            times.append(start.elapsed_time(end) / n)
         return statistics.median(times)
 
 
@@ -497,131 +564,104 @@ def grid_sync_cost_us(kernels, torch, log):
     for per_sm in (1, 2):
         blocks = sms * per_sm
         n = 2000
-        t0 = timer(lambda: kernels.grid_sync_benchmark(0, blocks, stream), max_reps=20, target_ms=50)
-        t1 = timer(lambda: kernels.grid_sync_benchmark(n, blocks, stream), max_reps=10, target_ms=100)
+        t0 = timer(lambda: kernels.grid_sync_benchmark(0, blocks, stream))
+        t1 = timer(lambda: kernels.grid_sync_benchmark(n, blocks, stream), samples=3, batch_ms=10.0)
         result[f"{per_sm}_per_sm"] = 1000.0 * (t1 - t0) / n
-        log(f"grid barrier: {result[f'{per_sm}_per_sm']:.2f} us ({blocks} blocks x 256 threads; {n} barriers in "
+        log(f"grid barrier: {result[f'{per_sm}_per_sm']:.3f} us ({blocks} blocks x 256 threads; {n} barriers in "
             f"{t1:.3f} ms, empty launch {t0:.3f} ms)")
     return result
 
 
-def _time_gru(kernels, backend, timer, torch, rng, row):
-    """Our GRU (forward, and forward + backward, with the planner's schedule) into `row`; workspaces and outputs are
-    allocated once, outside the timed calls."""
+def _plan_text(info):
+    return info["schedule"] + ("+chip" if info["weights_on_chip"] else "") + f" t{info['tile']}"
+
+
+def _time_ours(cell, backend, timer, rng, row):
+    """Our pass of `cell` (the planner's schedule): forward, and forward + backward, into `row`; workspaces and
+    outputs are allocated once, outside the timed calls."""
     B, T, D, H, L = row["B"], row["T"], row["D"], row["H"], row["L"]
-    problem = oracle.random_gru_problem(rng, B, T, D, H, L, np.float32)
-    p = _upload(backend, problem, np.float32)
-    out, g = _gru_buffers(backend, p["shape"], np.float32)
-    stream = backend.stream()
-    ws_f = backend.workspace("forward", p, "gru")
-    ws_b = backend.workspace("backward", p, "gru")
+    problem = CELL_CASES[cell].random_problem(rng, (B, T, D, H, L), np.float32, False)
+    p = _upload(backend, problem, np.float32, cell)
+    out, g = _buffers(backend, p, np.float32)
+    ws_f, ws_b = backend.workspace("forward", p), backend.workspace("backward", p)
 
     def fwd():
-        return kernels.gru_forward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"],
-                                        p["initial_states"], out["outputs"], out["final_states"], out["activations"],
-                                        out["gates"], ws_f, stream=stream, schedule="auto")
+        return backend.forward(p, out, "auto", ws_f)
 
     def bwd():
-        return kernels.gru_backward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
-                                         out["activations"], out["gates"], p["grad_outputs"],
-                                         p["grad_final_states"], g["grad_inputs"], g["grad_kernels"],
-                                         g["grad_recurrent_kernels"], g["grad_biases"], g["grad_initial_states"],
-                                         g["grad_gates"], ws_b, stream=stream, schedule="auto")
+        return backend.backward(p, out, g, "auto", ws_b)
 
-    info = fwd()
-    row["ours_gru_fwd_plan"] = (info["schedule"] + ("+chip" if info["weights_on_chip"] else "")
-                                + f" t{info['tile']}")
-    row["ours_gru_fwd_ms"] = timer(fwd)
-    row["ours_gru_fwdbwd_ms"] = timer(lambda: (fwd(), bwd()))
-    if not torch.isfinite(out["outputs"]).all():
-        row["gru_error"] = "non-finite outputs"
+    row["plan_fwd"] = _plan_text(fwd())
+    row["plan_bwd"] = _plan_text(bwd())
+    row["ours_fwd_ms"] = timer(fwd)
+    row["ours_fwdbwd_ms"] = timer(lambda: (fwd(), bwd()))
+    if not backend.torch.isfinite(out["outputs"]).all():
+        row["error"] = "non-finite outputs"
 
 
-def time_configs(kernels, torch, log, deadline, sync_us, schedules=("auto", "stepwise", "persistent")):
-    """Ours (tanh RNN: forward per schedule, forward + backward with auto; GRU: both with auto) against cuDNN RNN and
-    GRU. Returns rows."""
+def _time_peer(cell, torch, timer, row):
+    """PyTorch's cuDNN stack for `cell` with num_layers=L, with cuDNN's TF32 not allowed and allowed: forward, and
+    forward + backward."""
+    B, T, D, H, L = row["B"], row["T"], row["D"], row["H"], row["L"]
+    cls, kw = {"tanh": (torch.nn.RNN, {"nonlinearity": "tanh"}), "gru": (torch.nn.GRU, {}),
+               "lstm": (torch.nn.LSTM, {})}[cell]
+    module = cls(D, H, num_layers=L, batch_first=True, device="cuda", **kw)
+    x = torch.randn(B, T, D, device="cuda", requires_grad=True)
+    states = [torch.randn(L, B, H, device="cuda") for _ in range(2 if cell == "lstm" else 1)]
+    dy = torch.randn(B, T, H, device="cuda")
+    dstates = [torch.randn(L, B, H, device="cuda") for _ in states]
+    initial = tuple(states) if cell == "lstm" else states[0]
+
+    def peer_fwd():
+        with torch.no_grad():
+            return module(x, initial)
+
+    def peer_fwdbwd():
+        y, final = module(x, initial)
+        finals = list(final) if cell == "lstm" else [final]
+        torch.autograd.backward([y] + finals, [dy] + dstates)
+
+    allowed = torch.backends.cudnn.allow_tf32
+    try:
+        for tf32 in (False, True):
+            torch.backends.cudnn.allow_tf32 = tf32
+            suffix = "_tf32" if tf32 else ""
+            row[f"cudnn_fwd{suffix}_ms"] = timer(peer_fwd)
+            row[f"cudnn_fwdbwd{suffix}_ms"] = timer(peer_fwdbwd)
+    finally:
+        torch.backends.cudnn.allow_tf32 = allowed
+    del module
+
+
+def time_configs(kernels, torch, log, deadline, sync_us, sink=None):
+    """Every timing configuration x timed cell: ours (the planner's schedule) against cuDNN (TF32 off and on). Each
+    row goes to sink("timing", row) as soon as it is measured; rows left when the deadline comes say so."""
     timer = CudaTimer(torch)
     backend = TorchCudaBackend(kernels)
     rows = []
     rng = np.random.default_rng(int(time.time()))
     for B, H, L in TIMING_CONFIGS:
-        T, D = TIMING_T, H
-        row = {"B": B, "H": H, "L": L, "T": T, "D": D}
-        rows.append(row)
-        if time.time() > deadline:
-            row["skipped"] = "time budget"
-            continue
-        try:
-            problem = oracle.random_problem(rng, B, T, D, H, L, np.float32, "tanh")
-            p = _upload(backend, problem, np.float32)
-            out = {"outputs": backend.poisoned((B, T, H), np.float32),
-                   "final_states": backend.poisoned((L, B, H), np.float32),
-                   "activations": backend.poisoned((L, T, B, H), np.float32)}
-            g = {"grad_inputs": backend.poisoned((B, T, D), np.float32),
-                 "grad_kernels": [backend.poisoned((D if l == 0 else H, H), np.float32) for l in range(L)],
-                 "grad_recurrent_kernels": [backend.poisoned((H, H), np.float32) for _ in range(L)],
-                 "grad_biases": [backend.poisoned((H,), np.float32) for _ in range(L)],
-                 "grad_initial_states": backend.poisoned((L, B, H), np.float32),
-                 "grad_preactivations": backend.poisoned((L, T, B, H), np.float32)}
-            stream = torch.cuda.current_stream().cuda_stream
-            ws_f = backend.workspace("forward", p)
-            ws_b = backend.workspace("backward", p)
-
-            def fwd(schedule):
-                return kernels.forward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"],
-                                            p["initial_states"], out["outputs"], out["final_states"],
-                                            out["activations"], ws_f, activation="tanh", stream=stream,
-                                            schedule=schedule)
-
-            def bwd():
-                return kernels.backward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
-                                             out["activations"], p["grad_outputs"], p["grad_final_states"],
-                                             g["grad_inputs"], g["grad_kernels"], g["grad_recurrent_kernels"],
-                                             g["grad_biases"], g["grad_initial_states"], g["grad_preactivations"],
-                                             ws_b, activation="tanh", stream=stream, schedule="auto")
-
-            for schedule in schedules:
+        for cell in TIMED_CELLS:
+            T, D = TIMING_T, H
+            row = {"cell": cell, "B": B, "H": H, "L": L, "T": T, "D": D}
+            rows.append(row)
+            if time.time() > deadline:
+                row["skipped"] = "time budget"
+            else:
                 try:
-                    info = fwd(schedule)
-                except (RuntimeError, ValueError) as e:  # e.g. no cooperative launch here: time the others
-                    row[f"ours_fwd_{schedule}_plan"] = f"unavailable: {e}"
-                    continue
-                row[f"ours_fwd_{schedule}_ms"] = timer(lambda: fwd(schedule))
-                row[f"ours_fwd_{schedule}_plan"] = (info["schedule"] + ("+chip" if info["weights_on_chip"] else "")
-                                                    + f" t{info['tile']}")
-            row["ours_fwdbwd_ms"] = timer(lambda: (fwd("auto"), bwd()))
-            if not torch.isfinite(out["outputs"]).all():
-                row["error"] = "non-finite outputs"
-            del p, out, g, ws_f, ws_b
-            try:
-                _time_gru(kernels, backend, timer, torch, rng, row)
-            except Exception as e:  # the GRU's failure must not lose the RNN's numbers
-                row["gru_error"] = f"{type(e).__name__}: {e}"
-            for name, cls, kw in (("rnn", torch.nn.RNN, {"nonlinearity": "tanh"}), ("gru", torch.nn.GRU, {})):
-                module = cls(D, H, num_layers=L, batch_first=True, device="cuda", **kw)
-                x = torch.randn(B, T, D, device="cuda")
-                h0 = torch.randn(L, B, H, device="cuda")
-                dy = torch.randn(B, T, H, device="cuda")
-                dh = torch.randn(L, B, H, device="cuda")
-
-                def peer_fwd():
-                    with torch.no_grad():
-                        return module(x, h0)
-
-                def peer_fwdbwd():
-                    xg = x.requires_grad_(True)
-                    y, hn = module(xg, h0)
-                    torch.autograd.backward([y, hn], [dy, dh])
-
-                row[f"{name}_fwd_ms"] = timer(peer_fwd)
-                row[f"{name}_fwdbwd_ms"] = timer(peer_fwdbwd)
-                del module
-            row["sync_floor_ms"] = (T + L - 1) * sync_us / 1000.0
-        except Exception as e:  # one config's failure (e.g. out of memory) must not lose the others
-            row["error"] = f"{type(e).__name__}: {e}"
-        log(format_timing_row(row))
-        log(format_gru_timing_row(row))
-        torch.cuda.empty_cache()
+                    _time_ours(cell, backend, timer, rng, row)
+                except Exception as e:  # one row's failure (e.g. out of memory) must not lose the others
+                    row["error"] = f"{type(e).__name__}: {e}"
+                try:
+                    _time_peer(cell, torch, timer, row)
+                except Exception as e:
+                    row["peer_error"] = f"{type(e).__name__}: {e}"
+                if sync_us is not None:
+                    row["sync_floor_ms"] = (T + L - 1) * sync_us / 1000.0
+                torch.cuda.empty_cache()
+            if sink is not None:
+                sink("timing", row)
+            log(format_timing_row(row))
     return rows
 
 
@@ -633,70 +673,57 @@ def _ratio(a, b):
     return a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b > 0 else None
 
 
-TIMING_HEADER = (f"{'B':>4} {'H':>5} {'L':>2} | {'ours fwd':>8} {'plan':22} {'stepw':>7} {'persist':>7} | "
-                 f"{'rnn fwd':>7} {'x rnn':>6} | {'ours f+b':>8} {'rnn f+b':>7} {'x rnn':>6} | {'sync fl':>7} "
-                 f"{'x floor':>7}")
+TIMING_HEADER = (f"{'cell':4} {'B':>4} {'H':>5} {'L':>2} | {'ours fwd':>8} {'plan':20} {'cudnn':>7} {'x':>5} "
+                 f"{'tf32':>7} {'x':>5} | {'ours f+b':>8} {'cudnn':>7} {'x':>5} {'tf32':>7} {'x':>5} | "
+                 f"{'sync fl':>7} {'x floor':>7}")
 
 
 def format_timing_row(r):
+    head = f"{r['cell']:4} {r['B']:>4} {r['H']:>5} {r['L']:>2} |"
     if "skipped" in r:
-        return f"{r['B']:>4} {r['H']:>5} {r['L']:>2} | skipped: {r['skipped']}"
-    ours = r.get("ours_fwd_auto_ms")
-    line = (f"{r['B']:>4} {r['H']:>5} {r['L']:>2} | {_fmt(ours, 8)} {str(r.get('ours_fwd_auto_plan', '-'))[:22]:22} "
-            f"{_fmt(r.get('ours_fwd_stepwise_ms'))} {_fmt(r.get('ours_fwd_persistent_ms'))} | "
-            f"{_fmt(r.get('rnn_fwd_ms'))} {_fmt(_ratio(ours, r.get('rnn_fwd_ms')), 6)} | "
-            f"{_fmt(r.get('ours_fwdbwd_ms'), 8)} {_fmt(r.get('rnn_fwdbwd_ms'))} "
-            f"{_fmt(_ratio(r.get('ours_fwdbwd_ms'), r.get('rnn_fwdbwd_ms')), 6)} | "
+        return f"{head} skipped: {r['skipped']}"
+    ours, ours_fb = r.get("ours_fwd_ms"), r.get("ours_fwdbwd_ms")
+    line = (f"{head} {_fmt(ours, 8)} {str(r.get('plan_fwd', '-'))[:20]:20} "
+            f"{_fmt(r.get('cudnn_fwd_ms'))} {_fmt(_ratio(ours, r.get('cudnn_fwd_ms')), 5)} "
+            f"{_fmt(r.get('cudnn_fwd_tf32_ms'))} {_fmt(_ratio(ours, r.get('cudnn_fwd_tf32_ms')), 5)} | "
+            f"{_fmt(ours_fb, 8)} {_fmt(r.get('cudnn_fwdbwd_ms'))} {_fmt(_ratio(ours_fb, r.get('cudnn_fwdbwd_ms')), 5)} "
+            f"{_fmt(r.get('cudnn_fwdbwd_tf32_ms'))} {_fmt(_ratio(ours_fb, r.get('cudnn_fwdbwd_tf32_ms')), 5)} | "
             f"{_fmt(r.get('sync_floor_ms'), 7, 3)} {_fmt(_ratio(ours, r.get('sync_floor_ms')))}")
-    if "error" in r:
-        line += f"  [{r['error']}]"
-    return line
-
-
-GRU_TIMING_HEADER = (f"{'B':>4} {'H':>5} {'L':>2} | {'ours fwd':>8} {'plan':22} {'cudnn':>7} {'x cudnn':>7} | "
-                     f"{'ours f+b':>8} {'cudnn':>7} {'x cudnn':>7} | {'x floor':>7}")
-
-
-def format_gru_timing_row(r):
-    if "skipped" in r:
-        return f"{r['B']:>4} {r['H']:>5} {r['L']:>2} | skipped: {r['skipped']}"
-    ours = r.get("ours_gru_fwd_ms")
-    line = (f"{r['B']:>4} {r['H']:>5} {r['L']:>2} | {_fmt(ours, 8)} "
-            f"{str(r.get('ours_gru_fwd_plan', '-'))[:22]:22} {_fmt(r.get('gru_fwd_ms'))} "
-            f"{_fmt(_ratio(ours, r.get('gru_fwd_ms')))} | {_fmt(r.get('ours_gru_fwdbwd_ms'), 8)} "
-            f"{_fmt(r.get('gru_fwdbwd_ms'))} {_fmt(_ratio(r.get('ours_gru_fwdbwd_ms'), r.get('gru_fwdbwd_ms')))} | "
-            f"{_fmt(_ratio(ours, r.get('sync_floor_ms')))}")
-    if "gru_error" in r:
-        line += f"  [{r['gru_error']}]"
+    for key in ("error", "peer_error"):
+        if key in r:
+            line += f"  [{key}: {r[key]}]"
     return line
 
 
 def timing_table(rows, header_lines):
     lines = list(header_lines)
-    lines.append("fused tanh RNN vs cuDNN: times in ms (median of CUDA-event timings); 'x rnn' = ours / cuDNN RNN "
-                 "(below 1: ours faster); 'sync fl' = (T + L - 1) x one grid barrier; 'x floor' = ours fwd / that "
-                 "(goal: <= 2)")
-    lines.append(TIMING_HEADER)
-    lines.extend(format_timing_row(r) for r in rows)
-    lines.append("")
-    lines.append("fused GRU vs cuDNN nn.GRU(num_layers=L): times in ms; 'x cudnn' = ours / cuDNN (below 1: ours "
-                 "faster); 'x floor' = ours fwd / the sync floor above")
-    lines.append(GRU_TIMING_HEADER)
-    lines.extend(format_gru_timing_row(r) for r in rows)
+    lines.append(f"times in ms per call (N calls back to back between CUDA events, median of 3 batches); T = "
+                 f"{TIMING_T}, D = H, float32, the planner's schedule; 'cudnn' = PyTorch's nn.RNN(tanh) / nn.GRU / "
+                 "nn.LSTM(num_layers=L) with cuDNN's TF32 not allowed, 'tf32' allowed; 'x' = ours / that (below 1: "
+                 "ours faster); 'sync fl' = (T + L - 1) x one grid barrier; 'x floor' = ours fwd / that (goal: <= 2)")
+    for cell in TIMED_CELLS:
+        lines.append("")
+        lines.append(f"fused {cell.upper() if cell != 'tanh' else 'tanh RNN'} vs cuDNN {PEERS[cell]}(num_layers=L)")
+        lines.append(TIMING_HEADER)
+        lines.extend(format_timing_row(r) for r in rows if r.get("cell") == cell)
     return lines
 
 
-def plan_table(kernels, props, log):
+def plan_table(kernels, props, log, sink=None):
     """What the planner picks for the timing configurations on `props` (no GPU needed)."""
     log(f"planner's choices for T = {TIMING_T}, float32, on {props.get('name', 'the given device')} "
         f"({props['sm_count']} SMs):")
-    for cell in ("rnn", "gru"):
+    for cell in TIMED_CELLS:
         for B, H, L in TIMING_CONFIGS:
             parts = []
+            row = {"cell": cell, "B": B, "H": H, "L": L, "T": TIMING_T, "dry_run": True}
             for direction in ("forward", "backward"):
                 p = kernels.plan(B, TIMING_T, H, H, L, "float32", direction, "auto", props, cell=cell)
+                row["plan_fwd" if direction == "forward" else "plan_bwd"] = _plan_text(p)
                 parts.append(f"{direction[0]}wd {p['schedule']}{'+chip' if p['weights_on_chip'] else ''} "
                              f"tile {p['tile']} ({p['bm']}x{p['bn']}) grid {p['grid']} smem {p['smem_bytes']}")
+            if sink is not None:
+                sink("timing", row)
             log(f"  {cell} B={B:<3} H={H:<4} L={L}: " + " | ".join(parts))
 
 
@@ -735,18 +762,62 @@ def _versions(kernels, torch):
     return info
 
 
+PHASES = ("timing", "correctness", "sanitizers", "report")
+
+
+def _report(out_dir, sink, log, header, dry_run):
+    """gpu_check.json and gpu_check_table.txt from results.jsonl (whatever the phases got to write; without an
+    out_dir, this process's records)."""
+    got = read_results(out_dir) if out_dir else sink.by_kind
+    result = {"versions": (got.get("versions") or [{}])[-1], "seed": (got.get("seed") or [{}])[-1].get("seed"),
+              "correctness": got.get("correctness", []), "timings": got.get("timing", []),
+              "grid_sync_us": (got.get("grid_sync") or [None])[-1],
+              "selfcheck": (got.get("selfcheck") or [None])[-1],
+              "sanitizers": {r["tool"]: r["status"] for r in got.get("sanitizer", [])}}
+    records = result["correctness"]
+    failed = [r for r in records if r.get("status") in ("FAIL", "ERROR")]
+    checked = [r for r in records if r.get("status") == "ok"]
+    if result["selfcheck"] and result["selfcheck"].get("status") in ("FAIL", "TIMEOUT"):
+        failed.append(result["selfcheck"])
+    if any(str(v).startswith("ERRORS") for v in result["sanitizers"].values()):
+        failed.append(result["sanitizers"])
+    sync = result["grid_sync_us"]
+    summary = (f"correctness: {len(checked)} ok, {len(failed)} failed; sanitizers: {result['sanitizers'] or '-'}; "
+               f"grid barrier: " + (f"{sync['1_per_sm']:.3f} us (1 block/SM), {sync['2_per_sm']:.3f} us (2 blocks/SM)"
+                                    if sync else "-"))
+    if dry_run:
+        # The report on made-up numbers, so that a formatting bug shows before a GPU run.
+        rows = [{"cell": c, "B": 1, "H": 256, "L": 2, "ours_fwd_ms": 1.0, "plan_fwd": "persistent+chip t0",
+                 "cudnn_fwd_ms": 2.0, "cudnn_fwd_tf32_ms": 1.8, "ours_fwdbwd_ms": 3.0, "cudnn_fwdbwd_ms": 6.0,
+                 "cudnn_fwdbwd_tf32_ms": 5.0, "sync_floor_ms": 0.5} for c in TIMED_CELLS]
+        rows.append({"cell": "lstm", "B": 256, "H": 1024, "L": 4, "skipped": "time budget"})
+        table = timing_table(rows, header + ["(dry run: table format with made-up numbers)", summary])
+    else:
+        table = timing_table(result["timings"], header + [summary])
+    for line in table:
+        log(line)
+    _write(out_dir, "gpu_check_table.txt", "\n".join(table))
+    if out_dir:
+        with open(os.path.join(out_dir, "gpu_check.json"), "w") as f:
+            json.dump(result, f, indent=1, default=str)
+    return failed, checked
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dry-run", action="store_true", help="correctness part only, on the CPU backend")
+    ap.add_argument("--dry-run", action="store_true", help="every phase without a GPU (correctness on the CPU)")
+    ap.add_argument("--phase", choices=("all",) + PHASES, default="all",
+                    help="one phase (check.sh runs each in its own process, under timeout), or all of them")
     ap.add_argument("--backend", choices=("auto", "cpu", "cuda", "emulated"), default="auto")
     ap.add_argument("--quick", action="store_true", help="small shapes only")
     ap.add_argument("--shapes", help="correctness shapes instead of the built-in grid: 'B,T,D,H,L;B,T,D,H,L;...'")
     ap.add_argument("--kernels", help="path of the built _kernels module (default: import deeprnn_fast._kernels)")
     ap.add_argument("--selfcheck", help="path of the C++ self-check binary (for its run and the sanitizers)")
-    ap.add_argument("--out", default=os.environ.get("OUT") or None, help="directory for the table, log and JSON")
+    ap.add_argument("--out", default=os.environ.get("OUT") or None, help="directory for the results")
     ap.add_argument("--deadline", type=float, default=None,
-                    help="epoch seconds by which everything must be done (default: now + --budget-s)")
+                    help="epoch seconds by which this process must be done (default: now + --budget-s)")
     ap.add_argument("--budget-s", type=float, default=420.0)
+    ap.add_argument("--sanitizer-slot-s", type=float, default=SANITIZER_SLOT_S, help="each sanitizer's fixed slot")
     ap.add_argument("--seed", type=int, default=None, help="default: fresh from the clock")
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--skip-sanitizers", action="store_true")
@@ -754,6 +825,16 @@ def main(argv=None):
 
     started = time.time()
     deadline = args.deadline if args.deadline is not None else started + args.budget_s
+    phases = PHASES if args.phase == "all" else (args.phase,)
+    if args.skip_timing:
+        phases = tuple(p for p in phases if p != "timing")
+    if args.skip_sanitizers:
+        phases = tuple(p for p in phases if p != "sanitizers")
+    if args.out and args.phase == "all":  # a fresh run of every phase: no stale records
+        for name in OUT_FILES:
+            if os.path.exists(os.path.join(args.out, name)):
+                os.remove(os.path.join(args.out, name))
+    sink = Results(args.out)
     log = Log()
     kernels = load_kernels(args.kernels)
     backend_name = args.backend
@@ -761,8 +842,10 @@ def main(argv=None):
         backend_name = "cpu" if args.dry_run else "cuda"
     if args.dry_run and backend_name == "cuda":
         raise SystemExit("gpu_check: --dry-run runs on the CPU (or emulated) backend")
+    gpu = backend_name == "cuda"
+    needs_gpu = gpu and any(p != "report" for p in phases)
     torch = None
-    if backend_name == "cuda":
+    if needs_gpu:
         try:
             import torch
         except ImportError:
@@ -776,68 +859,59 @@ def main(argv=None):
     else:
         backend = CpuBackend(kernels)
 
-    versions = _versions(kernels, torch) if backend_name == "cuda" else {}
     header = [f"deeprnn_fast GPU check ({'dry run, ' if args.dry_run else ''}backend {backend.name}) "
               f"{time.strftime('%Y-%m-%d %H:%M:%S')}"]
-    if versions:
+    if needs_gpu:
+        versions = _versions(kernels, torch)
+        sink("versions", versions)
         header.append("  ".join(f"{k}: {v}" for k, v in versions.items()))
     for line in header:
         log(line)
-    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
-    shapes = SHAPES_QUICK if (args.quick or backend_name != "cuda") else SHAPES_FULL
-    if args.shapes:
-        try:
-            shapes = [tuple(int(v) for v in item.split(",")) for item in args.shapes.split(";") if item.strip()]
-        except ValueError:
-            raise SystemExit(f"gpu_check: --shapes must look like '2,5,3,7,3;1,4,6,16,2'; got {args.shapes!r}")
-        if not shapes or any(len(shape) != 5 for shape in shapes):
-            raise SystemExit(f"gpu_check: every --shapes entry needs 5 sizes B,T,D,H,L; got {args.shapes!r}")
-    # The correctness part gets at most 40% of what is left; timings get the rest.
-    correctness_deadline = time.time() + 0.4 * max(0.0, deadline - time.time())
-    records = check_correctness(backend, shapes, seed, log, correctness_deadline)
-    failed = [r for r in records if r.get("status") in ("FAIL", "ERROR")]
-    checked = [r for r in records if r.get("status") == "ok"]
-    log(f"correctness: {len(checked)} ok, {len(failed)} failed, "
-        f"{sum(1 for r in records if r.get('status') == 'n/a')} n/a (weights do not fit on chip), "
-        f"{sum(1 for r in records if 'skipped' in str(r.get('status')))} skipped")
+    log(f"phases: {', '.join(phases)}; {max(0.0, deadline - started):.0f} s")
 
-    result = {"versions": versions, "seed": seed, "correctness": records}
-    if backend_name == "cuda":
-        result["selfcheck"] = run_selfcheck(args.selfcheck, log, args.out, timeout=max(10.0, min(90.0, deadline - time.time())))
-        if result["selfcheck"]["status"] == "FAIL":
-            failed.append(result["selfcheck"])
-        if not args.skip_sanitizers:
-            result["sanitizers"] = run_sanitizers(args.selfcheck, log, args.out, deadline - 150)
-            if any(str(v).startswith("ERRORS") for v in result["sanitizers"].values()):
-                failed.append(result["sanitizers"])
-        table = []
-        if not args.skip_timing:
-            result["grid_sync_us"] = grid_sync_cost_us(kernels, torch, log)
+    if "timing" in phases:
+        if gpu:
+            sync = grid_sync_cost_us(kernels, torch, log)
+            sink("grid_sync", sync)
             log(TIMING_HEADER)
-            result["timings"] = time_configs(kernels, torch, log, deadline - 20, result["grid_sync_us"]["1_per_sm"])
-            table = timing_table(result["timings"], header + [
-                f"grid barrier: {result['grid_sync_us']['1_per_sm']:.2f} us (1 block/SM), "
-                f"{result['grid_sync_us']['2_per_sm']:.2f} us (2 blocks/SM); T = {TIMING_T}, D = H, float32, tanh; "
-                f"correctness: {len(checked)} ok, {len(failed)} failed; sanitizers: {result.get('sanitizers', '-')}"])
-            log("")
-            for line in table:
-                log(line)
-        _write(args.out, "gpu_check_table.txt", "\n".join(table))
-    else:
-        plan_table(kernels, dict(H200_PROPS, name="an H200 (properties given by hand)"), log)
-        # Exercise the report on fake numbers, so that a formatting bug shows before a GPU run.
-        fake = [{"B": 1, "H": 256, "L": 2, "ours_fwd_auto_ms": 1.0, "ours_fwd_auto_plan": "persistent+chip t0",
-                 "rnn_fwd_ms": 2.0, "sync_floor_ms": 0.5, "ours_gru_fwd_ms": 1.5,
-                 "ours_gru_fwd_plan": "persistent+chip t0", "gru_fwd_ms": 2.5, "ours_gru_fwdbwd_ms": 4.0,
-                 "gru_fwdbwd_ms": 6.0}, {"B": 256, "H": 1024, "L": 8, "skipped": "time budget"}]
-        for line in timing_table(fake, ["(dry run: table format with made-up numbers)"]):
-            log(line)
-    result["elapsed_s"] = time.time() - started
-    log(f"gpu_check: {'FAILED' if failed else 'PASSED'} in {result['elapsed_s']:.0f} s")
-    _write(args.out, "gpu_check.log", "\n".join(log.lines))
-    if args.out:
-        with open(os.path.join(args.out, "gpu_check.json"), "w") as f:
-            json.dump(result, f, indent=1, default=str)
+            time_configs(kernels, torch, log, deadline - 10, sync["1_per_sm"], sink)
+        else:
+            plan_table(kernels, dict(H200_PROPS, name="an H200 (properties given by hand)"), log, sink)
+            log("x floor: ours fwd / ((T + L - 1) grid barriers), measured on a GPU only")
+
+    if "correctness" in phases:
+        seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+        sink("seed", {"seed": seed})
+        shapes = SHAPES_QUICK if (args.quick or not gpu) else SHAPES_FULL
+        if args.shapes:
+            try:
+                shapes = [tuple(int(v) for v in item.split(",")) for item in args.shapes.split(";") if item.strip()]
+            except ValueError:
+                raise SystemExit(f"gpu_check: --shapes must look like '2,5,3,7,3;1,4,6,16,2'; got {args.shapes!r}")
+            if not shapes or any(len(shape) != 5 for shape in shapes):
+                raise SystemExit(f"gpu_check: every --shapes entry needs 5 sizes B,T,D,H,L; got {args.shapes!r}")
+        # With the sanitizers in the same process, they keep their slots.
+        reserve = 2 * args.sanitizer_slot_s + 30 if ("sanitizers" in phases and gpu) else 0
+        records = check_correctness(backend, shapes, seed, log, deadline - reserve, sink)
+        log(f"correctness: {sum(r.get('status') == 'ok' for r in records)} ok, "
+            f"{sum(r.get('status') in ('FAIL', 'ERROR') for r in records)} failed, "
+            f"{sum(1 for r in records if r.get('status') == 'n/a')} n/a (weights do not fit on chip), "
+            f"{sum(1 for r in records if 'skipped' in str(r.get('status')))} skipped")
+
+    if "sanitizers" in phases:
+        selfcheck = run_selfcheck(args.selfcheck, log, args.out, timeout=max(10.0, min(60.0, deadline - time.time())),
+                                  dry_run=not gpu)
+        sink("selfcheck", selfcheck)
+        run_sanitizers(args.selfcheck, log, args.out, args.sanitizer_slot_s, dry_run=not gpu, sink=sink)
+
+    failed = []
+    if "report" in phases:
+        failed, _ = _report(args.out, sink, log, header, args.dry_run)
+    elapsed = time.time() - started
+    log(f"gpu_check: {'FAILED' if failed else 'PASSED'} ({', '.join(phases)}) in {elapsed:.0f} s")
+    if args.out:  # appended: each phase's process adds its part
+        with open(os.path.join(args.out, "gpu_check.log"), "a") as f:
+            f.write("\n".join(log.lines) + "\n")
     return 1 if failed else 0
 
 

@@ -1,12 +1,15 @@
-// A CPU emulation of the part of the CUDA runtime that csrc/cuda uses, for tests on machines without a GPU.
+// A CPU emulation of the part of the CUDA runtime that the CUDA sources (csrc/engine/cuda, csrc/cells/*/cuda_*.cu) use,
+// for tests on machines without a GPU.
 //
-// The kernels of csrc/cuda/*.cu compile unchanged as C++ against this header (g++ -x c++ -DDEEPRNN_CUDA_EMULATION
+// Those kernels compile unchanged as C++ against this header (g++ -x c++ -DDEEPRNN_CUDA_EMULATION
 // -Itests/cuda_emulation): every CUDA thread becomes an OS thread, __syncthreads() a barrier of its block, and a
 // cooperative launch runs all blocks at once with a grid-wide barrier for grid.sync(). Ordinary launches run their
 // blocks one at a time in a shuffled order (blocks of one launch must be independent). "Device memory" is host
 // memory, so AddressSanitizer sees out-of-bounds accesses of the kernels, shared memory included (each block gets
 // its own exactly-sized heap buffer, filled with 0xff bytes, NaN as floats, so that reading unwritten shared memory
-// shows). Launches are synchronous; streams and events only keep their API.
+// shows). Launches are synchronous; streams and events only keep their API. The blocks of ordinary launches run on
+// a pool of OS threads reused from block to block (creating threads was most of the tests' time); a cooperative
+// launch gets fresh threads for all its blocks at once.
 //
 // DEEPRNN_FAST_EMULATION_FAULT injects a fault, so that checks of the kernels' results (deeprnn_fast's GPU
 // self-check) can be tested against a real wrong result: "corrupt" makes the first floating-point global load
@@ -29,6 +32,7 @@
 #include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <condition_variable>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -219,6 +223,91 @@ inline T Loaded(T value) {
   return value;
 }
 
+// One block at a time on reused threads: worker i plays thread i of the block (in x, y, z order). A job is handed
+// out under the mutex with a new generation; workers past the block's size skip it; the caller waits until every
+// thread of the block has finished (and left the block's barrier).
+class BlockPool {
+ public:
+  void Run(const std::function<void()>& kernel, const ThreadState& base, unsigned threads) {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (workers_.size() < threads) Spawn(static_cast<unsigned>(workers_.size()));
+    kernel_ = &kernel;
+    base_ = base;
+    active_ = threads;
+    remaining_ = threads;
+    ++generation_;
+    work_.notify_all();
+    done_.wait(lock, [this] { return remaining_ == 0; });
+  }
+
+  // Never destroyed: its threads wait for work until the process exits.
+  static BlockPool& Instance() {
+    static BlockPool* pool = new BlockPool;
+    return *pool;
+  }
+
+ private:
+  static void* Main(void* raw) {
+    auto* start = static_cast<std::pair<BlockPool*, unsigned>*>(raw);
+    BlockPool* pool = start->first;
+    const unsigned index = start->second;
+    delete start;
+    uint64_t seen = 0;
+    for (;;) {
+      std::unique_lock<std::mutex> lock(pool->mu_);
+      pool->work_.wait(lock, [&] { return pool->generation_ != seen; });
+      seen = pool->generation_;
+      if (index >= pool->active_) continue;
+      const std::function<void()>* kernel = pool->kernel_;
+      ThreadState state = pool->base_;
+      lock.unlock();
+      const dim3 b = state.block_dim;
+      state.thread_idx = dim3(index % b.x, (index / b.x) % b.y, index / (b.x * b.y));
+      tls = state;
+      (*kernel)();
+      if (tls.block_barrier != nullptr) tls.block_barrier->arrive_and_drop();
+      lock.lock();
+      if (--pool->remaining_ == 0) pool->done_.notify_all();
+    }
+    return nullptr;
+  }
+
+  void Spawn(unsigned index) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 1 << 20);
+    pthread_t handle;
+    if (pthread_create(&handle, &attr, Main, new std::pair<BlockPool*, unsigned>(this, index)) != 0)
+      Fail("pthread_create failed");
+    pthread_detach(handle);
+    pthread_attr_destroy(&attr);
+    workers_.push_back(handle);
+  }
+
+  std::mutex mu_;
+  std::condition_variable work_, done_;
+  std::vector<pthread_t> workers_;
+  uint64_t generation_ = 0;
+  unsigned active_ = 0, remaining_ = 0;
+  const std::function<void()>* kernel_ = nullptr;
+  ThreadState base_;
+};
+
+// Runs one block of an ordinary launch on the pool.
+inline void RunPooledBlock(const std::function<void()>& kernel, dim3 grid, dim3 block, size_t smem, dim3 b) {
+  const unsigned threads = block.x * block.y * block.z;
+  std::barrier<> block_barrier(threads);
+  std::unique_ptr<unsigned char[]> shared(new unsigned char[std::max<size_t>(smem, 1)]);
+  std::memset(shared.get(), 0xff, std::max<size_t>(smem, 1));
+  ThreadState base;
+  base.block_idx = b;
+  base.grid_dim = grid;
+  base.block_dim = block;
+  base.smem = smem > 0 ? shared.get() : nullptr;
+  base.block_barrier = &block_barrier;
+  BlockPool::Instance().Run(kernel, base, threads);
+}
+
 inline uint64_t& LaunchCounter() {
   static uint64_t counter = 0;
   return counter;
@@ -245,7 +334,7 @@ inline cudaError_t Launch(const void* func, const std::function<void()>& kernel,
   } else {
     std::mt19937 rng(static_cast<unsigned>(LaunchCounter()));
     std::shuffle(blocks.begin(), blocks.end(), rng);
-    for (const dim3& b : blocks) RunBlocks(kernel, grid, block, smem, {b}, false);
+    for (const dim3& b : blocks) RunPooledBlock(kernel, grid, block, smem, b);
   }
   return cudaSuccess;
 }
@@ -279,6 +368,8 @@ template <typename T>
 inline T __ldg(const T* p) { return emulation::Loaded(*p); }
 template <typename T>
 inline T __ldcg(const T* p) { return emulation::Loaded(*p); }
+template <typename T>
+inline T atomicAdd(T* p, T v) { return std::atomic_ref<T>(*p).fetch_add(v); }
 using std::max;
 using std::min;
 

@@ -1,12 +1,12 @@
-// The CUDA library's entry points (csrc/deeprnn/stacked_rnn_cuda.h, stacked_gru_cuda.h) as a machine without a GPU
-// answers them: every call fails, as the first CUDA call does there. Linked into the AddressSanitizer build of
-// deeprnn_fast._kernels (tests/kernels_asan_build.py) in place of csrc/cuda/*.cu, so that the module is built with
-// DEEPRNN_WITH_CUDA and its CUDA entry points check every argument (__cuda_array_interface__ dicts, overlaps,
-// workspaces) under the sanitizer, without nvcc, then raise RuntimeError.
+// The CUDA passes' entry points (csrc/deeprnn/stacked_cuda.h) as a machine without a GPU answers them: every call
+// fails, as the first CUDA call does there. Linked into the AddressSanitizer build of deeprnn_fast._kernels
+// (tests/kernels_asan_build.py) in place of the CUDA sources (csrc/engine/cuda, csrc/cells/*/cuda_*.cu), so that the
+// module is built with DEEPRNN_WITH_CUDA and its CUDA entry points check every argument (__cuda_array_interface__
+// dicts, overlaps, workspaces) under the sanitizer, without nvcc, then raise RuntimeError. The workspace sizes are
+// host code (csrc/engine/plan) and are the real ones.
 #include <string>
 
-#include "deeprnn/stacked_gru_cuda.h"
-#include "deeprnn/stacked_rnn_cuda.h"
+#include "deeprnn/stacked_cuda.h"
 
 namespace deeprnn {
 
@@ -19,51 +19,22 @@ CudaStatus NoDevice(const char* call) {
 }  // namespace
 
 template <typename T>
-CudaStatus StackedRnnForwardCuda(const Shape&, Activation, const T*, const Weights<T>&, const T*, T*, T*, T*, void*,
-                                 int64_t, void*, CudaSchedule, CudaLaunchInfo*) {
-  return NoDevice("StackedRnnForwardCuda");
+CudaStatus StackedForwardCuda(const ForwardArgs<T>&, const CudaLaunch&) {
+  return NoDevice("StackedForwardCuda");
 }
 
 template <typename T>
-CudaStatus StackedRnnBackwardCuda(const Shape&, Activation, const T*, const Weights<T>&, const T*, const T*, const T*,
-                                  const T*, T*, const WeightGrads<T>&, T*, T*, void*, int64_t, void*, CudaSchedule,
-                                  CudaLaunchInfo*) {
-  return NoDevice("StackedRnnBackwardCuda");
+CudaStatus StackedBackwardCuda(const BackwardArgs<T>&, T*, const CudaLaunch&) {
+  return NoDevice("StackedBackwardCuda");
 }
 
-template <typename T>
-CudaStatus StackedGruForwardCuda(const Shape&, const T*, const GruWeights<T>&, const T*, T*, T*, T*, T*, void*,
-                                 int64_t, void*, CudaSchedule, CudaLaunchInfo*) {
-  return NoDevice("StackedGruForwardCuda");
-}
+template CudaStatus StackedForwardCuda<float>(const ForwardArgs<float>&, const CudaLaunch&);
+template CudaStatus StackedForwardCuda<double>(const ForwardArgs<double>&, const CudaLaunch&);
+template CudaStatus StackedBackwardCuda<float>(const BackwardArgs<float>&, float*, const CudaLaunch&);
+template CudaStatus StackedBackwardCuda<double>(const BackwardArgs<double>&, double*, const CudaLaunch&);
 
-template <typename T>
-CudaStatus StackedGruBackwardCuda(const Shape&, const T*, const GruWeights<T>&, const T*, const T*, const T*,
-                                  const T*, const T*, T*, const GruWeightGrads<T>&, T*, T*, void*, int64_t, void*,
-                                  CudaSchedule, CudaLaunchInfo*) {
-  return NoDevice("StackedGruBackwardCuda");
-}
-
-#define DEEPRNN_NO_DEVICE_INSTANTIATE(T)                                                                          \
-  template CudaStatus StackedRnnForwardCuda<T>(const Shape&, Activation, const T*, const Weights<T>&, const T*,   \
-                                               T*, T*, T*, void*, int64_t, void*, CudaSchedule, CudaLaunchInfo*); \
-  template CudaStatus StackedRnnBackwardCuda<T>(const Shape&, Activation, const T*, const Weights<T>&, const T*,  \
-                                                const T*, const T*, const T*, T*, const WeightGrads<T>&, T*, T*,  \
-                                                void*, int64_t, void*, CudaSchedule, CudaLaunchInfo*);            \
-  template CudaStatus StackedGruForwardCuda<T>(const Shape&, const T*, const GruWeights<T>&, const T*, T*, T*, T*, \
-                                               T*, void*, int64_t, void*, CudaSchedule, CudaLaunchInfo*);         \
-  template CudaStatus StackedGruBackwardCuda<T>(const Shape&, const T*, const GruWeights<T>&, const T*, const T*, \
-                                                const T*, const T*, const T*, T*, const GruWeightGrads<T>&, T*,   \
-                                                T*, void*, int64_t, void*, CudaSchedule, CudaLaunchInfo*);
-DEEPRNN_NO_DEVICE_INSTANTIATE(float)
-DEEPRNN_NO_DEVICE_INSTANTIATE(double)
-#undef DEEPRNN_NO_DEVICE_INSTANTIATE
-
-CudaStatus PlanStackedRnnCuda(const Shape&, int, Direction, CudaSchedule, WavefrontPlan*) {
-  return NoDevice("PlanStackedRnnCuda");
-}
-CudaStatus PlanStackedGruCuda(const Shape&, int, Direction, CudaSchedule, WavefrontPlan*) {
-  return NoDevice("PlanStackedGruCuda");
+CudaStatus PlanStackedCuda(Cell, const Shape&, int, Direction, CudaSchedule, WavefrontPlan*) {
+  return NoDevice("PlanStackedCuda");
 }
 
 CudaStatus CudaDeviceCount(int* count) {
@@ -74,6 +45,7 @@ CudaStatus CudaCurrentDeviceProps(DeviceProps*) { return NoDevice("cudaGetDevice
 CudaStatus CudaCurrentDeviceName(std::string*) { return NoDevice("cudaGetDeviceProperties"); }
 CudaStatus CudaVersions(int*, int*) { return NoDevice("cudaRuntimeGetVersion"); }
 CudaStatus CudaStreamWaitStream(void*, void*) { return NoDevice("cudaStreamWaitEvent"); }
+CudaStatus CudaCopyHostToDeviceAsync(void*, const void*, int64_t, void*) { return NoDevice("cudaMemcpyAsync"); }
 CudaStatus CudaGridSyncBenchmark(int64_t, int, void*) { return NoDevice("cudaLaunchCooperativeKernel"); }
 
 }  // namespace deeprnn

@@ -34,6 +34,8 @@ struct GruCell {
 
   template <typename Isa, typename T>
   struct Cpu;  // cells/gru/cpu_pointwise.h
+  template <typename T>
+  struct Cuda;  // cells/gru/cuda_pointwise.cuh
 };
 
 }  // namespace deeprnn

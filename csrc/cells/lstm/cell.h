@@ -30,6 +30,8 @@ struct LstmCell {
 
   template <typename Isa, typename T>
   struct Cpu;  // cells/lstm/cpu_pointwise.h
+  template <typename T>
+  struct Cuda;  // cells/lstm/cuda_pointwise.cuh
 };
 
 }  // namespace deeprnn

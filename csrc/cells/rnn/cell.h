@@ -31,6 +31,8 @@ struct RnnCell {
 
   template <typename Isa, typename T>
   struct Cpu;  // cells/rnn/cpu_pointwise.h
+  template <typename T>
+  struct Cuda;  // cells/rnn/cuda_pointwise.cuh
 };
 
 }  // namespace deeprnn

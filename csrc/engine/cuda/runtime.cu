@@ -1,15 +1,16 @@
-// CUDA runtime helpers of the library: error texts, the cached device properties, planning on the current device,
-// and the small services the pybind11 module and the benchmarks use without CUDA headers of their own.
+// CUDA runtime helpers of the library: error texts, the cached device properties, and the small services the
+// adapters (TensorFlow, pybind11, benchmarks) use without CUDA headers of their own.
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
-#include "cuda/kernel_params.h"
-#include "cuda/launcher_common.h"
-#include "deeprnn/stacked_rnn_cuda.h"
+#include "deeprnn/stacked_cuda.h"
+#include "engine/cuda/kernel_params.h"
 
 namespace deeprnn {
 namespace cuda {
@@ -53,40 +54,9 @@ __global__ void GridSyncKernel(int64_t syncs) {
   for (int64_t i = 0; i < syncs; ++i) grid.sync();
 }
 
-template <typename T>
-CudaStatus PlanOnDevice(const Shape& shape, Direction direction, CudaSchedule schedule, WavefrontPlan* plan) {
-  DeviceProps props;
-  DEEPRNN_RETURN_IF_NOT_OK(CurrentDeviceProps(&props, nullptr));
-  CudaStatus occupancy_error;
-  const OccupancyFn occupancy = [&](int tile, int64_t smem_bytes) {
-    int blocks = 0;
-    const CudaStatus st = direction == Direction::kForward ? WavefrontOccupancy<T, false>(tile, smem_bytes, &blocks)
-                                                           : WavefrontOccupancy<T, true>(tile, smem_bytes, &blocks);
-    if (!st.ok() && occupancy_error.ok()) occupancy_error = st;
-    return st.ok() ? blocks : 0;
-  };
-  DEEPRNN_RETURN_IF_NOT_OK(PlanWavefront(shape, sizeof(T), direction, props, schedule, occupancy, plan));
-  return occupancy_error;
-}
-
 }  // namespace
 
-template <typename T>
-CudaStatus PlanForCurrentDevice(const Shape& shape, Direction direction, CudaSchedule schedule, WavefrontPlan* plan) {
-  return PlanOnDevice<T>(shape, direction, schedule, plan);
-}
-template CudaStatus PlanForCurrentDevice<float>(const Shape&, Direction, CudaSchedule, WavefrontPlan*);
-template CudaStatus PlanForCurrentDevice<double>(const Shape&, Direction, CudaSchedule, WavefrontPlan*);
-
 }  // namespace cuda
-
-CudaStatus PlanStackedRnnCuda(const Shape& shape, int element_bytes, Direction direction, CudaSchedule schedule,
-                              WavefrontPlan* plan) {
-  if (element_bytes == 4) return cuda::PlanForCurrentDevice<float>(shape, direction, schedule, plan);
-  if (element_bytes == 8) return cuda::PlanForCurrentDevice<double>(shape, direction, schedule, plan);
-  return CudaStatus::Error("element size must be 4 (float32) or 8 (float64) bytes; got " +
-                           std::to_string(element_bytes));
-}
 
 CudaStatus CudaDeviceCount(int* count) {
   *count = 0;
@@ -132,6 +102,18 @@ CudaStatus CudaStreamWaitStream(void* waiting, void* producer) {
   const cudaError_t destroy_err = cudaEventDestroy(event);
   DEEPRNN_CUDA_RETURN_IF_ERROR("cudaEventRecord / cudaStreamWaitEvent", err);
   DEEPRNN_CUDA_RETURN_IF_ERROR("cudaEventDestroy", destroy_err);
+  return CudaStatus::Ok();
+}
+
+CudaStatus CudaCopyHostToDeviceAsync(void* device_dst, const void* host_src, int64_t bytes, void* stream) {
+  if (bytes <= 0) return CudaStatus::Ok();
+  // A pageable copy of our own: cudaMemcpyAsync returns only once it has staged pageable memory, so the caller's
+  // buffer (pinned or not) is free to go when this returns.
+  std::vector<unsigned char> staging(static_cast<size_t>(bytes));
+  std::memcpy(staging.data(), host_src, static_cast<size_t>(bytes));
+  DEEPRNN_CUDA_RETURN_IF_ERROR("cudaMemcpyAsync(host to device)",
+                               cudaMemcpyAsync(device_dst, staging.data(), static_cast<size_t>(bytes),
+                                               cudaMemcpyHostToDevice, static_cast<cudaStream_t>(stream)));
   return CudaStatus::Ok();
 }
 

@@ -1,13 +1,19 @@
-// Host-only planning of the CUDA stacked RNN (see deeprnn/launch_plan.h): no CUDA headers, unit-tested without a GPU.
+// Host-only planning of the CUDA passes for any cell (deeprnn/launch_plan.h): no CUDA headers, unit-tested without a
+// GPU. A cell enters only through its geometry (gates, pre-activation slots; engine/plan/cell_geometry.h) and the
+// tiles and shared memory that follow from it (engine/plan/tiles.h); the schedule rules are the same for every cell.
+// A GRU or LSTM block stages G gates' weight columns per unit forward and a G*H-long reduction backward, so their
+// weights fit on chip up to smaller layers than the tanh RNN's (float32, two segments: H = 1024 for tanh, 512 for
+// the GRU, 256 for the LSTM).
 #include "deeprnn/launch_plan.h"
 
 #include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <string>
 
-#include "cuda/plan_arithmetic.h"
-#include "deeprnn/stacked_rnn_cuda.h"
+#include "engine/plan/arithmetic.h"
+#include "engine/plan/cell_geometry.h"
+#include "engine/plan/tiles.h"
+#include "engine/plan/workspace.h"
 
 namespace deeprnn {
 
@@ -15,19 +21,9 @@ namespace {
 
 using plan::CeilDiv;
 using plan::kInt32Max;
-using plan::kMaxColumns;
 using plan::MulOrNeg;
-using plan::RoundUp;
+using plan::Product;
 using plan::Str;
-
-int64_t Product(std::initializer_list<int64_t> values) {
-  int64_t p = 1;
-  for (int64_t v : values) {
-    p = MulOrNeg(p, v);
-    if (p < 0) return -1;
-  }
-  return p;
-}
 
 // The tile that covers the batch with the least padding: B = 1 computes one row, larger batches more rows per tile.
 int SmallTileFor(int64_t batch) {
@@ -36,6 +32,18 @@ int SmallTileFor(int64_t batch) {
   if (batch <= 16) return 2;
   if (batch <= 32) return 3;
   return 4;
+}
+
+// Copies the shape of the plan's tile into it, for callers that do not know the tile tables.
+void DescribeTile(int pre_slots, WavefrontPlan* plan) {
+  const WavefrontTile t = WavefrontTileShape(pre_slots, plan->tile);
+  plan->bm = t.bm;
+  plan->bn = t.bn;
+  plan->tm = t.tm;
+  plan->tn = t.tn;
+  plan->bk = t.bk;
+  plan->ks = WavefrontKs(t);
+  plan->threads = kWavefrontThreads;
 }
 
 }  // namespace
@@ -80,7 +88,8 @@ CudaStatus ValidateDeviceProps(const DeviceProps& p) {
   return CudaStatus::Ok();
 }
 
-CudaStatus ValidateCudaShape(const Shape& s) {
+CudaStatus ValidateCudaShape(Cell cell, const Shape& s) {
+  const CellGeometry geo = GeometryOf(cell);
   if (s.batch < 0) return CudaStatus::Error("batch must be >= 0; got " + Str(s.batch));
   if (s.time < 0) return CudaStatus::Error("time must be >= 0; got " + Str(s.time));
   if (s.input < 1) return CudaStatus::Error("input features must be >= 1; got " + Str(s.input));
@@ -90,14 +99,20 @@ CudaStatus ValidateCudaShape(const Shape& s) {
   if (rows < 0 || rows > kInt32Max)
     return CudaStatus::Error("batch * time must be at most 2^31 - 1 (the CUDA kernels index rows with 32 bits); got " +
                              Str(s.batch) + " * " + Str(s.time));
-  if (s.hidden > kMaxColumns || s.input > kMaxColumns)
-    return CudaStatus::Error("hidden and input sizes must be at most " + Str(kMaxColumns) +
+  if (s.hidden > kMaxGemmColumns || s.input > kMaxGemmColumns)
+    return CudaStatus::Error("hidden and input sizes must be at most " + Str(kMaxGemmColumns) +
                              " for the CUDA kernels; got hidden " + Str(s.hidden) + ", input " + Str(s.input));
+  if (geo.gates > 1 && geo.gates * s.hidden > kMaxGemmColumns)
+    return CudaStatus::Error("hidden units must be at most " + Str(kMaxGemmColumns / geo.gates) + " for the CUDA " +
+                             geo.label + " (its matrices have " + Str(geo.gates) + " * hidden columns); got " +
+                             Str(s.hidden));
   if (s.layers > kInt32Max - s.time)
     return CudaStatus::Error("time + layers must be below 2^31; got " + Str(s.time) + " + " + Str(s.layers));
-  const int64_t cells = Product({s.layers, s.time, s.batch, s.hidden});
+  // The widest per-cell tensor: the saved gates or the grad slots, [L,T,B,max(1, SS, GS)*H].
+  const int64_t slots = std::max({1, geo.saved_slots, geo.grad_slots});
+  const int64_t cells = Product({s.layers, s.time, s.batch, slots * s.hidden});
   const int64_t inputs = Product({s.batch, s.time, s.input});
-  const int64_t weights = Product({s.hidden, std::max(s.hidden, s.input)});
+  const int64_t weights = Product({geo.gates * s.hidden, std::max(s.hidden, s.input)});
   constexpr int64_t kMaxElems = int64_t{1} << 60;  // leaves room for byte offsets of doubles
   if (cells < 0 || cells > kMaxElems || inputs < 0 || inputs > kMaxElems || weights < 0 || weights > kMaxElems)
     return CudaStatus::Error("the tensors of this shape have more than 2^60 elements (batch " + Str(s.batch) +
@@ -106,27 +121,11 @@ CudaStatus ValidateCudaShape(const Shape& s) {
   return CudaStatus::Ok();
 }
 
-namespace {
-
-int64_t TanhSmemBytes(const WavefrontTile& tile, int64_t hidden, int64_t layers, bool resident, bool /*backward*/,
-                      int64_t element_bytes) {
-  return WavefrontSmemBytes(tile, hidden, layers, resident, element_bytes);
-}
-
-constexpr WavefrontCell kTanhCell = {"", 64, &WavefrontTileShape, &TanhSmemBytes};
-
-}  // namespace
-
-CudaStatus PlanWavefront(const Shape& shape, int element_bytes, Direction direction, const DeviceProps& props,
-                         CudaSchedule requested, const OccupancyFn& occupancy, WavefrontPlan* plan) {
-  CudaStatus status = ValidateCudaShape(shape);
+CudaStatus PlanWavefront(Cell cell, const Shape& shape, int element_bytes, Direction direction,
+                         const DeviceProps& props, CudaSchedule requested, const OccupancyFn& occupancy,
+                         WavefrontPlan* plan) {
+  CudaStatus status = ValidateCudaShape(cell, shape);
   if (!status.ok()) return status;
-  return PlanCellWavefront(kTanhCell, shape, element_bytes, direction, props, requested, occupancy, plan);
-}
-
-CudaStatus PlanCellWavefront(const WavefrontCell& cell, const Shape& shape, int element_bytes, Direction direction,
-                             const DeviceProps& props, CudaSchedule requested, const OccupancyFn& occupancy,
-                             WavefrontPlan* plan) {
   if (element_bytes != 4 && element_bytes != 8)
     return CudaStatus::Error("element size must be 4 (float32) or 8 (float64) bytes; got " + Str(element_bytes));
   CudaStatus device = ValidateDeviceProps(props);
@@ -134,9 +133,15 @@ CudaStatus PlanCellWavefront(const WavefrontCell& cell, const Shape& shape, int 
   *plan = WavefrontPlan();
   const bool backward = direction == Direction::kBackward;
   const int64_t B = shape.batch, T = shape.time, H = shape.hidden, L = shape.layers;
-  const std::string pass = std::string(cell.pass_prefix) + (backward ? "backward" : "forward");
+  const CellGeometry geo = GeometryOf(cell);
+  const std::string pass = std::string(geo.label) + (backward ? " backward" : " forward");
+  const int G = geo.gates, NP = geo.pre_slots;
+  auto smem_bytes = [&](const WavefrontTile& tile, bool resident) {
+    return WavefrontSmemBytes(tile, G, NP, shape.hidden, shape.layers, resident, backward, element_bytes);
+  };
   if (B == 0 || T == 0) {
     plan->reason = "nothing to compute: batch or time is 0";
+    DescribeTile(NP, plan);
     return CudaStatus::Ok();
   }
   const OccupancyFn occ = occupancy ? occupancy : OccupancyFn([&props](int, int64_t smem) {
@@ -148,10 +153,10 @@ CudaStatus PlanCellWavefront(const WavefrontCell& cell, const Shape& shape, int 
 
   // Weights on chip: block (l, c) keeps columns [16c, 16c + 16) of layer l's weights; the tile covers the batch.
   const int tile_r = SmallTileFor(B);
-  const WavefrontTile shape_r = cell.tile_shape(tile_r);
+  const WavefrontTile shape_r = WavefrontTileShape(NP, tile_r);
   const int64_t rows_r = CeilDiv(B, shape_r.bm), cols_r = CeilDiv(H, shape_r.bn);
   const int64_t blocks_r = L * cols_r;
-  const int64_t smem_r = cell.smem_bytes(shape_r, H, L, true, backward, element_bytes);
+  const int64_t smem_r = smem_bytes(shape_r, true);
   int64_t occ_r = 0;
   std::string why_not_r;
   if (!props.cooperative_launch) {
@@ -167,15 +172,16 @@ CudaStatus PlanCellWavefront(const WavefrontCell& cell, const Shape& shape, int 
   }
   const bool r_ok = why_not_r.empty();
 
-  // Streaming (persistent without weights on chip) and stepwise share the tile chosen for the batch.
-  const int tile_s = (B >= 64 && H >= cell.wide_tile_min_hidden) ? 5 : tile_r;
-  const WavefrontTile shape_s = cell.tile_shape(tile_s);
+  // Streaming (persistent without weights on chip) and stepwise share the tile chosen for the batch: the wide tile
+  // 5 once the batch and the layer fill it.
+  const int tile_s = (B >= 64 && H >= WavefrontTileShape(NP, 5).bn) ? 5 : tile_r;
+  const WavefrontTile shape_s = WavefrontTileShape(NP, tile_s);
   const int64_t rows_s = CeilDiv(B, shape_s.bm), cols_s = CeilDiv(H, shape_s.bn);
   const int64_t items_s = MulOrNeg(MulOrNeg(max_active, rows_s), cols_s);
   if (items_s < 0 || items_s > kInt32Max)
     return CudaStatus::Error("a wavefront step of this shape has more than 2^31 - 1 tiles (layers " + Str(L) +
                              ", batch " + Str(B) + ", hidden " + Str(H) + ")");
-  const int64_t smem_s = cell.smem_bytes(shape_s, H, L, false, backward, element_bytes);
+  const int64_t smem_s = smem_bytes(shape_s, false);
   // Stepwise launches need this too: never for the tiles there are (at most 110 KB), but say so rather than fail at
   // launch.
   if (smem_s > props.smem_per_block_optin)
@@ -270,78 +276,8 @@ CudaStatus PlanCellWavefront(const WavefrontCell& cell, const Shape& shape, int 
       }
       break;
   }
+  DescribeTile(NP, plan);
   return CudaStatus::Ok();
-}
-
-ReductionSplit PlanGemmSplit(int64_t m, int64_t n, int64_t k) {
-  ReductionSplit split;
-  if (k <= 0 || m <= 0 || n <= 0) return split;
-  const int64_t tiles = CeilDiv(m, kGemmTile) * CeilDiv(n, kGemmTile);
-  const int64_t want = CeilDiv(512, tiles);
-  const int64_t splits = std::max<int64_t>(1, std::min({want, CeilDiv(k, 256), int64_t{64}}));
-  split.k_per_split = RoundUp(CeilDiv(k, splits), kGemmChunk);
-  split.splits = CeilDiv(k, split.k_per_split);  // never an empty slice
-  return split;
-}
-
-ReductionSplit PlanColumnSumSplit(int64_t m, int64_t n) {
-  ReductionSplit split;
-  if (m <= 0 || n <= 0) return split;
-  const int64_t blocks = CeilDiv(n, kColumnSumCols);
-  const int64_t want = CeilDiv(512, blocks);
-  const int64_t splits = std::max<int64_t>(1, std::min({want, CeilDiv(m, 256), int64_t{64}}));
-  split.k_per_split = CeilDiv(m, splits);
-  split.splits = CeilDiv(m, split.k_per_split);
-  return split;
-}
-
-int64_t GemmPartialElems(int64_t m, int64_t n, int64_t k) {
-  const ReductionSplit s = PlanGemmSplit(m, n, k);
-  return s.splits > 1 ? s.splits * m * n : 0;
-}
-
-namespace {
-
-using plan::kAlign;
-
-WorkspaceLayout MakeLayout(int64_t table_bytes, int64_t partial_bytes) {
-  WorkspaceLayout w;
-  w.table_offset = 0;
-  w.table_bytes = table_bytes;
-  w.partial_offset = RoundUp(table_bytes, kAlign);
-  w.partial_bytes = partial_bytes;
-  w.total_bytes = w.partial_offset + RoundUp(partial_bytes, kAlign);
-  return w;
-}
-
-}  // namespace
-
-WorkspaceLayout ForwardWorkspaceLayout(const Shape& shape, int element_bytes) {
-  (void)element_bytes;
-  return MakeLayout(3 * std::max<int64_t>(1, shape.layers) * static_cast<int64_t>(sizeof(void*)), 0);
-}
-
-WorkspaceLayout BackwardWorkspaceLayout(const Shape& shape, int element_bytes) {
-  const int64_t B = shape.batch, T = shape.time, D = shape.input, H = shape.hidden, L = shape.layers;
-  int64_t partial = 0;
-  if (B > 0 && T > 0) {
-    const int64_t rows = T * B;
-    partial = std::max(partial, GemmPartialElems(D, H, rows));                    // grad of kernels[0]
-    if (L > 1) partial = std::max(partial, GemmPartialElems(H, H, rows));         // grad of kernels[l > 0]
-    partial = std::max(partial, GemmPartialElems(H, H, B));                       // recurrent, t = 0 part
-    partial = std::max(partial, GemmPartialElems(H, H, (T - 1) * B));             // recurrent, t > 0 part
-    const ReductionSplit bias = PlanColumnSumSplit(rows, H);                     // grad of biases
-    if (bias.splits > 1) partial = std::max(partial, bias.splits * H);
-  }
-  return MakeLayout(2 * std::max<int64_t>(1, L) * static_cast<int64_t>(sizeof(void*)), partial * element_bytes);
-}
-
-int64_t StackedRnnForwardCudaWorkspaceBytes(const Shape& shape, int element_bytes) {
-  return ForwardWorkspaceLayout(shape, element_bytes).total_bytes;
-}
-
-int64_t StackedRnnBackwardCudaWorkspaceBytes(const Shape& shape, int element_bytes) {
-  return BackwardWorkspaceLayout(shape, element_bytes).total_bytes;
 }
 
 const char* ScheduleName(CudaSchedule schedule) {

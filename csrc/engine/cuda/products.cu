@@ -1,13 +1,15 @@
-// The non-recurrent parts of the stacked RNN on CUDA: a tiled matrix product over "sequence rows" (layer 0's input
-// projection, the data gradients of the inputs and initial states, the weight gradients over all T*B rows), the
-// deterministic addition of split-reduction partials, column sums (bias gradients) and the pointer-table writer.
-// Plain fp32/fp64 FMA on CUDA cores: simple and exact to the element order; no tensor cores yet.
+// The non-recurrent parts of the CUDA passes, for every cell: a tiled matrix product over "sequence rows" (layer 0's
+// input projection, the data gradients of the inputs and initial states, the weight gradients over all T*B rows),
+// the deterministic addition of split-reduction partials, column sums and their arrangement into bias gradients,
+// and the pointer-table writer. Plain fp32/fp64 FMA on CUDA cores: simple and exact to the element order; no
+// tensor cores yet.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <string>
 
-#include "cuda/kernel_params.h"
+#include "engine/cuda/device_math.cuh"
+#include "engine/cuda/kernel_params.h"
 
 namespace deeprnn {
 namespace cuda {
@@ -26,9 +28,6 @@ __device__ __forceinline__ int64_t SeqOffset(const SeqIndex& s, int32_t r) {
   const int32_t b = r - t * s.batch;
   return static_cast<int64_t>(t) * s.stride_t + static_cast<int64_t>(b) * s.stride_b;
 }
-
-__device__ __forceinline__ float Fma(float a, float b, float c) { return fmaf(a, b, c); }
-__device__ __forceinline__ double Fma(double a, double b, double c) { return fma(a, b, c); }
 
 // Staging: every thread loads 4 elements of each operand per chunk. For an operand read along its reduction index
 // (A not transposed, B transposed) thread (ty, tx) loads rows ty + 16 r at reduction offset tx, so its row offsets
@@ -116,15 +115,44 @@ __global__ void __launch_bounds__(kThreads) GemmKernel(const GemmParams<T> p) {
   }
 }
 
+// Element (i, j) of the m x n output at c[i * ldc + j], summed over the splits in order (deterministic).
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
-    ReducePartialsKernel(const T* partial, int32_t splits, int64_t total, int32_t accumulate, T* c) {
+    ReducePartialsKernel(const T* partial, int32_t splits, int64_t m, int64_t n, int64_t ldc, int32_t accumulate,
+                         T* c) {
+  const int64_t total = m * n;
   for (int64_t idx = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * kThreads) {
-    T v = accumulate ? c[idx] : T(0);
+    const int64_t i = idx / n, j = idx - i * n;
+    T* out = c + i * ldc + j;
+    T v = accumulate ? *out : T(0);
     for (int z = 0; z < splits; ++z) v += partial[static_cast<int64_t>(z) * total + idx];
-    c[idx] = v;
+    *out = v;
   }
+}
+
+// bias[r][g * H + u] = sums[source[r][g] * H + u] (0 where a row has no source).
+template <typename T>
+__global__ void __launch_bounds__(kThreads) BiasGradKernel(const T* sums, int64_t hidden, const SlotMap map, T* bias) {
+  const int64_t width = map.gates * hidden;
+  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; idx < map.rows * width;
+       idx += static_cast<int64_t>(gridDim.x) * kThreads) {
+    const int64_t r = idx / width, j = idx - r * width;
+    const int64_t g = j / hidden, u = j - g * hidden;
+    // Selected with constant indices: indexing the parameter's array with run-time ones would copy it to local
+    // memory.
+    int source = -1;
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr)
+#pragma unroll
+      for (int gg = 0; gg < 4; ++gg)
+        if (rr == r && gg == g) source = map.source[rr][gg];
+    bias[idx] = source >= 0 ? sums[source * hidden + u] : T(0);
+  }
+}
+
+unsigned BlocksFor(int64_t total) {
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((total + kThreads - 1) / kThreads, 4096)));
 }
 
 // Block (x, y): columns [32 x, 32 x + 32), rows [y * rows_per_split, ...) summed by 8 row lanes, then added in order.
@@ -189,17 +217,23 @@ CudaStatus LaunchGemm(GemmLayout layout, const GemmParams<T>& p, int64_t splits,
 }
 
 template <typename T>
-CudaStatus LaunchReducePartials(const T* partial, int64_t splits, int64_t m, int64_t n, bool accumulate, T* c,
-                                cudaStream_t stream) {
-  const int64_t total = m * n;
-  if (total <= 0) return CudaStatus::Ok();
-  const int64_t blocks = std::min<int64_t>((total + kThreads - 1) / kThreads, 4096);
+CudaStatus LaunchReducePartials(const T* partial, int64_t splits, int64_t m, int64_t n, int64_t ldc, bool accumulate,
+                                T* c, cudaStream_t stream) {
+  if (m <= 0 || n <= 0) return CudaStatus::Ok();
   int32_t splits32 = static_cast<int32_t>(splits), accumulate32 = accumulate ? 1 : 0;
-  int64_t total64 = total;
-  void* args[] = {&partial, &splits32, &total64, &accumulate32, &c};
-  return LaunchError(cudaLaunchKernel(ReducePartialsKernel<T>, dim3(static_cast<unsigned>(blocks)), dim3(kThreads),
-                                      args, 0, stream),
-                     "split-reduction sum kernel");
+  void* args[] = {&partial, &splits32, &m, &n, &ldc, &accumulate32, &c};
+  return LaunchError(
+      cudaLaunchKernel(ReducePartialsKernel<T>, dim3(BlocksFor(m * n)), dim3(kThreads), args, 0, stream),
+      "split-reduction sum kernel");
+}
+
+template <typename T>
+CudaStatus LaunchBiasGrad(const T* sums, int64_t hidden, const SlotMap& map, T* bias, cudaStream_t stream) {
+  SlotMap m = map;
+  void* args[] = {&sums, &hidden, &m, &bias};
+  return LaunchError(cudaLaunchKernel(BiasGradKernel<T>, dim3(BlocksFor(map.rows * map.gates * hidden)),
+                                      dim3(kThreads), args, 0, stream),
+                     "bias-gradient kernel");
 }
 
 template <typename T>
@@ -218,7 +252,7 @@ CudaStatus LaunchColumnSum(const T* x, int64_t m, int64_t n, const ReductionSpli
   void* args[] = {&x, &m32, &n32, &rows32, &partial, &out};
   DEEPRNN_RETURN_IF_NOT_OK(
       LaunchError(cudaLaunchKernel(ColumnSumKernel<T>, grid, dim3(kThreads), args, 0, stream), "column-sum kernel"));
-  if (split.splits > 1) return LaunchReducePartials(partial, split.splits, 1, n, false, out, stream);
+  if (split.splits > 1) return LaunchReducePartials(partial, split.splits, 1, n, n, false, out, stream);
   return CudaStatus::Ok();
 }
 
@@ -239,8 +273,10 @@ CudaStatus LaunchWritePointerTable(const void* const* host_pointers, int64_t cou
 
 #define DEEPRNN_INSTANTIATE_GEMM(T)                                                                              \
   template CudaStatus LaunchGemm<T>(GemmLayout, const GemmParams<T>&, int64_t, cudaStream_t);                   \
-  template CudaStatus LaunchReducePartials<T>(const T*, int64_t, int64_t, int64_t, bool, T*, cudaStream_t);     \
-  template CudaStatus LaunchColumnSum<T>(const T*, int64_t, int64_t, const ReductionSplit&, T*, T*, cudaStream_t);
+  template CudaStatus LaunchReducePartials<T>(const T*, int64_t, int64_t, int64_t, int64_t, bool, T*,            \
+                                              cudaStream_t);                                                    \
+  template CudaStatus LaunchColumnSum<T>(const T*, int64_t, int64_t, const ReductionSplit&, T*, T*, cudaStream_t); \
+  template CudaStatus LaunchBiasGrad<T>(const T*, int64_t, const SlotMap&, T*, cudaStream_t);
 DEEPRNN_INSTANTIATE_GEMM(float)
 DEEPRNN_INSTANTIATE_GEMM(double)
 #undef DEEPRNN_INSTANTIATE_GEMM

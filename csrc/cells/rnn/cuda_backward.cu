@@ -1,0 +1,7 @@
+// The tanh and relu RNN's CUDA backward pass: its wavefront kernels (every tile, float and double) and their driver.
+#include "cells/rnn/cuda_pointwise.cuh"
+#include "engine/cuda/backward_pass.cuh"
+#include "engine/cuda/passes.h"
+
+DEEPRNN_INSTANTIATE_CUDA_BACKWARD(::deeprnn::RnnCell<::deeprnn::Cell::kTanh>)
+DEEPRNN_INSTANTIATE_CUDA_BACKWARD(::deeprnn::RnnCell<::deeprnn::Cell::kRelu>)
