@@ -357,12 +357,6 @@ struct BackwardPass {
         dy = rows;
         dy_ld = H;
       }
-      // The previous step's rows of the batch-major streams, which the reverse wavefront reads next (PrefetchRows).
-      if (t > 0) {
-        if (top) PrefetchRows(a.grad_outputs + (r0 * TT + t - 1) * H + j0, m, TT * H, j1 - j0, false);
-        if (l == 0 && want_dx) PrefetchRows(a.grad_inputs + r0 * TT * D + (t - 1) * D, m, TT * D, D, true);
-        if (l == 0 && !tokens) PrefetchRows(a.inputs.dense + r0 * TT * D + (t - 1) * D, m, TT * D, D, false);
-      }
       // The final state's gradient enters at t = T-1; the direct path from t + 1 everywhere else.
       const T* carried = t == TT - 1 ? a.grad_final_states + (l * NS * B + r0) * H
                                      : direct_h ? dh(l, t + 1) + r0 * H : nullptr;

@@ -169,12 +169,6 @@ struct ForwardPass {
         h[0] = {h_base, H, 1};
       }
 
-      // The next step's rows of the batch-major streams (PrefetchRows).
-      if (t + 1 < TT) {
-        if (l == 0 && !tokens) PrefetchRows(x_base + D, m, x_ld, D, false);
-        if (top) PrefetchRows(a.outputs + (r0 * TT + t + 1) * H + j0, m, TT * H, j1 - j0, true);
-      }
-
       auto products = [&](int p, TileSpec<T>& spec) {
         const PreSlot& slot = Cell::kPre[p];
         if (slot.x_gate >= 0) {

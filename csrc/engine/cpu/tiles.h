@@ -119,23 +119,6 @@ int64_t GemmScratchSize(int64_t panels, int64_t nr, int64_t mr, int element_byte
 
 inline int64_t NumPanels(int64_t n, int64_t nr) { return (n + nr - 1) / nr; }
 
-// Asks for `count` values of each of `rows` rows, `ld` values apart, to be brought into the cache ahead of use.
-// The schedules call it for the next step's rows of the batch-major streams (inputs, outputs and their gradients):
-// a block's rows of those are each their own stream (T * D or T * H values apart), far more streams than the
-// hardware prefetchers follow, so without it every row of every step waits on the outer caches.
-template <typename T>
-inline void PrefetchRows(const T* base, int64_t rows, int64_t ld, int64_t count, bool for_write) {
-  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t k = 0; k < count; k += kLine) {
-      if (for_write) {
-        __builtin_prefetch(base + i * ld + k, 1, 3);
-      } else {
-        __builtin_prefetch(base + i * ld + k, 0, 3);
-      }
-    }
-}
-
 }  // namespace cpu
 }  // namespace deeprnn
 
