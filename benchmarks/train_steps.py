@@ -184,8 +184,8 @@ def build_deeprnn_fast_gru(config, inputs):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The LSTM (another issue adds deeprnn_fast.stacked_lstm). Until the project has one, its peers skip too: they are
-# timed to be compared with it, and would only lengthen every run.
+# The LSTM. Its peers skip where the project's op is missing (an older build): they are timed to be compared with
+# it, and would only lengthen every run.
 
 LSTM_MISSING = "deeprnn_fast.stacked_lstm does not exist yet"
 

@@ -1,6 +1,7 @@
 // The GRU's op definitions ("DeeprnnFast>" namespaced like the tanh RNN's; see ops_rnn.cc for the conventions).
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
+#include "tf/op_signatures.h"
 #include "tf/shape_inference.h"
 
 namespace deeprnn_fast {
@@ -8,28 +9,11 @@ namespace deeprnn_fast {
 using ::tensorflow::shape_inference::InferenceContext;
 
 REGISTER_OP("DeeprnnFast>StackedGru")
-    .Input("inputs: T")
-    .Input("kernels: N * T")
-    .Input("recurrent_kernels: N * T")
-    .Input("biases: N * T")
-    .Input("initial_states: T")
-    .Input("tokens: num_tokens * int32")
-    .Input("mask: num_masks * bool")
-    .Input("input_dropout: num_input_dropout * T")
-    .Input("recurrent_dropout: num_recurrent_dropout * T")
-    .Input("between_dropout: num_between_dropout * T")
-    .Output("outputs: T")
-    .Output("final_states: T")
-    .Output("activations: T")
+    DEEPRNN_FAST_FORWARD_INPUTS
+    DEEPRNN_FAST_MODIFIER_INPUTS
+    DEEPRNN_FAST_FORWARD_OUTPUTS
     .Output("gates: T")
-    .Attr("T: {float, double}")
-    .Attr("N: int >= 1")
-    .Attr("num_tokens: int >= 0 = 0")
-    .Attr("num_masks: int >= 0 = 0")
-    .Attr("num_input_dropout: int >= 0 = 0")
-    .Attr("num_recurrent_dropout: int >= 0 = 0")
-    .Attr("num_between_dropout: int >= 0 = 0")
-    .Attr("zero_output_for_mask: bool = false")
+    DEEPRNN_FAST_SHARED_ATTRS
     .SetShapeFn([](InferenceContext* c) { return internal::ForwardShapes(c, deeprnn::Cell::kGru); })
     .Doc(R"doc(
 Fused stacked GRU, Keras' GRUCell with reset_after=True, gate order [z, r, n]:
@@ -49,32 +33,12 @@ gates: [N, T, B, 4H], per cell and row [z | r | n | h Wh_n + bh_n]: for the grad
 )doc");
 
 REGISTER_OP("DeeprnnFast>StackedGruGrad")
-    .Input("inputs: T")
-    .Input("kernels: N * T")
-    .Input("recurrent_kernels: N * T")
-    .Input("initial_states: T")
-    .Input("activations: T")
+    DEEPRNN_FAST_GRAD_INPUTS
     .Input("gates: T")
-    .Input("grad_outputs: T")
-    .Input("grad_final_states: T")
-    .Input("tokens: num_tokens * int32")
-    .Input("mask: num_masks * bool")
-    .Input("input_dropout: num_input_dropout * T")
-    .Input("recurrent_dropout: num_recurrent_dropout * T")
-    .Input("between_dropout: num_between_dropout * T")
-    .Output("grad_inputs: T")
-    .Output("grad_kernels: N * T")
-    .Output("grad_recurrent_kernels: N * T")
-    .Output("grad_biases: N * T")
-    .Output("grad_initial_states: T")
-    .Attr("T: {float, double}")
-    .Attr("N: int >= 1")
-    .Attr("num_tokens: int >= 0 = 0")
-    .Attr("num_masks: int >= 0 = 0")
-    .Attr("num_input_dropout: int >= 0 = 0")
-    .Attr("num_recurrent_dropout: int >= 0 = 0")
-    .Attr("num_between_dropout: int >= 0 = 0")
-    .Attr("zero_output_for_mask: bool = false")
+    DEEPRNN_FAST_GRAD_UPSTREAM
+    DEEPRNN_FAST_MODIFIER_INPUTS
+    DEEPRNN_FAST_GRAD_OUTPUTS
+    DEEPRNN_FAST_SHARED_ATTRS
     .Attr("compute_grad_inputs: bool = true")
     .SetShapeFn([](InferenceContext* c) { return internal::GradShapes(c, deeprnn::Cell::kGru); })
     .Doc(R"doc(

@@ -1,11 +1,9 @@
 // The tanh / relu RNN's op definitions. Namespaced ("DeeprnnFast>") so that no other library's op of the same name
 // can collide. Shape functions (tf/shape_inference.h) check what is known at graph-construction time; the kernels
-// (tf/stacked_op_kernels.h) check everything again at run time.
-//
-// Inputs added after the first release are lists whose length attributes default to 0, so that graphs and
-// SavedModels written before them load unchanged.
+// (tf/stacked_op_kernels.h) check everything again at run time. What the cells' ops share is in tf/op_signatures.h.
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
+#include "tf/op_signatures.h"
 #include "tf/shape_inference.h"
 
 namespace deeprnn_fast {
@@ -13,27 +11,10 @@ namespace deeprnn_fast {
 using ::tensorflow::shape_inference::InferenceContext;
 
 REGISTER_OP("DeeprnnFast>StackedRnn")
-    .Input("inputs: T")
-    .Input("kernels: N * T")
-    .Input("recurrent_kernels: N * T")
-    .Input("biases: N * T")
-    .Input("initial_states: T")
-    .Input("tokens: num_tokens * int32")
-    .Input("mask: num_masks * bool")
-    .Input("input_dropout: num_input_dropout * T")
-    .Input("recurrent_dropout: num_recurrent_dropout * T")
-    .Input("between_dropout: num_between_dropout * T")
-    .Output("outputs: T")
-    .Output("final_states: T")
-    .Output("activations: T")
-    .Attr("T: {float, double}")
-    .Attr("N: int >= 1")
-    .Attr("num_tokens: int >= 0 = 0")
-    .Attr("num_masks: int >= 0 = 0")
-    .Attr("num_input_dropout: int >= 0 = 0")
-    .Attr("num_recurrent_dropout: int >= 0 = 0")
-    .Attr("num_between_dropout: int >= 0 = 0")
-    .Attr("zero_output_for_mask: bool = false")
+    DEEPRNN_FAST_FORWARD_INPUTS
+    DEEPRNN_FAST_MODIFIER_INPUTS
+    DEEPRNN_FAST_FORWARD_OUTPUTS
+    DEEPRNN_FAST_SHARED_ATTRS
     .Attr("activation: {'tanh', 'relu'} = 'tanh'")
     .SetShapeFn([](InferenceContext* c) {
       std::string activation;
@@ -63,31 +44,11 @@ activations: [N, T, B, H], every layer's states, time major: what the gradient n
 )doc");
 
 REGISTER_OP("DeeprnnFast>StackedRnnGrad")
-    .Input("inputs: T")
-    .Input("kernels: N * T")
-    .Input("recurrent_kernels: N * T")
-    .Input("initial_states: T")
-    .Input("activations: T")
-    .Input("grad_outputs: T")
-    .Input("grad_final_states: T")
-    .Input("tokens: num_tokens * int32")
-    .Input("mask: num_masks * bool")
-    .Input("input_dropout: num_input_dropout * T")
-    .Input("recurrent_dropout: num_recurrent_dropout * T")
-    .Input("between_dropout: num_between_dropout * T")
-    .Output("grad_inputs: T")
-    .Output("grad_kernels: N * T")
-    .Output("grad_recurrent_kernels: N * T")
-    .Output("grad_biases: N * T")
-    .Output("grad_initial_states: T")
-    .Attr("T: {float, double}")
-    .Attr("N: int >= 1")
-    .Attr("num_tokens: int >= 0 = 0")
-    .Attr("num_masks: int >= 0 = 0")
-    .Attr("num_input_dropout: int >= 0 = 0")
-    .Attr("num_recurrent_dropout: int >= 0 = 0")
-    .Attr("num_between_dropout: int >= 0 = 0")
-    .Attr("zero_output_for_mask: bool = false")
+    DEEPRNN_FAST_GRAD_INPUTS
+    DEEPRNN_FAST_GRAD_UPSTREAM
+    DEEPRNN_FAST_MODIFIER_INPUTS
+    DEEPRNN_FAST_GRAD_OUTPUTS
+    DEEPRNN_FAST_SHARED_ATTRS
     .Attr("activation: {'tanh', 'relu'} = 'tanh'")
     .Attr("compute_grad_inputs: bool = true")
     .SetShapeFn([](InferenceContext* c) {

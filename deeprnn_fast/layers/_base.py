@@ -82,6 +82,16 @@ def check_implementation(value):
     return value
 
 
+def check_use_cudnn(layer_name, value):
+    """Keras' GRU and LSTM `use_cudnn`: "auto" and False are honoured (these layers never use cuDNN), True cannot be."""
+    if value not in ("auto", True, False):
+        raise ValueError(f"use_cudnn must be 'auto', True or False; got {value!r}")
+    if value is True:
+        raise ValueError(f"{layer_name} runs its own fused op and never cuDNN, so use_cudnn=True cannot be honoured; "
+                         "pass use_cudnn='auto' (the default) or False")
+    return value
+
+
 def _check_rate(name, value):
     # A bool or a string would pass float() (True is 1.0, "0.5" 0.5), None would fail inside it without the name.
     if isinstance(value, (bool, str, bytes)) or not isinstance(value, numbers.Real):
@@ -171,6 +181,21 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
         """Creates layer `layer`'s weights (add_weight, in Keras' order, the kernel first) and returns them as a
         tuple."""
         raise NotImplementedError
+
+    # ---- for the subclasses ------------------------------------------------------------------------------------
+
+    def _add_kernels(self, layer, input_size, gates):
+        """Layer `layer`'s kernel [input_size, gates * units] and recurrent kernel [units, gates * units], each with
+        a fresh instance of its initializer, its regularizer and its constraint (Keras' names and order)."""
+        width = gates * self.units
+        kernel = self.add_weight(shape=(input_size, width), name=f"kernel_{layer}",
+                                 initializer=fresh_initializer(self.kernel_initializer),
+                                 regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        recurrent_kernel = self.add_weight(shape=(self.units, width), name=f"recurrent_kernel_{layer}",
+                                           initializer=fresh_initializer(self.recurrent_initializer),
+                                           regularizer=self.recurrent_regularizer,
+                                           constraint=self.recurrent_constraint)
+        return kernel, recurrent_kernel
 
     def _fused_unsupported_reason(self):
         """None where the fused op supports this layer's settings, else a short reason for the warning."""

@@ -5,7 +5,8 @@ import keras
 import tensorflow as tf
 
 from deeprnn_fast.layers._activations import SIGMOID, TANH, is_one_of
-from deeprnn_fast.layers._base import StackedRecurrentBase, check_implementation, fresh_initializer, gate_products
+from deeprnn_fast.layers._base import (StackedRecurrentBase, check_implementation, check_use_cudnn,
+                                       fresh_initializer, gate_products)
 
 __all__ = ["StackedGRU"]
 
@@ -67,11 +68,6 @@ class StackedGRU(StackedRecurrentBase):
                  stateful=False, unroll=False, reset_after=True, use_cudnn="auto", zero_output_for_mask=False,
                  implementation=2, vocabulary_size=None, between_layer_dropout=0.0,
                  **kwargs):
-        if use_cudnn not in ("auto", True, False):
-            raise ValueError(f"use_cudnn must be 'auto', True or False; got {use_cudnn!r}")
-        if use_cudnn is True:
-            raise ValueError("StackedGRU runs its own fused op and never cuDNN, so use_cudnn=True cannot be honoured; "
-                             "pass use_cudnn='auto' (the default) or False")
         super().__init__(units, num_layers, activation=activation, use_bias=use_bias,
                          kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
                          bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
@@ -84,18 +80,12 @@ class StackedGRU(StackedRecurrentBase):
                          between_layer_dropout=between_layer_dropout, **kwargs)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
         self.reset_after = bool(reset_after)
-        self.use_cudnn = use_cudnn
+        self.use_cudnn = check_use_cudnn(type(self).__name__, use_cudnn)
         self.implementation = check_implementation(implementation)
 
     def _build_cell_weights(self, layer, input_size):
         units = self.units
-        kernel = self.add_weight(shape=(input_size, 3 * units), name=f"kernel_{layer}",
-                                 initializer=fresh_initializer(self.kernel_initializer),
-                                 regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
-        recurrent_kernel = self.add_weight(shape=(units, 3 * units), name=f"recurrent_kernel_{layer}",
-                                           initializer=fresh_initializer(self.recurrent_initializer),
-                                           regularizer=self.recurrent_regularizer,
-                                           constraint=self.recurrent_constraint)
+        kernel, recurrent_kernel = self._add_kernels(layer, input_size, gates=3)
         bias = None
         if self.use_bias:
             # reset_after keeps an input and a recurrent bias, as Keras' GRUCell (and cuDNN) do.

@@ -76,13 +76,7 @@ class StackedRNN(StackedRecurrentBase):
                                        if is_one_of(self.activation, functions)), None)
 
     def _build_cell_weights(self, layer, input_size):
-        kernel = self.add_weight(shape=(input_size, self.units), name=f"kernel_{layer}",
-                                 initializer=fresh_initializer(self.kernel_initializer),
-                                 regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
-        recurrent_kernel = self.add_weight(shape=(self.units, self.units), name=f"recurrent_kernel_{layer}",
-                                           initializer=fresh_initializer(self.recurrent_initializer),
-                                           regularizer=self.recurrent_regularizer,
-                                           constraint=self.recurrent_constraint)
+        kernel, recurrent_kernel = self._add_kernels(layer, input_size, gates=1)
         bias = None
         if self.use_bias:
             bias = self.add_weight(shape=(self.units,), name=f"bias_{layer}",
