@@ -6,7 +6,8 @@ warning), so what this shows is what XLA does to each implementation's whole ste
 Not a pytest benchmark: one process, a few epochs, the median printed.
 
 Usage: python benchmarks/xla_epoch.py [--cell tanh|gru] [--epochs 3] [--text PATH]
-(the text: --text, else $DEEPRNN_FAST_DATA / ../shared/data/timemachine.txt / the cache, as `deeprnn-fast train`)."""
+(the text: --text, else $DEEPRNN_FAST_DATA, else the command line's cache; `make train` points the variable at
+../shared/data/timemachine.txt)."""
 import argparse, statistics, time
 import numpy as np, keras, tensorflow as tf
 from deeprnn_fast.language_model import data as lm_data

@@ -432,9 +432,27 @@ def test_a_huge_finite_loss_ends_with_the_divergence_message(text_file, tmp_path
 
 # ---- signals: SIGTERM and SIGHUP clean up as Ctrl-C does ----------------------------------------------------------
 
+@pytest.fixture
+def interactive_sigint():
+    """Ctrl-C as an interactive run gets it. A test process started in the background (nohup, `cmd &` in a
+    script) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler (rightly: such a program
+    must keep ignoring it); the tests of Ctrl-C put Python's handler in place, and the inherited one back after."""
+    inherited = signal.getsignal(signal.SIGINT)
+    if inherited == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)
+
+
+def _default_sigint():
+    """preexec_fn of a child that must see Ctrl-C as an interactive run does (see interactive_sigint)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
 def test_a_signal_during_training_cleans_up_and_leaves_an_earlier_run_as_it_was(signum, trained_run, text_file,
-                                                                               tmp_path, monkeypatch, capsys):
+                                                                               tmp_path, monkeypatch, capsys,
+                                                                               interactive_sigint):
     from deeprnn_fast.language_model import model as language_model
 
     out = _earlier_run(trained_run, tmp_path)
@@ -492,7 +510,7 @@ def test_ctrl_c_while_tensorflow_is_still_importing_exits_quietly_with_130(text_
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen([sys.executable, "-m", "deeprnn_fast", "train", "--data", str(text_file), "--out",
                                 str(tmp_path / "run")], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     try:
         time.sleep(0.7)  # inside `import tensorflow` (which takes several seconds here)
         assert process.poll() is None, "the process ended before it could be interrupted"
