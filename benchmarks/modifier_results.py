@@ -2,10 +2,11 @@
 one or more pytest-benchmark JSON files, gathered for report.py's "Masks and dropout" section. Kept apart from
 results.py because these cases are keyed by variant as well as implementation. Needs neither TensorFlow nor pytest.
 """
-import json
 import sys
 from dataclasses import dataclass, field
 from typing import Dict, List
+
+from results import read_benchmark_file
 
 MODIFIER_STEP = "modifier_step"
 
@@ -37,14 +38,7 @@ def load(paths):
     """{config name: ModifierConfig} of every modifier_step record in `paths`, in run order."""
     configs = {}
     for path in paths:
-        try:
-            with open(path) as f:
-                data = json.load(f)
-        except (OSError, ValueError) as e:
-            raise SystemExit(f"cannot read {path} as a pytest-benchmark JSON file: {e}") from None
-        benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
-        if not isinstance(benchmarks, list):
-            raise SystemExit(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' list)")
+        _, benchmarks = read_benchmark_file(path)
         for bench in benchmarks:
             info = bench.get("extra_info", {})
             if info.get("kind") != MODIFIER_STEP:

@@ -107,17 +107,23 @@ def _warn(text):
     print(f"warning: {text}", file=sys.stderr)
 
 
+def read_benchmark_file(path):
+    """(the whole JSON, its 'benchmarks' list) of a pytest-benchmark file; a one-line SystemExit otherwise."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"cannot read {path} as a pytest-benchmark JSON file: {e}") from None
+    benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
+    if not isinstance(benchmarks, list):
+        raise SystemExit(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' list)")
+    return data, benchmarks
+
+
 def load(paths):
     results = Results()
     for path in paths:
-        try:
-            with open(path) as f:
-                data = json.load(f)
-        except (OSError, ValueError) as e:
-            raise SystemExit(f"cannot read {path} as a pytest-benchmark JSON file: {e}") from None
-        benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
-        if not isinstance(benchmarks, list):
-            raise SystemExit(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' list)")
+        data, benchmarks = read_benchmark_file(path)
         results.runs.append(describe_run(path, data))
         for bench in benchmarks:
             info = bench.get("extra_info", {})
