@@ -1,6 +1,6 @@
 """The CUDA kernels (every cell: tanh / relu RNN, GRU, LSTM; dense and token inputs), run on the CPU: the CUDA sources
 (csrc/engine/cuda, csrc/cells/*/cuda_*.cu) compiled as C++ against the CPU emulation of the CUDA runtime in
-tests/cuda_emulation/ (every CUDA thread an OS thread, real barriers, blocks of ordinary launches in shuffled order),
+tests/cuda_emulation/ (every CUDA thread a fiber, real barriers, blocks of ordinary launches in shuffled order),
 then checked against the CPU library (C++ self-check) and, through the pybind11 module's CUDA entry points, against
 the float64 oracle.
 
@@ -73,3 +73,29 @@ def test_cuda_entry_points_against_oracle(build_dir, tmp_path):
     assert all("grad_preactivations" in r["errors"] for r in ran if r["shape"][1] > 0)
     # Token inputs have no grad_inputs; dense ones do.
     assert all(("grad_inputs" in r["errors"]) == (r["inputs"] == "dense") for r in ran if r["shape"][1] > 0)
+
+
+@pytest.fixture(scope="module")
+def fiber_selftest():
+    """The emulation's own check (tests/cuda_emulation/fiber_selftest.cc), built once per version of its sources."""
+    sources = [f"{ROOT}/tests/cuda_emulation/{name}" for name in ("fiber_selftest.cc", "fibers.h", "cuda_runtime.h",
+                                                                   "cooperative_groups.h")]
+    digest = hashlib.sha256(b"".join(open(p, "rb").read() for p in sources)).hexdigest()[:16]
+    out = os.path.join(ROOT, "build", "cuda_emulation", "fiber_selftest_" + digest)
+    if not os.path.exists(out):
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        subprocess.run(["g++", "-O1", "-std=c++20", "-DDEEPRNN_CUDA_EMULATION=1", f"-I{ROOT}/tests/cuda_emulation",
+                        f"-I{ROOT}/csrc", "-x", "c++", sources[0], "-o", out + ".tmp"], check=True)
+        os.replace(out + ".tmp", out)
+    return out
+
+
+def test_emulation_orders_barriers_and_shows_missing_ones(fiber_selftest):
+    proc = subprocess.run([fiber_selftest, "ok"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "PASSED" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_emulation_reports_a_deadlock_instead_of_hanging(fiber_selftest):
+    proc = subprocess.run([fiber_selftest, "deadlock"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "deadlock" in proc.stderr, proc.stdout + proc.stderr
+    assert "returned" not in proc.stdout

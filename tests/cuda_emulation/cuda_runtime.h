@@ -2,14 +2,15 @@
 // for tests on machines without a GPU.
 //
 // Those kernels compile unchanged as C++ against this header (g++ -x c++ -DDEEPRNN_CUDA_EMULATION
-// -Itests/cuda_emulation): every CUDA thread becomes an OS thread, __syncthreads() a barrier of its block, and a
-// cooperative launch runs all blocks at once with a grid-wide barrier for grid.sync(). Ordinary launches run their
-// blocks one at a time in a shuffled order (blocks of one launch must be independent). "Device memory" is host
-// memory, so AddressSanitizer sees out-of-bounds accesses of the kernels, shared memory included (each block gets
-// its own exactly-sized heap buffer, filled with 0xff bytes, NaN as floats, so that reading unwritten shared memory
-// shows). Launches are synchronous; streams and events only keep their API. The blocks of ordinary launches run on
-// a pool of OS threads reused from block to block (creating threads was most of the tests' time); a cooperative
-// launch gets fresh threads for all its blocks at once.
+// -Itests/cuda_emulation): every CUDA thread becomes a fiber (fibers.h: a user-space thread on the launching OS
+// thread), __syncthreads() a barrier of its block's fibers, and a cooperative launch runs all blocks' fibers together
+// with a grid-wide barrier for grid.sync(). Ordinary launches run their blocks one at a time in a shuffled order
+// (blocks of one launch must be independent). Fibers switch only at barriers, in an order that alternates between
+// rounds, so that a missing barrier shows as a read of unwritten memory; a barrier some thread never reaches aborts
+// with "deadlock" instead of hanging. "Device memory" is host memory, so AddressSanitizer sees out-of-bounds
+// accesses of the kernels, shared memory included (each block gets its own exactly-sized heap buffer, filled with
+// 0xff bytes, NaN as floats, so that reading unwritten shared memory shows). Launches are synchronous; streams and
+// events only keep their API.
 //
 // DEEPRNN_FAST_EMULATION_FAULT injects a fault, so that checks of the kernels' results (deeprnn_fast's GPU
 // self-check) can be tested against a real wrong result: "corrupt" makes the first floating-point global load
@@ -27,12 +28,8 @@
 #define DEEPRNN_CUDA_EMULATION 1
 #endif
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <atomic>
-#include <barrier>
-#include <condition_variable>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -49,6 +46,8 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "fibers.h"
 
 struct dim3 {
   unsigned x, y, z;
@@ -107,12 +106,15 @@ inline int NumSms() {
 struct ThreadState {
   dim3 thread_idx, block_idx, grid_dim, block_dim;
   unsigned char* smem = nullptr;
-  std::barrier<>* block_barrier = nullptr;
-  std::barrier<>* grid_barrier = nullptr;
+  FiberScheduler* scheduler = nullptr;
+  FiberBarrier* block_barrier = nullptr;
+  FiberBarrier* grid_barrier = nullptr;
 };
-inline thread_local ThreadState tls;
+// The emulated thread running now on this OS thread (set by the scheduler before it resumes a fiber).
+inline thread_local ThreadState* current_thread = nullptr;
+inline ThreadState& Current() { return *current_thread; }
 
-inline unsigned char* BlockSharedMemory() { return tls.smem; }
+inline unsigned char* BlockSharedMemory() { return Current().smem; }
 
 inline void Fail(const char* message) {
   std::fprintf(stderr, "CUDA emulation: %s\n", message);
@@ -142,57 +144,45 @@ inline int BlocksPerSm(int threads, size_t smem) {
   return blocks;
 }
 
-struct ThreadArgs {
-  std::function<void()> body;
-  ThreadState state;
-};
-
-inline void* ThreadMain(void* raw) {
-  ThreadArgs* args = static_cast<ThreadArgs*>(raw);
-  tls = args->state;
-  args->body();
-  // An exited thread no longer takes part in its block's or the grid's barriers (as on sm_70+).
-  if (tls.block_barrier != nullptr) tls.block_barrier->arrive_and_drop();
-  if (tls.grid_barrier != nullptr) tls.grid_barrier->arrive_and_drop();
-  return nullptr;
-}
-
-// Runs the blocks in `blocks` concurrently (all their threads at once) and waits for them.
+// Runs the blocks in `blocks` together, every thread of every block a fiber of one scheduler (fibers.h), and
+// returns when all have finished. A cooperative launch passes all its blocks (grid.sync() is a barrier of all their
+// threads); an ordinary one passes one block at a time.
 inline void RunBlocks(const std::function<void()>& kernel, dim3 grid, dim3 block, size_t smem,
                       const std::vector<dim3>& blocks, bool cooperative) {
   const unsigned threads_per_block = block.x * block.y * block.z;
   const size_t total = blocks.size() * threads_per_block;
-  std::vector<std::unique_ptr<std::barrier<>>> block_barriers;
+  std::vector<FiberBarrier> block_barriers(blocks.size());
   std::vector<std::unique_ptr<unsigned char[]>> smems;
-  std::unique_ptr<std::barrier<>> grid_barrier;
-  if (cooperative) grid_barrier = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(total));
-  std::vector<ThreadArgs> args(total);
+  FiberBarrier grid_barrier;
+  grid_barrier.expected = static_cast<int>(total);
+  FiberScheduler scheduler(total);
+  std::vector<ThreadState> states(total);
   size_t i = 0;
-  for (const dim3& b : blocks) {
-    block_barriers.push_back(std::make_unique<std::barrier<>>(threads_per_block));
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    block_barriers[k].expected = static_cast<int>(threads_per_block);
     smems.push_back(std::make_unique<unsigned char[]>(std::max<size_t>(smem, 1)));
     std::memset(smems.back().get(), 0xff, std::max<size_t>(smem, 1));
     for (unsigned z = 0; z < block.z; ++z)
       for (unsigned y = 0; y < block.y; ++y)
         for (unsigned x = 0; x < block.x; ++x, ++i) {
-          args[i].body = kernel;
-          args[i].state.thread_idx = dim3(x, y, z);
-          args[i].state.block_idx = b;
-          args[i].state.grid_dim = grid;
-          args[i].state.block_dim = block;
-          args[i].state.smem = smem > 0 ? smems.back().get() : nullptr;
-          args[i].state.block_barrier = block_barriers.back().get();
-          args[i].state.grid_barrier = grid_barrier.get();
+          ThreadState& st = states[i];
+          st.thread_idx = dim3(x, y, z);
+          st.block_idx = blocks[k];
+          st.grid_dim = grid;
+          st.block_dim = block;
+          st.smem = smem > 0 ? smems.back().get() : nullptr;
+          st.scheduler = &scheduler;
+          st.block_barrier = &block_barriers[k];
+          st.grid_barrier = cooperative ? &grid_barrier : nullptr;
+          Fiber& f = scheduler.fiber(i);
+          f.body = &kernel;
+          f.barriers = {st.block_barrier};
+          if (cooperative) f.barriers.push_back(&grid_barrier);
         }
   }
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, 1 << 20);
-  std::vector<pthread_t> handles(total);
-  for (size_t t = 0; t < total; ++t)
-    if (pthread_create(&handles[t], &attr, ThreadMain, &args[t]) != 0) Fail("pthread_create failed");
-  for (size_t t = 0; t < total; ++t) pthread_join(handles[t], nullptr);
-  pthread_attr_destroy(&attr);
+  ThreadState* const saved = current_thread;
+  scheduler.Run([&](size_t index) { current_thread = &states[index]; });
+  current_thread = saved;
 }
 
 enum class Fault { kNone, kCorrupt, kLaunchError };
@@ -223,91 +213,6 @@ inline T Loaded(T value) {
   return value;
 }
 
-// One block at a time on reused threads: worker i plays thread i of the block (in x, y, z order). A job is handed
-// out under the mutex with a new generation; workers past the block's size skip it; the caller waits until every
-// thread of the block has finished (and left the block's barrier).
-class BlockPool {
- public:
-  void Run(const std::function<void()>& kernel, const ThreadState& base, unsigned threads) {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (workers_.size() < threads) Spawn(static_cast<unsigned>(workers_.size()));
-    kernel_ = &kernel;
-    base_ = base;
-    active_ = threads;
-    remaining_ = threads;
-    ++generation_;
-    work_.notify_all();
-    done_.wait(lock, [this] { return remaining_ == 0; });
-  }
-
-  // Never destroyed: its threads wait for work until the process exits.
-  static BlockPool& Instance() {
-    static BlockPool* pool = new BlockPool;
-    return *pool;
-  }
-
- private:
-  static void* Main(void* raw) {
-    auto* start = static_cast<std::pair<BlockPool*, unsigned>*>(raw);
-    BlockPool* pool = start->first;
-    const unsigned index = start->second;
-    delete start;
-    uint64_t seen = 0;
-    for (;;) {
-      std::unique_lock<std::mutex> lock(pool->mu_);
-      pool->work_.wait(lock, [&] { return pool->generation_ != seen; });
-      seen = pool->generation_;
-      if (index >= pool->active_) continue;
-      const std::function<void()>* kernel = pool->kernel_;
-      ThreadState state = pool->base_;
-      lock.unlock();
-      const dim3 b = state.block_dim;
-      state.thread_idx = dim3(index % b.x, (index / b.x) % b.y, index / (b.x * b.y));
-      tls = state;
-      (*kernel)();
-      if (tls.block_barrier != nullptr) tls.block_barrier->arrive_and_drop();
-      lock.lock();
-      if (--pool->remaining_ == 0) pool->done_.notify_all();
-    }
-    return nullptr;
-  }
-
-  void Spawn(unsigned index) {
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 1 << 20);
-    pthread_t handle;
-    if (pthread_create(&handle, &attr, Main, new std::pair<BlockPool*, unsigned>(this, index)) != 0)
-      Fail("pthread_create failed");
-    pthread_detach(handle);
-    pthread_attr_destroy(&attr);
-    workers_.push_back(handle);
-  }
-
-  std::mutex mu_;
-  std::condition_variable work_, done_;
-  std::vector<pthread_t> workers_;
-  uint64_t generation_ = 0;
-  unsigned active_ = 0, remaining_ = 0;
-  const std::function<void()>* kernel_ = nullptr;
-  ThreadState base_;
-};
-
-// Runs one block of an ordinary launch on the pool.
-inline void RunPooledBlock(const std::function<void()>& kernel, dim3 grid, dim3 block, size_t smem, dim3 b) {
-  const unsigned threads = block.x * block.y * block.z;
-  std::barrier<> block_barrier(threads);
-  std::unique_ptr<unsigned char[]> shared(new unsigned char[std::max<size_t>(smem, 1)]);
-  std::memset(shared.get(), 0xff, std::max<size_t>(smem, 1));
-  ThreadState base;
-  base.block_idx = b;
-  base.grid_dim = grid;
-  base.block_dim = block;
-  base.smem = smem > 0 ? shared.get() : nullptr;
-  base.block_barrier = &block_barrier;
-  BlockPool::Instance().Run(kernel, base, threads);
-}
-
 inline uint64_t& LaunchCounter() {
   static uint64_t counter = 0;
   return counter;
@@ -334,7 +239,7 @@ inline cudaError_t Launch(const void* func, const std::function<void()>& kernel,
   } else {
     std::mt19937 rng(static_cast<unsigned>(LaunchCounter()));
     std::shuffle(blocks.begin(), blocks.end(), rng);
-    for (const dim3& b : blocks) RunPooledBlock(kernel, grid, block, smem, b);
+    for (const dim3& b : blocks) RunBlocks(kernel, grid, block, smem, {b}, false);
   }
   return cudaSuccess;
 }
@@ -345,16 +250,17 @@ void Invoke(void (*f)(A...), void** args, std::index_sequence<I...>) {
 }
 
 inline void GridSync() {
-  if (tls.grid_barrier == nullptr) Fail("grid.sync() outside a cooperative launch");
-  tls.grid_barrier->arrive_and_wait();
+  ThreadState& t = Current();
+  if (t.grid_barrier == nullptr) Fail("grid.sync() outside a cooperative launch");
+  t.scheduler->Wait(t.grid_barrier);
 }
 
 }  // namespace emulation
 
-#define threadIdx (::emulation::tls.thread_idx)
-#define blockIdx (::emulation::tls.block_idx)
-#define gridDim (::emulation::tls.grid_dim)
-#define blockDim (::emulation::tls.block_dim)
+#define threadIdx (::emulation::Current().thread_idx)
+#define blockIdx (::emulation::Current().block_idx)
+#define gridDim (::emulation::Current().grid_dim)
+#define blockDim (::emulation::Current().block_dim)
 #define __global__
 #define __device__
 #define __host__
@@ -363,7 +269,7 @@ inline void GridSync() {
 #define __align__(n) alignas(n)
 #define __shared__ static  // only kernels launched block by block use static shared memory
 
-inline void __syncthreads() { emulation::tls.block_barrier->arrive_and_wait(); }
+inline void __syncthreads() { emulation::Current().scheduler->Wait(emulation::Current().block_barrier); }
 template <typename T>
 inline T __ldg(const T* p) { return emulation::Loaded(*p); }
 template <typename T>
