@@ -28,8 +28,11 @@ $(BIN)/.built: $(BIN)/.requirements $(SOURCES)
 train: $(BIN)/.built
 	$(BIN)/deeprnn-fast train $(ARGS)
 
+# The test files run in one process per core (pytest-xdist; a file's tests stay together, in order, in one process);
+# TEST_WORKERS=0 runs them all in this process.
+TEST_WORKERS ?= auto
 test: $(BIN)/.built
-	$(BIN)/python -m pytest tests $(ARGS)
+	$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 # The benchmarks (benchmarks/README.md): every case on every core, then the training steps (and the peak probe) on
 # one thread for the thread-scaling table, then the report of both. PyTorch, whose RNNs are peers, is setup.py's

@@ -1,4 +1,6 @@
 """Fixtures shared by the test files."""
+import zlib
+
 import numpy as np
 import pytest
 
@@ -7,8 +9,8 @@ from fallback_switch import FALLBACK, FALLBACK_ENV
 
 @pytest.fixture
 def rng(request):
-    # Fresh data per test, reproducible from the test's name.
-    return np.random.default_rng(abs(hash(request.node.nodeid)) % (2 ** 32))
+    # Fresh data per test, reproducible from the test's name (crc32, not hash(): str hashes change per process).
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ import subprocess
 import sysconfig
 from concurrent.futures import ThreadPoolExecutor
 
+from build_lock import exclusive
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["-O0", "-g", "-fsanitize=address", "-fno-omit-frame-pointer", "-fPIC", "-Wall", "-Wno-psabi",
          "-std=gnu++17", f"-I{ROOT}/csrc", "-DDEEPRNN_WITH_CUDA=1"]
@@ -68,8 +70,13 @@ def build(jobs=None):
             digest.update(os.path.relpath(path, ROOT).encode() + b"\0" + f.read())
     out = os.path.join(ROOT, "build", "kernels_asan", digest.hexdigest()[:16])
     module = os.path.join(out, "_kernels" + sysconfig.get_config_var("EXT_SUFFIX"))
-    if os.path.exists(module):
-        return module
+    with exclusive(out + ".lock"):
+        if not os.path.exists(module):
+            _compile_and_link(compiled, includes, out, module, jobs)
+    return module
+
+
+def _compile_and_link(compiled, includes, out, module, jobs):
     os.makedirs(out, exist_ok=True)
 
     def compile_one(src):
@@ -93,7 +100,6 @@ def build(jobs=None):
     os.replace(tmp, module)
     for obj in objects:  # only the module is reused
         os.remove(obj)
-    return module
 
 
 if __name__ == "__main__":

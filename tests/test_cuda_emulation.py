@@ -18,6 +18,8 @@ import sys
 
 import pytest
 
+from build_lock import exclusive
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 pytestmark = pytest.mark.skipif(os.environ.get("DEEPRNN_FAST_EMULATION_TESTS") != "1",
@@ -33,9 +35,11 @@ def _build():
         with open(path, "rb") as f:
             digest.update(path.encode() + f.read())
     out = os.path.join(ROOT, "build", "cuda_emulation", digest.hexdigest()[:16])
-    if not glob.glob(os.path.join(out, "_kernels*.so")):
-        cmd = [sys.executable, f"{ROOT}/benchmarks/gpu/build_kernels.py", "--cuda", "emulate", "--out", out]
-        subprocess.run(cmd + (["--asan"] if asan else []), check=True, cwd=ROOT)
+    # Test processes running side by side (pytest -n) share the build: one builds while the others wait.
+    with exclusive(out + ".lock"):
+        if not glob.glob(os.path.join(out, "_kernels*.so")):
+            cmd = [sys.executable, f"{ROOT}/benchmarks/gpu/build_kernels.py", "--cuda", "emulate", "--out", out]
+            subprocess.run(cmd + (["--asan"] if asan else []), check=True, cwd=ROOT)
     return out
 
 
@@ -82,11 +86,12 @@ def fiber_selftest():
                                                                    "cooperative_groups.h")]
     digest = hashlib.sha256(b"".join(open(p, "rb").read() for p in sources)).hexdigest()[:16]
     out = os.path.join(ROOT, "build", "cuda_emulation", "fiber_selftest_" + digest)
-    if not os.path.exists(out):
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        subprocess.run(["g++", "-O1", "-std=c++20", "-DDEEPRNN_CUDA_EMULATION=1", f"-I{ROOT}/tests/cuda_emulation",
-                        f"-I{ROOT}/csrc", "-x", "c++", sources[0], "-o", out + ".tmp"], check=True)
-        os.replace(out + ".tmp", out)
+    with exclusive(out + ".lock"):
+        if not os.path.exists(out):
+            subprocess.run(["g++", "-O1", "-std=c++20", "-DDEEPRNN_CUDA_EMULATION=1",
+                            f"-I{ROOT}/tests/cuda_emulation", f"-I{ROOT}/csrc", "-x", "c++", sources[0],
+                            "-o", out + ".tmp"], check=True)
+            os.replace(out + ".tmp", out)
     return out
 
 

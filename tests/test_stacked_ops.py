@@ -134,8 +134,25 @@ def test_gradient_matches_numerical_jacobian(rng, cell, batch):
         outputs, finals = fn(*unflatten_args(cell, everything[:first] + list(xs) + everything[last:], 2))
         return loss_of(outputs, finals)
 
-    theoretical, numerical = tf.test.compute_gradient(f, everything[first:last], delta=1e-6)
     names = arg_names(cell, 2)
+    if cell == "relu" and batch > 2:
+        # With thousands of pre-activations, some lie within a finite difference of relu's kink for most draws (a
+        # 3.7e-5 error seen at B = 256), whatever the bias shift: on the weight-gradient schedules of the larger
+        # batches, relu's fused Jacobian is checked against the reference's exact float64 autodiff instead.
+        ref = reference_fn(cell)
+        xs = [tf.constant(x) for x in everything[first:last]]
+        grads = []
+        for g_fn in (fn, ref):
+            with tf.GradientTape() as tape:
+                tape.watch(xs)
+                outputs, finals = g_fn(*unflatten_args(cell, everything[:first] + xs + everything[last:], 2))
+                loss = loss_of(outputs, finals)
+            grads.append(tape.gradient(loss, xs))
+        for i, (got, want) in enumerate(zip(*grads)):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-9, atol=1e-9 * float(np.abs(want).max()),
+                                       err_msg=f"argument {first + i} ({names[first + i]})")
+        return
+    theoretical, numerical = tf.test.compute_gradient(f, everything[first:last], delta=1e-6)
     for i, (t, n) in enumerate(zip(theoretical, numerical)):
         # Central differences of a float64 loss resolve each entry to about eps * |loss| / delta, which grows with the
         # batch (1.3e-7 seen at B = 256): the absolute tolerance follows the argument's largest entry; a wrong index
