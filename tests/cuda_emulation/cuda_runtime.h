@@ -17,6 +17,9 @@
 // plus one, as a wrong index would; "launch_error" makes every kernel launch return cudaErrorLaunchFailure. Unset
 // (or empty), the emulation behaves exactly as without it; any other value aborts with a message.
 //
+// Warps: the 32 consecutive threads of a block that share threadIdx.x / 32 get a barrier of their own, which the
+// collective WMMA operations of mma.h beside this file use (every lane takes part; the product is computed once).
+//
 // It checks what the runtime would refuse: dynamic shared memory above 48 KB without cudaFuncSetAttribute, a
 // cooperative launch with more blocks than fit at once, grid.sync() outside a cooperative launch. It says nothing
 // about timing, memory ordering between real SMs or the L1 cache.
@@ -104,15 +107,46 @@ inline int NumSms() {
   return env != nullptr ? std::max(1, std::atoi(env)) : 4;
 }
 
+constexpr int kWarpSize = 32;
+// Floats of one warp's exchange area for mma.h's collective operations: A, B, C and D of one product.
+constexpr size_t kWarpScratchFloats = 4 * 256;
+
+// The warps of one block: a barrier per 32 threads (fewer for a last partial warp) and their exchange areas.
+struct BlockWarps {
+  std::vector<std::unique_ptr<std::barrier<>>> barriers;
+  std::vector<unsigned> sizes;
+  std::vector<float> scratch;
+  explicit BlockWarps(unsigned threads) {
+    for (unsigned first = 0; first < threads; first += kWarpSize) {
+      const unsigned n = std::min<unsigned>(kWarpSize, threads - first);
+      barriers.push_back(std::make_unique<std::barrier<>>(n));
+      sizes.push_back(n);
+    }
+    scratch.assign(barriers.size() * kWarpScratchFloats, 0.0f);
+  }
+};
+
 struct ThreadState {
   dim3 thread_idx, block_idx, grid_dim, block_dim;
   unsigned char* smem = nullptr;
   std::barrier<>* block_barrier = nullptr;
   std::barrier<>* grid_barrier = nullptr;
+  BlockWarps* warps = nullptr;
+  std::barrier<>* warp_barrier = nullptr;  // this thread's warp (set from `warps` once the thread knows its index)
 };
 inline thread_local ThreadState tls;
 
 inline unsigned char* BlockSharedMemory() { return tls.smem; }
+
+inline unsigned LinearThreadIndex() {
+  const ThreadState& s = tls;
+  return s.thread_idx.x + s.block_dim.x * (s.thread_idx.y + s.block_dim.y * s.thread_idx.z);
+}
+
+// Points the thread at its warp's barrier.
+inline void JoinWarp() {
+  if (tls.warps != nullptr) tls.warp_barrier = tls.warps->barriers[LinearThreadIndex() / kWarpSize].get();
+}
 
 inline void Fail(const char* message) {
   std::fprintf(stderr, "CUDA emulation: %s\n", message);
@@ -142,6 +176,18 @@ inline int BlocksPerSm(int threads, size_t smem) {
   return blocks;
 }
 
+// A block's shared memory: 128-byte aligned, as the base of a GPU block's dynamic shared memory is (WMMA operands
+// need 32 bytes), exactly `bytes` long so that AddressSanitizer sees overruns.
+struct FreeDeleter {
+  void operator()(unsigned char* p) const { std::free(p); }
+};
+using SharedMemory = std::unique_ptr<unsigned char[], FreeDeleter>;
+inline SharedMemory AllocateSharedMemory(size_t bytes) {
+  void* p = nullptr;
+  if (posix_memalign(&p, 128, std::max<size_t>(bytes, 1)) != 0) Fail("posix_memalign failed");
+  return SharedMemory(static_cast<unsigned char*>(p));
+}
+
 struct ThreadArgs {
   std::function<void()> body;
   ThreadState state;
@@ -150,9 +196,11 @@ struct ThreadArgs {
 inline void* ThreadMain(void* raw) {
   ThreadArgs* args = static_cast<ThreadArgs*>(raw);
   tls = args->state;
+  JoinWarp();
   args->body();
-  // An exited thread no longer takes part in its block's or the grid's barriers (as on sm_70+).
+  // An exited thread no longer takes part in its block's, its warp's or the grid's barriers (as on sm_70+).
   if (tls.block_barrier != nullptr) tls.block_barrier->arrive_and_drop();
+  if (tls.warp_barrier != nullptr) tls.warp_barrier->arrive_and_drop();
   if (tls.grid_barrier != nullptr) tls.grid_barrier->arrive_and_drop();
   return nullptr;
 }
@@ -163,14 +211,16 @@ inline void RunBlocks(const std::function<void()>& kernel, dim3 grid, dim3 block
   const unsigned threads_per_block = block.x * block.y * block.z;
   const size_t total = blocks.size() * threads_per_block;
   std::vector<std::unique_ptr<std::barrier<>>> block_barriers;
-  std::vector<std::unique_ptr<unsigned char[]>> smems;
+  std::vector<std::unique_ptr<BlockWarps>> block_warps;
+  std::vector<SharedMemory> smems;
   std::unique_ptr<std::barrier<>> grid_barrier;
   if (cooperative) grid_barrier = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(total));
   std::vector<ThreadArgs> args(total);
   size_t i = 0;
   for (const dim3& b : blocks) {
     block_barriers.push_back(std::make_unique<std::barrier<>>(threads_per_block));
-    smems.push_back(std::make_unique<unsigned char[]>(std::max<size_t>(smem, 1)));
+    block_warps.push_back(std::make_unique<BlockWarps>(threads_per_block));
+    smems.push_back(AllocateSharedMemory(smem));
     std::memset(smems.back().get(), 0xff, std::max<size_t>(smem, 1));
     for (unsigned z = 0; z < block.z; ++z)
       for (unsigned y = 0; y < block.y; ++y)
@@ -182,6 +232,7 @@ inline void RunBlocks(const std::function<void()>& kernel, dim3 grid, dim3 block
           args[i].state.block_dim = block;
           args[i].state.smem = smem > 0 ? smems.back().get() : nullptr;
           args[i].state.block_barrier = block_barriers.back().get();
+          args[i].state.warps = block_warps.back().get();
           args[i].state.grid_barrier = grid_barrier.get();
         }
   }
@@ -264,8 +315,10 @@ class BlockPool {
       const dim3 b = state.block_dim;
       state.thread_idx = dim3(index % b.x, (index / b.x) % b.y, index / (b.x * b.y));
       tls = state;
+      JoinWarp();
       (*kernel)();
       if (tls.block_barrier != nullptr) tls.block_barrier->arrive_and_drop();
+      if (tls.warp_barrier != nullptr) tls.warp_barrier->arrive_and_drop();
       lock.lock();
       if (--pool->remaining_ == 0) pool->done_.notify_all();
     }
@@ -297,7 +350,8 @@ class BlockPool {
 inline void RunPooledBlock(const std::function<void()>& kernel, dim3 grid, dim3 block, size_t smem, dim3 b) {
   const unsigned threads = block.x * block.y * block.z;
   std::barrier<> block_barrier(threads);
-  std::unique_ptr<unsigned char[]> shared(new unsigned char[std::max<size_t>(smem, 1)]);
+  BlockWarps warps(threads);
+  SharedMemory shared = AllocateSharedMemory(smem);
   std::memset(shared.get(), 0xff, std::max<size_t>(smem, 1));
   ThreadState base;
   base.block_idx = b;
@@ -305,6 +359,7 @@ inline void RunPooledBlock(const std::function<void()>& kernel, dim3 grid, dim3 
   base.block_dim = block;
   base.smem = smem > 0 ? shared.get() : nullptr;
   base.block_barrier = &block_barrier;
+  base.warps = &warps;
   BlockPool::Instance().Run(kernel, base, threads);
 }
 
