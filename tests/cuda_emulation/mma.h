@@ -6,9 +6,10 @@
 // The layout of a fragment's elements over the lanes of a warp is opaque in CUDA, so this emulation chooses its
 // own: element i of the (row-major) fragment matrix lives in lane i % 32, slot i / 32 of x[]. A kernel that reads a
 // fragment element's row or column from x[] gets wrong results here, as it might on some GPU; only elementwise
-// operations that treat every element alike are legal on x[]. Every operation is collective: each lane of the warp
-// must call it (a barrier per warp; a lane that does not arrive hangs its warp, as divergent WMMA code is undefined
-// on a GPU), and mma_sync computes the product once, in lane 0, through the warp's exchange area.
+// operations that treat every element alike are legal on x[]. The loads, stores and mma_sync are collective: each
+// lane of the warp must call them (a barrier per warp; a lane that does not arrive hangs its warp, as divergent
+// WMMA code is undefined on a GPU); mma_sync exchanges the operands through the warp's exchange area and computes
+// each element of the product once.
 //
 // TF32: __float_to_tf32 rounds to the nearest value with a 10-bit mantissa, ties away from zero (cvt.rna.tf32.f32);
 // mma_sync, like the tensor cores, reads only the TF32 bits of its inputs (the 13 low mantissa bits dropped) and
@@ -69,25 +70,10 @@ inline void WarpSync() {
 inline unsigned Lane() { return LinearThreadIndex() % kWarpSize; }
 inline float* WarpScratch() { return tls.warps->scratch.data() + (LinearThreadIndex() / kWarpSize) * kWarpScratchFloats; }
 
-// Every lane must name the same operand: lane 0 posts it, the others compare.
+// Every lane must name the same operand: each lane posts its pointer and ldm in its own slot of the warp's
+// exchange area, and after the warp's barrier compares lane 0's with its own. The caller's trailing barrier keeps
+// the slots until every lane has compared.
 inline void CheckSameOperand(const void* ptr, unsigned ldm, const char* what) {
-  static_assert(sizeof(uintptr_t) <= 2 * sizeof(float), "pointer fits in two scratch floats");
-  float* slot = WarpScratch() + kWarpScratchFloats - 4;
-  WarpSync();
-  if (Lane() == 0) {
-    uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
-    std::memcpy(slot, &p, sizeof(p));
-    std::memcpy(slot + 2, &ldm, sizeof(ldm));
-  }
-  WarpSync();
-  uintptr_t p0;
-  unsigned ldm0;
-  std::memcpy(&p0, slot, sizeof(p0));
-  std::memcpy(&ldm0, slot + 2, sizeof(ldm0));
-  if (p0 != reinterpret_cast<uintptr_t>(ptr) || ldm0 != ldm) {
-    std::fprintf(stderr, "CUDA emulation: %s: the lanes of a warp passed different pointers or ldm\n", what);
-    std::abort();
-  }
   if (reinterpret_cast<uintptr_t>(ptr) % 32 != 0) {
     std::fprintf(stderr, "CUDA emulation: %s: pointer %p is not 32-byte aligned\n", what, ptr);
     std::abort();
@@ -96,7 +82,18 @@ inline void CheckSameOperand(const void* ptr, unsigned ldm, const char* what) {
     std::fprintf(stderr, "CUDA emulation: %s: ldm %u is not a multiple of 4 floats (16 bytes)\n", what, ldm);
     std::abort();
   }
-  WarpSync();  // the slot is free again
+  struct Operand {
+    uintptr_t ptr;
+    uintptr_t ldm;
+  };
+  static_assert(sizeof(Operand) * kWarpSize <= sizeof(float) * kWarpScratchFloats, "slots fit the exchange area");
+  Operand* slots = reinterpret_cast<Operand*>(WarpScratch());
+  slots[Lane()] = {reinterpret_cast<uintptr_t>(ptr), ldm};
+  WarpSync();
+  if (slots[0].ptr != reinterpret_cast<uintptr_t>(ptr) || slots[0].ldm != ldm) {
+    std::fprintf(stderr, "CUDA emulation: %s: the lanes of a warp passed different pointers or ldm\n", what);
+    std::abort();
+  }
 }
 
 }  // namespace emulation
@@ -147,9 +144,7 @@ inline float __float_to_tf32(float v) { return emulation::ExactTf32() ? v : emul
 
 template <typename Use, int M, int N, int K, typename T, typename Layout>
 void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, float value) {
-  emulation::WarpSync();
-  for (int i = 0; i < f.num_elements; ++i) f.x[i] = value;
-  emulation::WarpSync();
+  for (int i = 0; i < f.num_elements; ++i) f.x[i] = value;  // each lane its own elements: nothing to exchange
 }
 
 template <typename Use, int M, int N, int K, typename Layout>
@@ -177,7 +172,8 @@ void store_matrix_sync(float* ptr, const fragment<accumulator, M, N, K, float>& 
   emulation::WarpSync();
 }
 
-// D = A B + C for the whole warp: every lane posts its elements, lane 0 multiplies, every lane takes its part of D.
+// D = A B + C for the whole warp: every lane posts its elements of A, B and C, then computes its own elements of
+// D from the posted matrices (each element once, its products added in k order).
 template <int M, int N, int K, typename LayoutA, typename LayoutB>
 void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, precision::tf32, LayoutA>& a,
               const fragment<matrix_b, M, N, K, precision::tf32, LayoutB>& b,
@@ -188,27 +184,21 @@ void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a,
   float* sa = emulation::WarpScratch();  // [M][K]
   float* sb = sa + 256;                  // [K][N]
   float* sc = sb + 256;                  // [M][N]
-  float* sd = sc + 256;                  // [M][N]
   const unsigned lane = emulation::Lane();
-  emulation::WarpSync();
   for (int i = 0; i < FA::num_elements; ++i) sa[FA::RowOf(lane, i) * K + FA::ColOf(lane, i)] = a.x[i];
   for (int i = 0; i < FB::num_elements; ++i) sb[FB::RowOf(lane, i) * N + FB::ColOf(lane, i)] = b.x[i];
   for (int i = 0; i < FC::num_elements; ++i) sc[FC::RowOf(lane, i) * N + FC::ColOf(lane, i)] = c.x[i];
   emulation::WarpSync();
-  if (lane == 0) {
-    const bool exact = emulation::ExactTf32();
-    for (int r = 0; r < M; ++r)
-      for (int col = 0; col < N; ++col) {
-        float acc = sc[r * N + col];
-        for (int k = 0; k < K; ++k) {
-          const float x = sa[r * K + k], y = sb[k * N + col];
-          acc = exact ? std::fma(x, y, acc) : acc + emulation::TruncateToTf32(x) * emulation::TruncateToTf32(y);
-        }
-        sd[r * N + col] = acc;
-      }
+  const bool exact = emulation::ExactTf32();
+  for (int i = 0; i < FC::num_elements; ++i) {
+    const int r = FC::RowOf(lane, i), col = FC::ColOf(lane, i);
+    float acc = sc[r * N + col];
+    for (int k = 0; k < K; ++k) {
+      const float x = sa[r * K + k], y = sb[k * N + col];
+      acc = exact ? std::fma(x, y, acc) : acc + emulation::TruncateToTf32(x) * emulation::TruncateToTf32(y);
+    }
+    d.x[i] = acc;
   }
-  emulation::WarpSync();
-  for (int i = 0; i < FC::num_elements; ++i) d.x[i] = sd[FC::RowOf(lane, i) * N + FC::ColOf(lane, i)];
   emulation::WarpSync();  // the exchange area is reused by the next operation
 }
 

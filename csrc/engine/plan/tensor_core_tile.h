@@ -19,7 +19,7 @@ constexpr int kTcK = 8;          // fragment reduction depth
 constexpr int kTcUnits = 16;     // units of a block's column slice
 constexpr int kTcMaxBatch = 32;  // two row fragments
 constexpr int kTcWarps = kWavefrontThreads / 32;
-constexpr int kTcChunk = 128;    // reduction indices of one staging of the state (A) in shared memory
+constexpr int kTcChunk = 256;    // reduction indices of one staging of the state (A) in shared memory
 // Row pads of 4 floats keep every fragment's first element 32-byte aligned (WMMA loads need it: rows start at
 // multiples of 8 of the reduction) and shift successive rows across banks.
 constexpr int kTcPad = 4;
