@@ -21,7 +21,8 @@ from tensorflow.python.eager import context
 
 from deeprnn_fast import gpu_self_check
 
-_CHECKS = gpu_self_check.SelfCheck()
+# The fused op follows TensorFlow's TF32 switch (csrc/tf/gpu_launch_helpers.h), so the check's tolerance does too.
+_CHECKS = gpu_self_check.SelfCheck(tf32=tf.config.experimental.tensor_float_32_execution_enabled)
 
 
 def visible_gpus():

@@ -55,6 +55,27 @@ def test_selfcheck_against_cpu_library(build_dir):
     assert "PASSED" in proc.stdout and " FAIL" not in proc.stdout
 
 
+@pytest.mark.parametrize("mode", ["exact", "tf32"])
+def test_tensor_core_tile_against_cpu_library(build_dir, mode):
+    """The tensor-core tile (TF32 allowed; csrc/engine/cuda/tensor_core_tile.cuh), forward and backward, every cell,
+    against the CPU library. 'exact': the emulated tensor cores compute fp32 (DEEPRNN_EMULATION_TF32=exact), so the
+    float32 tolerance (2e-5 / 5e-5 relative, the norm of the whole tensor) catches a wrong index or a lost partial
+    sum, on B in {1, 5, 17, 32}, H that pads the slices and fragments, L in {1, 3}; 'tf32': TF32 rounding as on the
+    hardware, 3e-3 relative (seen: 1e-4 - 6e-4), on B = 32, L = 3."""
+    env = dict(os.environ, DEEPRNN_EMULATION_SMS="8", DEEPRNN_EMULATION_TF32=mode)
+    proc = subprocess.run([os.path.join(build_dir, "stacked_rnn_selfcheck"), "--tensor-cores"], capture_output=True,
+                          text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "PASSED" in proc.stdout and " FAIL" not in proc.stdout
+    cases = [line for line in proc.stdout.splitlines() if " tf32 " in line]
+    # Exact: 4 shapes for tanh, 3 for the GRU and the LSTM, the relu RNN once; TF32: one per cell but relu. Every
+    # one on the tensor-core tile, forward and backward.
+    assert len(cases) == (11 if mode == "exact" else 3)
+    assert all("fwd persistent+tc tile 6" in c and "bwd persistent+tc tile 6" in c for c in cases)
+    for cell, n in (("tanh", 4), ("gru", 3), ("lstm", 3), ("relu", 1)):
+        assert sum(c.startswith(cell) for c in cases) == (n if mode == "exact" else int(cell != "relu"))
+
+
 def test_cuda_entry_points_against_oracle(build_dir, tmp_path):
     # In a fresh process: this one may already hold the in-place deeprnn_fast._kernels under the same name.
     module = glob.glob(os.path.join(build_dir, "_kernels*.so"))[0]

@@ -48,6 +48,29 @@ def test_correct_fake_passes_and_wrong_index_fails(cell, dtype):
     assert not passed and error > 100 * tolerance, (name, error)
 
 
+def _tf32(array):
+    """Rounds float32 values to TF32 (10-bit mantissa, to nearest), as the tensor cores read them."""
+    bits = np.asarray(array, np.float32).view(np.uint32)
+    return ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+
+
+@pytest.mark.parametrize("cell", ["tanh", "gru"])
+def test_tf32_tolerance_passes_tf32_rounding_and_still_fails_a_wrong_index(cell):
+    """With TF32 allowed the fused op may run the tensor-core tile: a kernel whose weights and states were read as
+    TF32 passes the TF32 tolerance (not the float32 one), a wrong index fails both."""
+    problem = gpu_self_check.make_problem(cell, "float32", seed=11)
+    want = oracle_runner(problem)
+    rounded = gpu_self_check.Problem(**{**problem.__dict__,
+                                        "recurrent_kernels": [_tf32(w) for w in problem.recurrent_kernels],
+                                        "kernels": [_tf32(w) for w in problem.kernels]})
+    got = _cast(oracle_runner(rounded), np.float32)
+    passed, _, error, tolerance = gpu_self_check.compare(got, want, "float32", tf32=True)
+    assert passed and tolerance == gpu_self_check.TF32_TOLERANCE and error > gpu_self_check.TOLERANCE["float32"] / 10
+    passed, _, error, _ = gpu_self_check.compare(wrong_index_fake(problem), want, "float32", tf32=True)
+    assert not passed and error > 10 * gpu_self_check.TF32_TOLERANCE
+    assert gpu_self_check.compare(got, want, "float64", tf32=True)[3] == gpu_self_check.TOLERANCE["float64"]
+
+
 def test_one_corrupted_value_fails_and_is_named():
     problem = gpu_self_check.make_problem("tanh", "float32", seed=3)
     want = oracle_runner(problem)

@@ -5,11 +5,13 @@
 #      (benchmarks/gpu/build_kernels.py: nvcc + g++, no setup.py, no TensorFlow);
 #   2. timing: every cell (tanh RNN, GRU, LSTM), forward and forward + backward, T = 128, B in {1, 8, 32, 256},
 #      H in {256, 1024}, L in {2, 4}, against torch.nn.RNN / GRU / LSTM(num_layers=L) with cuDNN's TF32 not allowed
-#      and allowed, N calls back to back per time; the cost of one grid barrier and the "x floor" ratio;
+#      and allowed, N calls back to back per time; ours also with TF32 allowed at B <= 32 (the tensor-core tile,
+#      its outputs against the exact ones'); the cost of one grid barrier, the "x floor" ratio and the cost model's
+#      prediction beside each row (csrc/engine/cuda/COST_MODEL.md);
 #   3. correctness of forward and backward, every schedule and cell, dense and token inputs, against the float64
 #      oracle (deeprnn_fast/testing/gpu_check.py), as far as its slot goes;
 #   4. the C++ self-check, then compute-sanitizer memcheck and racecheck, each in a fixed slot, on the self-check's
-#      --sanitize cases (the B = 32 tile, blocks above 48 KB of shared memory);
+#      --sanitize cases (the B = 32 tile, blocks above 48 KB of shared memory, the tensor-core tile);
 #   5. report: tables and gpu_check.json from what the steps wrote (no GPU).
 # Every result goes to $OUT as it is produced (results.jsonl: one JSON line per check or timing row), so a kill or a
 # hang loses nothing already measured. $OUT (or build/gpu_check/out) holds at most 8 files: build.log, ptxas.txt,

@@ -11,6 +11,9 @@
 // - persistent: one cooperative launch for all T + L - 1 steps with a grid barrier between steps; either each block
 //   owns one (layer, column slice) and keeps that slice of the layer's weights in shared memory for the whole run
 //   ("weights on chip"), or the blocks stride over the tiles of each step and read weights from L2 ("streaming").
+// For float32 at B <= 32, when the caller allows TF32 (PlanOptions::allow_tf32), the persistent schedule with
+// weights on chip may run the tensor-core tile instead (engine/cuda/tensor_core_tile.cuh): the same blocks, the
+// products through WMMA TF32 fragments. Its cost model, and today's kernel's, is engine/cuda/COST_MODEL.md.
 #ifndef DEEPRNN_LAUNCH_PLAN_H_
 #define DEEPRNN_LAUNCH_PLAN_H_
 
@@ -58,10 +61,23 @@ struct DeviceProps {
 // Threads of every wavefront block.
 constexpr int kWavefrontThreads = 256;
 
+// What the caller allows beyond the exact scalar tiles, and what the pass needs.
+struct PlanOptions {
+  // TF32 products on tensor cores (10-bit mantissa inputs, float accumulation) for float32. Off by default: the
+  // library computes exact float32 unless the caller says otherwise (the TF op follows TensorFlow's TF32 switch).
+  bool allow_tf32 = false;
+  // Masks or dropout are given: the tensor-core tile has none, so the planner keeps the exact tiles.
+  bool has_modifiers = false;
+};
+
+// The tile index of the tensor-core tile (after the scalar tiles of engine/plan/tiles.h).
+constexpr int kTensorCoreTile = 6;
+
 // What the planner decided for the wavefront of one pass.
 struct WavefrontPlan {
   CudaSchedule schedule = CudaSchedule::kStepwise;  // resolved: kStepwise or kPersistent
   bool weights_on_chip = false;                     // persistent only: each block keeps its weight slice on chip
+  bool tensor_cores = false;                        // the tensor-core tile (TF32 WMMA; tile kTensorCoreTile)
   int tile = 0;                                     // which of the cell's tile shapes
   int bm = 0, bn = 0, tm = 0, tn = 0, bk = 0, ks = 0;  // that tile: rows x units, per thread, chunk, slices
   int threads = kWavefrontThreads;
@@ -96,10 +112,12 @@ CudaStatus ValidateCudaShape(Cell cell, const Shape& shape);
 // per thread. Errors: a bad shape, element size or device
 // (ValidateDeviceProps), a block that needs more shared memory than the device allows,
 // or a persistent schedule that was asked for and cannot run (no cooperative launch, weights that do not fit on
-// chip, no block that fits on an SM).
+// chip, no block that fits on an SM). With options.allow_tf32, float32, B <= 32, no modifiers, compute capability
+// 8.0 or more and a schedule that allows weights on chip (auto, persistent, persistent_resident), the tensor-core
+// tile is chosen when its blocks fit; plan.reason says why it was or was not.
 CudaStatus PlanWavefront(Cell cell, const Shape& shape, int element_bytes, Direction direction,
                          const DeviceProps& props, CudaSchedule requested, const OccupancyFn& occupancy,
-                         WavefrontPlan* plan);
+                         WavefrontPlan* plan, const PlanOptions& options = PlanOptions());
 
 const char* ScheduleName(CudaSchedule schedule);
 // Parses "auto", "stepwise", "persistent", "persistent_resident", "persistent_streaming".

@@ -51,6 +51,7 @@ struct CudaLaunch {
   void* workspace = nullptr;                    // device scratch, 256-byte aligned
   int64_t workspace_bytes = 0;                  // its size: at least the pass's ...WorkspaceBytes
   CudaSchedule schedule = CudaSchedule::kAuto;  // the wavefront's schedule; kAuto lets the planner choose
+  bool allow_tf32 = false;                      // float32 may use TF32 tensor cores (launch_plan.h PlanOptions)
   int32_t* invalid_tokens = nullptr;            // optional device counter: += token ids outside [0, D)
   CudaLaunchInfo* info = nullptr;               // optional out: what ran
 };
@@ -79,7 +80,7 @@ CudaStatus StackedBackwardCuda(const BackwardArgs<T>& args, T* grad_slots, const
 // Plans a pass for the current device without running it (what the passes would choose), with the real
 // occupancy of the cell's kernels.
 CudaStatus PlanStackedCuda(Cell cell, const Shape& shape, int element_bytes, Direction direction,
-                           CudaSchedule schedule, WavefrontPlan* plan);
+                           CudaSchedule schedule, WavefrontPlan* plan, const PlanOptions& options = PlanOptions());
 
 // --- Runtime helpers for adapters that must not include CUDA headers (TensorFlow, pybind11, benchmarks). ---
 

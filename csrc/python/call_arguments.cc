@@ -74,6 +74,7 @@ std::string Signature::Text() const {
     if (std::holds_alternative<NoneDefault>(d)) s += "=None";
     else if (std::holds_alternative<int64_t>(d)) s += "=" + std::to_string(std::get<int64_t>(d));
     else if (std::holds_alternative<std::string>(d)) s += "='" + std::get<std::string>(d) + "'";
+    else if (std::holds_alternative<bool>(d)) s += std::get<bool>(d) ? "=True" : "=False";
   }
   return s + ")";
 }
@@ -106,6 +107,7 @@ BoundArgs::BoundArgs(const Signature& signature, const py::args& args, const py:
       throw py::type_error(f + "() missing required argument '" + params_[i].name + "'");
     if (std::holds_alternative<NoneDefault>(d)) values_[i] = py::none();
     else if (std::holds_alternative<int64_t>(d)) values_[i] = py::int_(std::get<int64_t>(d));
+    else if (std::holds_alternative<bool>(d)) values_[i] = py::bool_(std::get<bool>(d));
     else values_[i] = py::str(std::get<std::string>(d));
   }
 }

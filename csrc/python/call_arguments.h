@@ -26,13 +26,15 @@ std::string TypeName(py::handle obj);
 struct NoneDefault {};
 constexpr NoneDefault kNoneDefault{};
 
-// One parameter of an entry point: required (no default), or optional with a default of None, an int or a str.
+// One parameter of an entry point: required (no default), or optional with a default of None, an int, a str or a
+// bool.
 struct Param {
-  using Default = std::variant<std::monostate, NoneDefault, int64_t, std::string>;  // monostate: required
+  using Default = std::variant<std::monostate, NoneDefault, int64_t, std::string, bool>;  // monostate: required
   Param(const char* n) : name(n) {}  // NOLINT: a bare name is a required parameter
   Param(const char* n, NoneDefault) : name(n), fallback(NoneDefault{}) {}
   Param(const char* n, int64_t d) : name(n), fallback(d) {}
   Param(const char* n, const char* d) : name(n), fallback(std::string(d)) {}
+  Param(const char* n, bool d) : name(n), fallback(d) {}
   const char* name;
   Default fallback;
 };

@@ -28,6 +28,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "deeprnn/cost_model.h"
 #include "deeprnn/launch_plan.h"
 #include "deeprnn/stacked.h"
 #include "deeprnn/stacked_cuda.h"
@@ -394,6 +395,7 @@ py::dict PlanDict(const deeprnn::WavefrontPlan& plan) {
   py::dict d;
   d["schedule"] = deeprnn::ScheduleName(plan.schedule);
   d["weights_on_chip"] = plan.weights_on_chip;
+  d["tensor_cores"] = plan.tensor_cores;
   d["tile"] = plan.tile;
   d["bm"] = plan.bm;
   d["bn"] = plan.bn;
@@ -409,6 +411,26 @@ py::dict PlanDict(const deeprnn::WavefrontPlan& plan) {
   d["blocks_per_sm"] = plan.blocks_per_sm;
   d["launches"] = plan.launches;
   d["reason"] = plan.reason;
+  return d;
+}
+
+// The cost model's prediction for a plan (deeprnn/cost_model.h), with the default H200 rates.
+py::dict CostDict(const deeprnn::StepCost& c) {
+  py::dict d;
+  d["flop_per_step"] = c.flop_per_step;
+  d["unit"] = c.unit;
+  d["state_bytes_per_step"] = c.state_bytes_per_step;
+  d["weight_bytes_per_step"] = c.weight_bytes_per_step;
+  d["weights_fit_l2"] = c.weights_fit_l2;
+  d["smem_bytes_per_block"] = c.smem_bytes_per_block;
+  d["products_us"] = c.products_us;
+  d["staging_us"] = c.staging_us;
+  d["epilogue_us"] = c.epilogue_us;
+  d["sync_us"] = c.sync_us;
+  d["step_us"] = c.step_us;
+  d["sequence_us"] = c.sequence_us;
+  d["floor_us"] = c.floor_us;
+  d["x_floor"] = c.x_floor;
   return d;
 }
 
@@ -500,12 +522,18 @@ py::dict Plan(const BoundArgs& a) {
   const deeprnn::Direction direction = ParseDirection(a["direction"]);
   const deeprnn::CudaSchedule schedule = ParseSchedule(a["schedule"]);
   const Cell cell = ParseCell(a["cell"]);
+  deeprnn::PlanOptions options;
+  options.allow_tf32 = BoolArg(a["allow_tf32"], "allow_tf32");
   deeprnn::WavefrontPlan plan;
   deeprnn::CudaStatus st;
+  int sm_count = 0;
   if (a["device"].is_none()) {
 #if defined(DEEPRNN_WITH_CUDA)
     if (!CudaAvailable()) throw std::runtime_error("plan(device=None) plans for the current GPU, and there is none");
-    st = deeprnn::PlanStackedCuda(cell, shape, itemsize, direction, schedule, &plan);
+    st = deeprnn::PlanStackedCuda(cell, shape, itemsize, direction, schedule, &plan, options);
+    deeprnn::DeviceProps props;
+    if (st.ok()) st = deeprnn::CudaCurrentDeviceProps(&props);
+    sm_count = props.sm_count;
 #else
     NoCuda("plan(device=None) plans for the current GPU");
 #endif
@@ -517,10 +545,13 @@ py::dict Plan(const BoundArgs& a) {
                  ? d.fixed_blocks_per_sm
                  : deeprnn::EstimateBlocksPerSm(d.props, smem, deeprnn::kWavefrontThreads, d.regs_per_thread);
     };
-    st = deeprnn::PlanWavefront(cell, shape, itemsize, direction, d.props, schedule, occupancy, &plan);
+    st = deeprnn::PlanWavefront(cell, shape, itemsize, direction, d.props, schedule, occupancy, &plan, options);
+    sm_count = d.props.sm_count;
   }
   if (!st.ok()) throw py::value_error(OneLine(st.error));
-  return PlanDict(plan);
+  py::dict out = PlanDict(plan);
+  out["cost"] = CostDict(deeprnn::PredictStepCost(cell, shape, itemsize, direction, plan, sm_count));
+  return out;
 }
 
 int64_t WorkspaceBytes(const BoundArgs& a) {
@@ -592,6 +623,7 @@ struct CudaCall {
   uintptr_t stream = 0;
   deeprnn::CudaSchedule schedule = deeprnn::CudaSchedule::kAuto;
   py::handle invalid_tokens;
+  bool allow_tf32 = false;
 };
 
 // The common part of every CUDA entry point: the workspace and the counter, the overlap check, the wait for the
@@ -610,6 +642,7 @@ py::dict RunCuda(std::vector<ArrayView>& views, int64_t workspace_needed, const 
   deeprnn::CudaLaunchInfo info;
   launch.stream = reinterpret_cast<void*>(c.stream);
   launch.schedule = c.schedule;
+  launch.allow_tf32 = c.allow_tf32;
   launch.info = &info;
   deeprnn::CudaStatus st;
   {
@@ -681,6 +714,7 @@ void RunBackwardCpu(Cell cell, const BackwardHandles& h, bool optional) {
 py::object RunForwardCuda(Cell cell, const BoundArgs& a, py::handle invalid_tokens) {
 #if defined(DEEPRNN_WITH_CUDA)
   CudaCall c{a["workspace"], 0, ParseSchedule(a["schedule"]), invalid_tokens};
+  c.allow_tf32 = BoolArg(a["allow_tf32"], "allow_tf32");
   c.stream = StreamArg(a);
   const ForwardHandles h = ForwardArrays(a);
   const Problem p = ReadProblem(CudaView, cell, h.inputs, h.kernels);
@@ -695,6 +729,7 @@ py::object RunBackwardCuda(Cell cell, const BoundArgs& a, const char* grad_slots
                            py::handle invalid_tokens) {
 #if defined(DEEPRNN_WITH_CUDA)
   CudaCall c{a["workspace"], 0, ParseSchedule(a["schedule"]), invalid_tokens};
+  c.allow_tf32 = BoolArg(a["allow_tf32"], "allow_tf32");
   c.stream = StreamArg(a);
   const BackwardHandles h = BackwardArrays(a, a[grad_slots_name]);
   const Problem p = ReadProblem(CudaView, cell, h.inputs, h.kernels);
@@ -710,7 +745,7 @@ py::object RunBackwardCuda(Cell cell, const BoundArgs& a, const char* grad_slots
 // options added with the cells are keyword-only, so that the former positional calls mean what they meant.
 const std::vector<Param> kCellOptions = {{"gates", kNoneDefault}, {"cell", kNoneDefault}};
 const std::vector<Param> kCudaCellOptions = {{"gates", kNoneDefault}, {"cell", kNoneDefault},
-                                             {"invalid_tokens", kNoneDefault}};
+                                             {"invalid_tokens", kNoneDefault}, {"allow_tf32", false}};
 const Signature kForwardCpu{"forward_cpu",
                             {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
                              "final_states", "activations", {"activation", "tanh"}},
@@ -734,7 +769,8 @@ const Signature kWorkspaceBytes{"workspace_bytes",
                                 {{"tokens", kNoneDefault}}};
 const Signature kPlan{"plan",
                       {"batch", "time", "input", "hidden", "layers", {"dtype", "float32"}, {"direction", "forward"},
-                       {"schedule", "auto"}, {"device", kNoneDefault}, {"cell", "rnn"}}};
+                       {"schedule", "auto"}, {"device", kNoneDefault}, {"cell", "rnn"}},
+                      {{"allow_tf32", false}}};
 const Signature kForwardCuda{"forward_cuda",
                              {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
                               "final_states", "activations", "workspace", {"activation", "tanh"},
@@ -749,12 +785,14 @@ const Signature kBackwardCuda{"backward_cuda",
 const Signature kGruForwardCuda{"gru_forward_cuda",
                                 {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
                                  "final_states", "activations", "gates", "workspace", {"stream", int64_t{0}},
-                                 {"schedule", "auto"}}};
+                                 {"schedule", "auto"}},
+                                {{"allow_tf32", false}}};
 const Signature kGruBackwardCuda{"gru_backward_cuda",
                                  {"inputs", "kernels", "recurrent_kernels", "initial_states", "activations", "gates",
                                   "grad_outputs", "grad_final_states", "grad_inputs", "grad_kernels",
                                   "grad_recurrent_kernels", "grad_biases", "grad_initial_states", "grad_gates",
-                                  "workspace", {"stream", int64_t{0}}, {"schedule", "auto"}}};
+                                  "workspace", {"stream", int64_t{0}}, {"schedule", "auto"}},
+                                 {{"allow_tf32", false}}};
 const Signature kGridSyncBenchmark{"grid_sync_benchmark", {"syncs", {"blocks", int64_t{0}}, {"stream", int64_t{0}}}};
 
 // Every entry point takes (*args, **kwargs) and binds them itself (call_arguments.h); its docstring starts with
@@ -838,7 +876,9 @@ PYBIND11_MODULE(_kernels, m) {
       "device=None: the current GPU (CUDA build only); or a dict of device properties (sm_count, "
       "smem_per_block_optin, smem_per_sm, reserved_smem_per_block, max_threads_per_sm, max_blocks_per_sm, "
       "regs_per_sm, cooperative_launch, and optionally regs_per_thread or a fixed blocks_per_sm), which needs no "
-      "GPU. Raises ValueError for shapes or schedules that cannot run and for device properties no GPU has.");
+      "GPU. allow_tf32=True lets float32 plans at B <= 32 take the tensor-core tile (TF32 products). The dict's "
+      "'cost' is the cost model's prediction for the plan (deeprnn/cost_model.h, H200 rates). Raises ValueError "
+      "for shapes or schedules that cannot run and for device properties no GPU has.");
 
   Def(m, kForwardCuda, [](const BoundArgs& a) -> py::object {
     return RunForwardCuda(ResolveCell(a), a, a["invalid_tokens"]);
@@ -848,7 +888,8 @@ PYBIND11_MODULE(_kernels, m) {
      "workspace: a CUDA array of at least workspace_bytes('forward', ...) bytes. schedule: auto, stepwise, "
      "persistent, persistent_resident, persistent_streaming. Token ids are not checked on the host: an id outside "
      "[0, V) reads as a zero row, and invalid_tokens (None or a CUDA int32 array (1,)) has the number of such ids "
-     "added to it. Returns the plan that ran. Does not synchronise.");
+     "added to it. allow_tf32=True lets float32 at B <= 32 run the tensor-core tile (TF32 products, about 1e-3 "
+     "relative); the default is exact float32. Returns the plan that ran. Does not synchronise.");
 
   Def(m, kBackwardCuda, [](const BoundArgs& a) -> py::object {
     return RunBackwardCuda(ResolveCell(a), a, "grad_preactivations", !a["cell"].is_none(), a["invalid_tokens"]);

@@ -12,6 +12,7 @@
 #include "tensorflow/core/framework/device_base.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/platform/tensor_float_32_utils.h"
 #include "xla/stream_executor/stream.h"
 
 namespace deeprnn_fast {
@@ -59,8 +60,10 @@ inline absl::Status ToAbsl(const char* pass, const deeprnn::CudaStatus& status) 
   return absl::InternalError(std::string("deeprnn_fast CUDA ") + pass + ": " + status.error);
 }
 
-// What every GPU launcher does around its library call: TensorFlow's stream, the schedule override and a workspace
-// of `bytes`, handed to call(launch) as a deeprnn::CudaLaunch; call returns the TF status (ToAbsl of the
+// What every GPU launcher does around its library call: TensorFlow's stream, the schedule override, TensorFlow's
+// TF32 switch (tf.config.experimental.enable_tensor_float_32_execution, on by default: float32 at B <= 32 may then
+// run the tensor-core tile, as TF's own matrix products use TF32) and a workspace of `bytes`, handed to
+// call(launch) as a deeprnn::CudaLaunch; call returns the TF status (ToAbsl of the
 // library's). The workspace tensor is released on return: TensorFlow's GPU allocator is ordered on the op's
 // stream, so the kernels queued by `call` still own it.
 template <typename Call>
@@ -68,6 +71,7 @@ absl::Status LaunchOnOpStream(tensorflow::OpKernelContext* ctx, int64_t bytes, C
   deeprnn::CudaLaunch launch;
   TF_RETURN_IF_ERROR(GpuStream(ctx, &launch.stream));
   TF_RETURN_IF_ERROR(ScheduleFromEnvironment(&launch.schedule));
+  launch.allow_tf32 = tsl::tensor_float_32_execution_enabled();
   tensorflow::Tensor storage;
   TF_RETURN_IF_ERROR(AllocateWorkspace(ctx, bytes, &storage, &launch.workspace));
   launch.workspace_bytes = bytes;

@@ -236,20 +236,21 @@ class _CudaEntryPoints:
         n = self.k.workspace_bytes(direction, B, T, D, H, L, p["dtype"], cell=p["cell"], tokens=p["tokens"])
         return self.empty_bytes(n)
 
-    def forward(self, p, out, schedule, workspace=None):
+    def forward(self, p, out, schedule, workspace=None, allow_tf32=False):
         return self.k.forward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"],
                                    p["initial_states"], out["outputs"], out["final_states"], out["activations"],
                                    workspace if workspace is not None else self.workspace("forward", p),
-                                   stream=self.stream(), schedule=schedule, gates=out.get("gates"), cell=p["cell"])
+                                   stream=self.stream(), schedule=schedule, gates=out.get("gates"), cell=p["cell"],
+                                   allow_tf32=allow_tf32)
 
-    def backward(self, p, out, g, schedule, workspace=None):
+    def backward(self, p, out, g, schedule, workspace=None, allow_tf32=False):
         return self.k.backward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
                                     out["activations"], p["grad_outputs"], p["grad_final_states"], g["grad_inputs"],
                                     g["grad_kernels"], g["grad_recurrent_kernels"], g["grad_biases"],
                                     g["grad_initial_states"], g["grad_preactivations"],
                                     workspace if workspace is not None else self.workspace("backward", p),
                                     stream=self.stream(), schedule=schedule, gates=out.get("gates"),
-                                    cell=p["cell"])
+                                    cell=p["cell"], allow_tf32=allow_tf32)
 
 
 class TorchCudaBackend(_CudaEntryPoints):
@@ -573,7 +574,19 @@ def grid_sync_cost_us(kernels, torch, log):
 
 
 def _plan_text(info):
-    return info["schedule"] + ("+chip" if info["weights_on_chip"] else "") + f" t{info['tile']}"
+    return (info["schedule"] + ("+tc" if info.get("tensor_cores") else "+chip" if info["weights_on_chip"] else "")
+            + f" t{info['tile']}")
+
+
+def predicted_fwd_us(kernels, props, cell, B, T, H, L, allow_tf32, sync_us=None):
+    """The cost model's forward wavefront time (csrc/engine/cuda/COST_MODEL.md) for the plan on `props` (None: the
+    current GPU), with the measured grid barrier in place of the model's assumed one when given."""
+    p = kernels.plan(B, T, H, H, L, "float32", "forward", "auto", props, cell=cell, allow_tf32=allow_tf32)
+    c = p["cost"]
+    us = c["sequence_us"]
+    if sync_us is not None and p["schedule"] == "persistent":
+        us += (T + L - 1) * (sync_us - c["sync_us"])
+    return us, p["tensor_cores"]
 
 
 def _time_ours(cell, backend, timer, rng, row):
@@ -597,6 +610,29 @@ def _time_ours(cell, backend, timer, rng, row):
     row["ours_fwdbwd_ms"] = timer(lambda: (fwd(), bwd()))
     if not backend.torch.isfinite(out["outputs"]).all():
         row["error"] = "non-finite outputs"
+    if B > 32:
+        return
+    # The tensor-core tile (TF32 allowed), where the planner takes it: its time, and its outputs against the exact
+    # pass's on the same inputs (TF32: about 1e-3 relative).
+    exact_y = out["outputs"].clone()
+
+    def fwd_tc():
+        return backend.forward(p, out, "auto", ws_f, allow_tf32=True)
+
+    def bwd_tc():
+        return backend.backward(p, out, g, "auto", ws_b, allow_tf32=True)
+
+    info = fwd_tc()
+    if not info.get("tensor_cores"):
+        return
+    row["plan_fwd_tf32"] = _plan_text(info)
+    backend.synchronize()
+    torch = backend.torch
+    row["tf32_vs_exact_rel"] = float(torch.linalg.vector_norm(out["outputs"] - exact_y)
+                                     / torch.linalg.vector_norm(exact_y))
+    row["plan_bwd_tf32"] = _plan_text(bwd_tc())
+    row["ours_fwd_tf32_ms"] = timer(fwd_tc)
+    row["ours_fwdbwd_tf32_ms"] = timer(lambda: (fwd_tc(), bwd_tc()))
 
 
 def _time_peer(cell, torch, timer, row):
@@ -658,6 +694,13 @@ def time_configs(kernels, torch, log, deadline, sync_us, sink=None):
                     row["peer_error"] = f"{type(e).__name__}: {e}"
                 if sync_us is not None:
                     row["sync_floor_ms"] = (T + L - 1) * sync_us / 1000.0
+                try:  # the cost model beside the measurement, with the measured barrier
+                    for tf32 in (False, True):
+                        us, tc = predicted_fwd_us(kernels, None, cell, B, T, H, L, tf32, sync_us)
+                        if tc or not tf32:
+                            row["predicted_fwd_tf32_us" if tf32 else "predicted_fwd_us"] = us
+                except Exception as e:
+                    row["predict_error"] = f"{type(e).__name__}: {e}"
                 torch.cuda.empty_cache()
             if sink is not None:
                 sink("timing", row)
@@ -675,7 +718,8 @@ def _ratio(a, b):
 
 TIMING_HEADER = (f"{'cell':4} {'B':>4} {'H':>5} {'L':>2} | {'ours fwd':>8} {'plan':20} {'cudnn':>7} {'x':>5} "
                  f"{'tf32':>7} {'x':>5} | {'ours f+b':>8} {'cudnn':>7} {'x':>5} {'tf32':>7} {'x':>5} | "
-                 f"{'sync fl':>7} {'x floor':>7}")
+                 f"{'sync fl':>7} {'x floor':>7} | {'tc fwd':>7} {'x tf32':>6} {'tc f+b':>7} {'x floor':>7} | "
+                 f"{'pred':>7} {'pred tc':>7}")
 
 
 def format_timing_row(r):
@@ -688,8 +732,13 @@ def format_timing_row(r):
             f"{_fmt(r.get('cudnn_fwd_tf32_ms'))} {_fmt(_ratio(ours, r.get('cudnn_fwd_tf32_ms')), 5)} | "
             f"{_fmt(ours_fb, 8)} {_fmt(r.get('cudnn_fwdbwd_ms'))} {_fmt(_ratio(ours_fb, r.get('cudnn_fwdbwd_ms')), 5)} "
             f"{_fmt(r.get('cudnn_fwdbwd_tf32_ms'))} {_fmt(_ratio(ours_fb, r.get('cudnn_fwdbwd_tf32_ms')), 5)} | "
-            f"{_fmt(r.get('sync_floor_ms'), 7, 3)} {_fmt(_ratio(ours, r.get('sync_floor_ms')))}")
-    for key in ("error", "peer_error"):
+            f"{_fmt(r.get('sync_floor_ms'), 7, 3)} {_fmt(_ratio(ours, r.get('sync_floor_ms')))} | ")
+    tc, tc_fb = r.get("ours_fwd_tf32_ms"), r.get("ours_fwdbwd_tf32_ms")
+    pred, pred_tc = r.get("predicted_fwd_us"), r.get("predicted_fwd_tf32_us")
+    line += (f"{_fmt(tc)} {_fmt(_ratio(tc, r.get('cudnn_fwd_tf32_ms')), 6)} {_fmt(tc_fb)} "
+             f"{_fmt(_ratio(tc, r.get('sync_floor_ms')))} | {_fmt(pred / 1000 if pred else None, 7, 3)} "
+             f"{_fmt(pred_tc / 1000 if pred_tc else None, 7, 3)}")
+    for key in ("error", "peer_error", "predict_error"):
         if key in r:
             line += f"  [{key}: {r[key]}]"
     return line
@@ -700,7 +749,9 @@ def timing_table(rows, header_lines):
     lines.append(f"times in ms per call (N calls back to back between CUDA events, median of 3 batches); T = "
                  f"{TIMING_T}, D = H, float32, the planner's schedule; 'cudnn' = PyTorch's nn.RNN(tanh) / nn.GRU / "
                  "nn.LSTM(num_layers=L) with cuDNN's TF32 not allowed, 'tf32' allowed; 'x' = ours / that (below 1: "
-                 "ours faster); 'sync fl' = (T + L - 1) x one grid barrier; 'x floor' = ours fwd / that (goal: <= 2)")
+                 "ours faster); 'sync fl' = (T + L - 1) x one grid barrier; 'x floor' = ours fwd / that (goal: <= 2); "
+                 "'tc' = ours with TF32 allowed (the tensor-core tile, B <= 32 where planned; 'x tf32' against cuDNN "
+                 "with TF32); 'pred' / 'pred tc' = the cost model's forward (COST_MODEL.md) with the measured barrier")
     for cell in TIMED_CELLS:
         lines.append("")
         lines.append(f"fused {cell.upper() if cell != 'tanh' else 'tanh RNN'} vs cuDNN {PEERS[cell]}(num_layers=L)")
@@ -722,6 +773,11 @@ def plan_table(kernels, props, log, sink=None):
                 row["plan_fwd" if direction == "forward" else "plan_bwd"] = _plan_text(p)
                 parts.append(f"{direction[0]}wd {p['schedule']}{'+chip' if p['weights_on_chip'] else ''} "
                              f"tile {p['tile']} ({p['bm']}x{p['bn']}) grid {p['grid']} smem {p['smem_bytes']}")
+            for tf32 in (False, True):
+                us, tc = predicted_fwd_us(kernels, props, cell, B, TIMING_T, H, L, tf32)
+                if tc or not tf32:
+                    row["predicted_fwd_tf32_us" if tf32 else "predicted_fwd_us"] = us
+                    parts.append(f"predicted fwd {'tf32 ' if tf32 else ''}{us:.0f} us")
             if sink is not None:
                 sink("timing", row)
             log(f"  {cell} B={B:<3} H={H:<4} L={L}: " + " | ".join(parts))

@@ -18,6 +18,9 @@
 // plus one, as a wrong index would; "launch_error" makes every kernel launch return cudaErrorLaunchFailure. Unset
 // (or empty), the emulation behaves exactly as without it; any other value aborts with a message.
 //
+// Warps: the 32 consecutive threads of a block that share threadIdx.x / 32 get a barrier of their own, which the
+// collective WMMA operations of mma.h beside this file use (every lane takes part; the product is computed once).
+//
 // It checks what the runtime would refuse: dynamic shared memory above 48 KB without cudaFuncSetAttribute, a
 // cooperative launch with more blocks than fit at once, grid.sync() outside a cooperative launch. It says nothing
 // about timing, memory ordering between real SMs or the L1 cache.
@@ -103,16 +106,43 @@ inline int NumSms() {
   return env != nullptr ? std::max(1, std::atoi(env)) : 4;
 }
 
+constexpr int kWarpSize = 32;
+// Floats of one warp's exchange area for mma.h's collective operations: A, B, C and D of one product.
+constexpr size_t kWarpScratchFloats = 4 * 256;
+
+// The warps of one block: a barrier per 32 threads (fewer for a last partial warp) and their exchange areas.
+struct BlockWarps {
+  std::vector<FiberBarrier> barriers;
+  std::vector<unsigned> sizes;
+  std::vector<float> scratch;
+  explicit BlockWarps(unsigned threads) {
+    for (unsigned first = 0; first < threads; first += kWarpSize) {
+      const unsigned n = std::min<unsigned>(kWarpSize, threads - first);
+      barriers.emplace_back();
+      barriers.back().expected = static_cast<int>(n);
+      sizes.push_back(n);
+    }
+    scratch.assign(barriers.size() * kWarpScratchFloats, 0.0f);
+  }
+};
+
 struct ThreadState {
   dim3 thread_idx, block_idx, grid_dim, block_dim;
   unsigned char* smem = nullptr;
   FiberScheduler* scheduler = nullptr;
   FiberBarrier* block_barrier = nullptr;
   FiberBarrier* grid_barrier = nullptr;
+  BlockWarps* warps = nullptr;
+  FiberBarrier* warp_barrier = nullptr;  // this thread's warp's
 };
 // The emulated thread running now on this OS thread (set by the scheduler before it resumes a fiber).
 inline thread_local ThreadState* current_thread = nullptr;
 inline ThreadState& Current() { return *current_thread; }
+
+inline unsigned LinearThreadIndex() {
+  const ThreadState& s = Current();
+  return s.thread_idx.x + s.block_dim.x * (s.thread_idx.y + s.block_dim.y * s.thread_idx.z);
+}
 
 inline unsigned char* BlockSharedMemory() { return Current().smem; }
 
@@ -144,6 +174,18 @@ inline int BlocksPerSm(int threads, size_t smem) {
   return blocks;
 }
 
+// A block's shared memory: 128-byte aligned, as the base of a GPU block's dynamic shared memory is (WMMA operands
+// need 32 bytes), exactly `bytes` long so that AddressSanitizer sees overruns.
+struct FreeDeleter {
+  void operator()(unsigned char* p) const { std::free(p); }
+};
+using SharedMemory = std::unique_ptr<unsigned char[], FreeDeleter>;
+inline SharedMemory AllocateSharedMemory(size_t bytes) {
+  void* p = nullptr;
+  if (posix_memalign(&p, 128, std::max<size_t>(bytes, 1)) != 0) Fail("posix_memalign failed");
+  return SharedMemory(static_cast<unsigned char*>(p));
+}
+
 // Runs the blocks in `blocks` together, every thread of every block a fiber of one scheduler (fibers.h), and
 // returns when all have finished. A cooperative launch passes all its blocks (grid.sync() is a barrier of all their
 // threads); an ordinary one passes one block at a time.
@@ -152,7 +194,8 @@ inline void RunBlocks(const std::function<void()>& kernel, dim3 grid, dim3 block
   const unsigned threads_per_block = block.x * block.y * block.z;
   const size_t total = blocks.size() * threads_per_block;
   std::vector<FiberBarrier> block_barriers(blocks.size());
-  std::vector<std::unique_ptr<unsigned char[]>> smems;
+  std::vector<std::unique_ptr<BlockWarps>> block_warps;
+  std::vector<SharedMemory> smems;
   FiberBarrier grid_barrier;
   grid_barrier.expected = static_cast<int>(total);
   FiberScheduler scheduler(total);
@@ -160,7 +203,8 @@ inline void RunBlocks(const std::function<void()>& kernel, dim3 grid, dim3 block
   size_t i = 0;
   for (size_t k = 0; k < blocks.size(); ++k) {
     block_barriers[k].expected = static_cast<int>(threads_per_block);
-    smems.push_back(std::make_unique<unsigned char[]>(std::max<size_t>(smem, 1)));
+    block_warps.push_back(std::make_unique<BlockWarps>(threads_per_block));
+    smems.push_back(AllocateSharedMemory(smem));
     std::memset(smems.back().get(), 0xff, std::max<size_t>(smem, 1));
     for (unsigned z = 0; z < block.z; ++z)
       for (unsigned y = 0; y < block.y; ++y)
@@ -174,9 +218,11 @@ inline void RunBlocks(const std::function<void()>& kernel, dim3 grid, dim3 block
           st.scheduler = &scheduler;
           st.block_barrier = &block_barriers[k];
           st.grid_barrier = cooperative ? &grid_barrier : nullptr;
+          st.warps = block_warps.back().get();
+          st.warp_barrier = &st.warps->barriers[(x + block.x * (y + block.y * z)) / kWarpSize];
           Fiber& f = scheduler.fiber(i);
           f.body = &kernel;
-          f.barriers = {st.block_barrier};
+          f.barriers = {st.block_barrier, st.warp_barrier};
           if (cooperative) f.barriers.push_back(&grid_barrier);
         }
   }

@@ -92,7 +92,14 @@ struct Case {
   Shape shape;
   bool tokens;
   CudaSchedule schedule;
+  bool allow_tf32 = false;  // the tensor-core tile: the plan must choose it (float32, B <= 32)
 };
+
+// DEEPRNN_EMULATION_TF32=exact: the emulation's tensor cores compute exact fp32 (tests/cuda_emulation/mma.h).
+bool ExactTensorCores() {
+  const char* env = std::getenv("DEEPRNN_EMULATION_TF32");
+  return env != nullptr && std::strcmp(env, "exact") == 0;
+}
 
 // Host arrays of one problem and the host pointer tables the CPU library takes.
 template <typename T>
@@ -239,6 +246,7 @@ void RunCase(const Case& c, uint64_t seed) {
   deeprnn::CudaLaunchInfo finfo, binfo;
   deeprnn::CudaLaunch launch;
   launch.schedule = c.schedule;
+  launch.allow_tf32 = c.allow_tf32;
   launch.invalid_tokens = ginvalid.ptr;
 
   deeprnn::ForwardArgs<T> cf;
@@ -261,7 +269,8 @@ void RunCase(const Case& c, uint64_t seed) {
   char head[256];
   std::snprintf(head, sizeof(head), "%-4s %-6s B=%ld T=%ld D=%ld H=%ld L=%ld %s %-20s", deeprnn::CellName(c.cell),
                 c.tokens ? "tokens" : "dense", (long)B, (long)TT, (long)D, (long)H, (long)L,
-                sizeof(T) == 4 ? "float32" : "float64", deeprnn::ScheduleName(c.schedule));
+                sizeof(T) == 4 ? (c.allow_tf32 ? "tf32   " : "float32") : "float64",
+                deeprnn::ScheduleName(c.schedule));
   deeprnn::CudaStatus st = deeprnn::StackedForwardCuda<T>(cf, launch);
   if (!st.ok() && c.schedule == CudaSchedule::kPersistentResident &&
       st.error.find("cannot stay on chip") != std::string::npos) {
@@ -302,7 +311,10 @@ void RunCase(const Case& c, uint64_t seed) {
     std::exit(1);  // the context is unusable after a kernel fault
   }
   // The CPU passes of the gated cells use float approximations of exp (engine/cpu/simd.h); the kernels use expf.
-  const double tol = sizeof(T) == 4 ? (G == 1 ? 2e-5 : 5e-5) : 1e-12;
+  // TF32 products (10-bit mantissas) on these short sequences stay near 1e-3 relative; the emulation's exact mode
+  // holds the tensor-core tile to the float32 tolerance, which a wrong index or a missing partial sum would break.
+  double tol = sizeof(T) == 4 ? (G == 1 ? 2e-5 : 5e-5) : 1e-12;
+  if (c.allow_tf32 && !ExactTensorCores()) tol = 3e-3;
   double worst = 0;
   std::string worst_name = "-";
   auto check = [&](const char* name, const std::vector<T>& got, const std::vector<T>& want) {
@@ -342,14 +354,19 @@ void RunCase(const Case& c, uint64_t seed) {
     worst = std::numeric_limits<double>::infinity();
     worst_name = "invalid_tokens " + std::to_string(counted) + " != " + std::to_string(expected);
   }
-  const bool ok = worst <= tol;
-  if (!ok) ++failures;
   const deeprnn::WavefrontPlan& fp = finfo.wavefront;
   const deeprnn::WavefrontPlan& bp = binfo.wavefront;
+  if (c.allow_tf32 && B > 0 && TT > 0 && (!fp.tensor_cores || !bp.tensor_cores)) {
+    worst = std::numeric_limits<double>::infinity();
+    worst_name = "tensor-core tile not planned: " + fp.reason + " | " + bp.reason;
+  }
+  const bool ok = worst <= tol;
+  if (!ok) ++failures;
   std::printf("%s %s worst rel err %.2e (%s) | fwd %s%s tile %d grid %ld | bwd %s%s tile %d grid %ld\n", head,
               ok ? "ok  " : "FAIL", worst, worst_name.c_str(), deeprnn::ScheduleName(fp.schedule),
-              fp.weights_on_chip ? "+chip" : "", fp.tile, (long)fp.grid, deeprnn::ScheduleName(bp.schedule),
-              bp.weights_on_chip ? "+chip" : "", bp.tile, (long)bp.grid);
+              fp.tensor_cores ? "+tc" : fp.weights_on_chip ? "+chip" : "", fp.tile, (long)fp.grid,
+              deeprnn::ScheduleName(bp.schedule), bp.tensor_cores ? "+tc" : bp.weights_on_chip ? "+chip" : "", bp.tile,
+              (long)bp.grid);
 }
 
 void Expect(bool condition, const std::string& what) {
@@ -425,11 +442,39 @@ void CheckErrors() {
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
-  if (mode != "" && mode != "--quick" && mode != "--sanitize") {
-    std::fprintf(stderr, "usage: %s [--quick | --sanitize]\n", argv[0]);
+  if (mode != "" && mode != "--quick" && mode != "--sanitize" && mode != "--tensor-cores") {
+    std::fprintf(stderr, "usage: %s [--quick | --sanitize | --tensor-cores]\n", argv[0]);
     return 2;
   }
   const bool quick = mode == "--quick", sanitize = mode == "--sanitize";
+  // Fresh inputs every run; the seed is printed so that a failure can be replayed (DEEPRNN_SELFCHECK_SEED).
+  const char* seed_env = std::getenv("DEEPRNN_SELFCHECK_SEED");
+  uint64_t seed = seed_env != nullptr ? std::strtoull(seed_env, nullptr, 10)
+                                      : static_cast<uint64_t>(std::random_device{}()) * 2;
+  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+  if (mode == "--tensor-cores") {
+    // The tensor-core tile (TF32 allowed, float32, planner's choice), every cell. In the exact mode
+    // (DEEPRNN_EMULATION_TF32=exact), which checks the indexing to float32 accuracy: B = 1, 5, 17, 32 (one and two
+    // row fragments, rows past B; B = 5 for the tanh RNN only), H off the 16-unit slices and the 8-deep fragments
+    // (20, 9, 24, 90: padding; the gated cells' backward G*H = 270 and 360 take two staged chunks of 256), L = 1
+    // and 3, token inputs once per cell. With TF32 rounding, which checks the tolerance, the B = 32, L = 3 shape
+    // per cell. The relu RNN runs only in the exact mode: TF32 rounding moves pre-activations near 0 across the
+    // kink, whose gradient jumps from 0 to 1, so its TF32 results differ from float32 by more than rounding
+    // wherever that happens. On the emulated device's 8 SMs (DEEPRNN_EMULATION_SMS=8) all these grids fit.
+    const bool exact = ExactTensorCores();
+    const Shape tc_shapes[] = {{1, 3, 3, 20, 3}, {5, 2, 4, 9, 1}, {32, 2, 5, 24, 3}, {17, 2, 3, 90, 1}};
+    for (Cell cell : {Cell::kTanh, Cell::kRelu, Cell::kGru, Cell::kLstm})
+      for (const Shape& shape : tc_shapes) {
+        const bool gated = cell == Cell::kGru || cell == Cell::kLstm;
+        if (!exact && (cell == Cell::kRelu || shape.batch != 32)) continue;
+        if (cell == Cell::kRelu && shape.batch != 32) continue;  // relu shares tanh's maths but its kink
+        if (gated && shape.batch == 5) continue;
+        const bool tokens = cell == Cell::kRelu || (gated ? shape.batch == 1 : shape.batch == 5);
+        RunCase<float>({cell, shape, tokens, CudaSchedule::kAuto, true}, seed++);
+      }
+    std::printf("%s: %d failure(s)\n", failures == 0 ? "PASSED" : "FAILED", failures);
+    return failures == 0 ? 0 : 1;
+  }
   const CudaSchedule schedules[] = {CudaSchedule::kStepwise, CudaSchedule::kPersistentResident,
                                     CudaSchedule::kPersistentStreaming, CudaSchedule::kAuto};
   // Shapes: every tile (B = 1, 3, 9, 20, 40, 70), H off the tile widths, one layer, T = 1, L > T, empty batch and
@@ -445,11 +490,6 @@ int main(int argc, char** argv) {
   // persistent blocks take 54-71 KB, with H = 384 the tanh / relu ones about 56 KB (plan() on an H200); one small
   // shape with L > T. Token inputs on the H = 128 shape.
   if (sanitize) shapes = {{1, 4, 3, 17, 3}, {32, 3, 5, 128, 2}, {32, 2, 4, 384, 2}};
-  // Fresh inputs every run; the seed is printed so that a failure can be replayed (DEEPRNN_SELFCHECK_SEED).
-  const char* seed_env = std::getenv("DEEPRNN_SELFCHECK_SEED");
-  uint64_t seed = seed_env != nullptr ? std::strtoull(seed_env, nullptr, 10)
-                                      : static_cast<uint64_t>(std::random_device{}()) * 2;
-  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
   int index = 0;
   for (Cell cell : {Cell::kTanh, Cell::kRelu, Cell::kGru, Cell::kLstm}) {
     for (size_t i = 0; i < shapes.size(); ++i) {
@@ -468,6 +508,11 @@ int main(int argc, char** argv) {
       }
     }
   }
+  // The sanitizers' slot covers the tensor-core tile too: B = 32 (two row fragments), above 48 KB of shared
+  // memory (H = 128: 70-110 KB). Not the relu RNN: TF32 moves its kink (see --tensor-cores).
+  if (sanitize)
+    for (Cell cell : {Cell::kTanh, Cell::kGru, Cell::kLstm})
+      RunCase<float>({cell, Shape{32, 3, 5, 128, 2}, false, CudaSchedule::kAuto, true}, seed++);
   CheckErrors();
   std::printf("%s: %d failure(s)\n", failures == 0 ? "PASSED" : "FAILED", failures);
   return failures == 0 ? 0 : 1;

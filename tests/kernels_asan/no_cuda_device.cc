@@ -33,7 +33,7 @@ template CudaStatus StackedForwardCuda<double>(const ForwardArgs<double>&, const
 template CudaStatus StackedBackwardCuda<float>(const BackwardArgs<float>&, float*, const CudaLaunch&);
 template CudaStatus StackedBackwardCuda<double>(const BackwardArgs<double>&, double*, const CudaLaunch&);
 
-CudaStatus PlanStackedCuda(Cell, const Shape&, int, Direction, CudaSchedule, WavefrontPlan*) {
+CudaStatus PlanStackedCuda(Cell, const Shape&, int, Direction, CudaSchedule, WavefrontPlan*, const PlanOptions&) {
   return NoDevice("PlanStackedCuda");
 }
 

@@ -121,7 +121,9 @@ CudaStatus BackwardCell(const BackwardArgs<T>& a, T* grad_slots, const CudaLaunc
   }
 
   WavefrontPlan plan;
-  DEEPRNN_RETURN_IF_NOT_OK((PlanCell<Cell, T, true>(shape, launch.schedule, &plan)));
+  PlanOptions options;
+  options.allow_tf32 = launch.allow_tf32;
+  DEEPRNN_RETURN_IF_NOT_OK((PlanCell<Cell, T, true>(shape, launch.schedule, &plan, options)));
   int64_t launches = 0;
 
   char* ws = static_cast<char*>(launch.workspace);

@@ -17,14 +17,14 @@ __device__ __forceinline__ double SigmoidOf(double x) { return 1.0 / (1.0 + exp(
 __device__ __forceinline__ float Fma(float a, float b, float c) { return fmaf(a, b, c); }
 __device__ __forceinline__ double Fma(double a, double b, double c) { return fma(a, b, c); }
 
-// The block's dynamic shared memory. (A function rather than an extern array in the kernel, so that the CPU
+// The block's dynamic shared memory, 128-byte aligned (WMMA operands need 32 bytes). (A function rather than an extern array in the kernel, so that the CPU
 // emulation used by the tests, tests/cuda_emulation/, can supply it; CUDA builds never define
 // DEEPRNN_CUDA_EMULATION.)
 __device__ __forceinline__ unsigned char* DynamicSharedMemory() {
 #if defined(DEEPRNN_CUDA_EMULATION)
   return emulation::BlockSharedMemory();
 #else
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  extern __shared__ __align__(128) unsigned char smem_raw[];
   return smem_raw;
 #endif
 }

@@ -18,12 +18,13 @@ CudaStatus UnknownCell(Cell cell) {
 }
 
 template <typename T, bool kBackward>
-CudaStatus PlanWith(Cell cell, const Shape& shape, CudaSchedule schedule, WavefrontPlan* plan) {
+CudaStatus PlanWith(Cell cell, const Shape& shape, CudaSchedule schedule, WavefrontPlan* plan,
+                    const PlanOptions& options) {
   switch (cell) {
-    case Cell::kTanh: return cuda::PlanCell<RnnCell<Cell::kTanh>, T, kBackward>(shape, schedule, plan);
-    case Cell::kRelu: return cuda::PlanCell<RnnCell<Cell::kRelu>, T, kBackward>(shape, schedule, plan);
-    case Cell::kGru: return cuda::PlanCell<GruCell, T, kBackward>(shape, schedule, plan);
-    case Cell::kLstm: return cuda::PlanCell<LstmCell, T, kBackward>(shape, schedule, plan);
+    case Cell::kTanh: return cuda::PlanCell<RnnCell<Cell::kTanh>, T, kBackward>(shape, schedule, plan, options);
+    case Cell::kRelu: return cuda::PlanCell<RnnCell<Cell::kRelu>, T, kBackward>(shape, schedule, plan, options);
+    case Cell::kGru: return cuda::PlanCell<GruCell, T, kBackward>(shape, schedule, plan, options);
+    case Cell::kLstm: return cuda::PlanCell<LstmCell, T, kBackward>(shape, schedule, plan, options);
   }
   return UnknownCell(cell);
 }
@@ -53,14 +54,14 @@ CudaStatus StackedBackwardCuda(const BackwardArgs<T>& args, T* grad_slots, const
 }
 
 CudaStatus PlanStackedCuda(Cell cell, const Shape& shape, int element_bytes, Direction direction,
-                           CudaSchedule schedule, WavefrontPlan* plan) {
+                           CudaSchedule schedule, WavefrontPlan* plan, const PlanOptions& options) {
   const bool backward = direction == Direction::kBackward;
   if (element_bytes == 4)
-    return backward ? PlanWith<float, true>(cell, shape, schedule, plan)
-                    : PlanWith<float, false>(cell, shape, schedule, plan);
+    return backward ? PlanWith<float, true>(cell, shape, schedule, plan, options)
+                    : PlanWith<float, false>(cell, shape, schedule, plan, options);
   if (element_bytes == 8)
-    return backward ? PlanWith<double, true>(cell, shape, schedule, plan)
-                    : PlanWith<double, false>(cell, shape, schedule, plan);
+    return backward ? PlanWith<double, true>(cell, shape, schedule, plan, options)
+                    : PlanWith<double, false>(cell, shape, schedule, plan, options);
   return CudaStatus::Error("element size must be 4 (float32) or 8 (float64) bytes; got " +
                            std::to_string(element_bytes));
 }

@@ -61,7 +61,9 @@ CudaStatus ForwardCell(const ForwardArgs<T>& a, const CudaLaunch& launch) {
                         "cudaMemcpyAsync(final_states <- initial_states)");
 
   WavefrontPlan plan;
-  DEEPRNN_RETURN_IF_NOT_OK((PlanCell<Cell, T, false>(shape, launch.schedule, &plan)));
+  PlanOptions options;
+  options.allow_tf32 = launch.allow_tf32;
+  DEEPRNN_RETURN_IF_NOT_OK((PlanCell<Cell, T, false>(shape, launch.schedule, &plan, options)));
   int64_t launches = 0;
 
   // Device copies of the per-layer pointers: [0, L) kernels, [L, 2L) recurrent kernels, [2L, 3L) biases.

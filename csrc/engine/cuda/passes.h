@@ -17,7 +17,8 @@ template <typename Cell, typename T>
 CudaStatus BackwardCell(const BackwardArgs<T>& args, T* grad_slots, const CudaLaunch& launch);  // backward_pass.cuh
 
 template <typename Cell, typename T, bool kBackward>
-CudaStatus PlanCell(const Shape& shape, CudaSchedule schedule, WavefrontPlan* plan);  // wavefront_kernel.cuh
+CudaStatus PlanCell(const Shape& shape, CudaSchedule schedule, WavefrontPlan* plan,
+                    const PlanOptions& options);  // wavefront_kernel.cuh
 
 }  // namespace cuda
 }  // namespace deeprnn
@@ -28,8 +29,8 @@ CudaStatus PlanCell(const Shape& shape, CudaSchedule schedule, WavefrontPlan* pl
   namespace cuda {                                                                                             \
   template CudaStatus ForwardCell<CellType, float>(const ForwardArgs<float>&, const CudaLaunch&);              \
   template CudaStatus ForwardCell<CellType, double>(const ForwardArgs<double>&, const CudaLaunch&);            \
-  template CudaStatus PlanCell<CellType, float, false>(const Shape&, CudaSchedule, WavefrontPlan*);            \
-  template CudaStatus PlanCell<CellType, double, false>(const Shape&, CudaSchedule, WavefrontPlan*);           \
+  template CudaStatus PlanCell<CellType, float, false>(const Shape&, CudaSchedule, WavefrontPlan*, const PlanOptions&);            \
+  template CudaStatus PlanCell<CellType, double, false>(const Shape&, CudaSchedule, WavefrontPlan*, const PlanOptions&);           \
   }                                                                                                            \
   }
 
@@ -39,8 +40,8 @@ CudaStatus PlanCell(const Shape& shape, CudaSchedule schedule, WavefrontPlan* pl
   namespace cuda {                                                                                             \
   template CudaStatus BackwardCell<CellType, float>(const BackwardArgs<float>&, float*, const CudaLaunch&);    \
   template CudaStatus BackwardCell<CellType, double>(const BackwardArgs<double>&, double*, const CudaLaunch&);  \
-  template CudaStatus PlanCell<CellType, float, true>(const Shape&, CudaSchedule, WavefrontPlan*);             \
-  template CudaStatus PlanCell<CellType, double, true>(const Shape&, CudaSchedule, WavefrontPlan*);            \
+  template CudaStatus PlanCell<CellType, float, true>(const Shape&, CudaSchedule, WavefrontPlan*, const PlanOptions&);             \
+  template CudaStatus PlanCell<CellType, double, true>(const Shape&, CudaSchedule, WavefrontPlan*, const PlanOptions&);            \
   }                                                                                                            \
   }
 

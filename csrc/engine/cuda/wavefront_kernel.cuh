@@ -29,11 +29,13 @@
 #include <cuda_runtime.h>
 
 #include <string>
+#include <type_traits>
 
 #include "deeprnn/stacked.h"
 #include "engine/cuda/cell_tables.h"
 #include "engine/cuda/device_math.cuh"
 #include "engine/cuda/kernel_params.h"
+#include "engine/cuda/tensor_core_tile.cuh"
 #include "engine/cuda/wavefront_launch.h"
 #include "engine/plan/tiles.h"
 
@@ -457,6 +459,14 @@ template <typename Cell, typename T, bool kBackward>
 CudaStatus LaunchWavefront(const WavefrontParams<T>& params, const WavefrontPlan& plan, cudaStream_t stream,
                            int64_t* launches) {
   *launches = 0;
+  if (plan.tensor_cores) {  // float32 only (the planner's rule); the TF32 tile has its own kernel
+    if constexpr (std::is_same_v<T, float>) {
+      return LaunchTensorCoreWavefront<Cell, kBackward>(params, plan, false, stream, launches);
+    } else {
+      return CudaStatus::Error(WavefrontName(Cell::kCell, kBackward, plan.tile) +
+                               ": the tensor-core tile is float32 only");
+    }
+  }
   if (params.batch == 0 || params.time == 0) return CudaStatus::Ok();
   const WavefrontKernelFn<T> kernel = WavefrontKernelFor<Cell, T, kBackward>(plan.tile);
   const std::string name = WavefrontName(Cell::kCell, kBackward, plan.tile);
@@ -466,19 +476,24 @@ CudaStatus LaunchWavefront(const WavefrontParams<T>& params, const WavefrontPlan
 
 // Plans one pass of the cell's wavefront for the current device with its kernels' real occupancy.
 template <typename Cell, typename T, bool kBackward>
-CudaStatus PlanCell(const Shape& shape, CudaSchedule schedule, WavefrontPlan* plan) {
+CudaStatus PlanCell(const Shape& shape, CudaSchedule schedule, WavefrontPlan* plan, const PlanOptions& options) {
   DeviceProps props;
   DEEPRNN_RETURN_IF_NOT_OK(CurrentDeviceProps(&props, nullptr));
   CudaStatus occupancy_error;
   const OccupancyFn occupancy = [&](int tile, int64_t smem_bytes) {
     int blocks = 0;
-    const CudaStatus st = WavefrontOccupancy<Cell, T, kBackward>(tile, smem_bytes, &blocks);
+    CudaStatus st;
+    if (tile == kTensorCoreTile) {
+      if constexpr (std::is_same_v<T, float>) st = TensorCoreOccupancy<Cell, kBackward>(smem_bytes, &blocks);
+    } else {
+      st = WavefrontOccupancy<Cell, T, kBackward>(tile, smem_bytes, &blocks);
+    }
     if (!st.ok() && occupancy_error.ok()) occupancy_error = st;
     return st.ok() ? blocks : 0;
   };
   DEEPRNN_RETURN_IF_NOT_OK(PlanWavefront(Cell::kCell, shape, sizeof(T),
                                          kBackward ? Direction::kBackward : Direction::kForward, props, schedule,
-                                         occupancy, plan));
+                                         occupancy, plan, options));
   return occupancy_error;
 }
 

@@ -12,6 +12,7 @@
 
 #include "engine/plan/arithmetic.h"
 #include "engine/plan/cell_geometry.h"
+#include "engine/plan/tensor_core_tile.h"
 #include "engine/plan/tiles.h"
 #include "engine/plan/workspace.h"
 
@@ -34,8 +35,20 @@ int SmallTileFor(int64_t batch) {
   return 4;
 }
 
-// Copies the shape of the plan's tile into it, for callers that do not know the tile tables.
-void DescribeTile(int pre_slots, WavefrontPlan* plan) {
+// Copies the shape of the plan's tile into it, for callers that do not know the tile tables. The tensor-core tile:
+// rows and units of its output fragments, 16 x 16 per warp item, chunks of kTcChunk, `ks` warps per fragment.
+void DescribeTile(int pre_slots, int gates, bool backward, int64_t batch, WavefrontPlan* plan) {
+  if (plan->tensor_cores) {
+    const int frags = TcFragments(TcRowFragments(batch), gates, backward);
+    plan->bm = kTcFragment * TcRowFragments(batch);
+    plan->bn = kTcUnits;
+    plan->tm = kTcFragment;
+    plan->tn = kTcFragment;
+    plan->bk = kTcChunk;
+    plan->ks = TcKSplit(frags);
+    plan->threads = kWavefrontThreads;
+    return;
+  }
   const WavefrontTile t = WavefrontTileShape(pre_slots, plan->tile);
   plan->bm = t.bm;
   plan->bn = t.bn;
@@ -123,7 +136,7 @@ CudaStatus ValidateCudaShape(Cell cell, const Shape& s) {
 
 CudaStatus PlanWavefront(Cell cell, const Shape& shape, int element_bytes, Direction direction,
                          const DeviceProps& props, CudaSchedule requested, const OccupancyFn& occupancy,
-                         WavefrontPlan* plan) {
+                         WavefrontPlan* plan, const PlanOptions& options) {
   CudaStatus status = ValidateCudaShape(cell, shape);
   if (!status.ok()) return status;
   if (element_bytes != 4 && element_bytes != 8)
@@ -141,7 +154,7 @@ CudaStatus PlanWavefront(Cell cell, const Shape& shape, int element_bytes, Direc
   };
   if (B == 0 || T == 0) {
     plan->reason = "nothing to compute: batch or time is 0";
-    DescribeTile(NP, plan);
+    DescribeTile(NP, G, backward, B, plan);
     return CudaStatus::Ok();
   }
   const OccupancyFn occ = occupancy ? occupancy : OccupancyFn([&props](int, int64_t smem) {
@@ -171,6 +184,37 @@ CudaStatus PlanWavefront(Cell cell, const Shape& shape, int element_bytes, Direc
                   " bytes; the device holds " + Str(occ_r) + " per SM x " + Str(sms) + " SMs";
   }
   const bool r_ok = why_not_r.empty();
+
+  // The tensor-core tile: the resident schedule's blocks (layer, 16-unit slice), products on TF32 tensor cores.
+  const int64_t smem_tc = TcSmemBytes(G, H, L, backward);
+  const int64_t blocks_tc = L * CeilDiv(H, kTcUnits);
+  int64_t occ_tc = 0;
+  std::string why_not_tc;
+  if (!options.allow_tf32) {
+    why_not_tc = "TF32 not allowed (exact float32)";
+  } else if (element_bytes != 4) {
+    why_not_tc = "float64 keeps the exact scalar tiles";
+  } else if (options.has_modifiers) {
+    why_not_tc = "masks and dropout have no tensor-core tile";
+  } else if (B > kTcMaxBatch) {
+    why_not_tc = "batch " + Str(B) + " > " + Str(kTcMaxBatch);
+  } else if (props.cc_major < 8) {
+    why_not_tc = "TF32 tensor cores need compute capability 8.0; the device has " + Str(props.cc_major) + "." +
+                 Str(props.cc_minor);
+  } else if (!props.cooperative_launch) {
+    why_not_tc = "the device does not support cooperative launch (grid barriers)";
+  } else if (smem_tc > props.smem_per_block_optin) {
+    why_not_tc = "its weight slice needs " + Str(smem_tc) + " bytes of shared memory; the device allows " +
+                 Str(props.smem_per_block_optin) + " per block";
+  } else {
+    occ_tc = occ(kTensorCoreTile, smem_tc);
+    if (occ_tc * sms < blocks_tc)
+      why_not_tc = "it needs " + Str(blocks_tc) + " co-resident blocks of " + Str(smem_tc) + " bytes; the device holds " +
+                   Str(occ_tc) + " per SM x " + Str(sms) + " SMs";
+  }
+  const bool tc_ok = why_not_tc.empty();
+  const bool tc_schedule = requested == CudaSchedule::kAuto || requested == CudaSchedule::kPersistent ||
+                           requested == CudaSchedule::kPersistentResident;
 
   // Streaming (persistent without weights on chip) and stepwise share the tile chosen for the batch: the wide tile
   // 5 once the batch and the layer fill it.
@@ -210,6 +254,21 @@ CudaStatus PlanWavefront(Cell cell, const Shape& shape, int element_bytes, Direc
     plan->reason = pass + ": persistent, weights on chip (" + Str(blocks_r) + " blocks x " + Str(smem_r) +
                    " B shared memory): " + why;
   };
+  auto use_tensor_cores = [&]() {
+    plan->schedule = CudaSchedule::kPersistent;
+    plan->weights_on_chip = true;
+    plan->tensor_cores = true;
+    plan->tile = kTensorCoreTile;
+    plan->row_tiles = 1;
+    plan->col_tiles = CeilDiv(H, kTcUnits);
+    plan->grid = blocks_tc;
+    plan->smem_bytes = smem_tc;
+    plan->blocks_per_sm = occ_tc;
+    plan->launches = 1;
+    plan->reason = pass + ": persistent, weights on chip, tensor cores (TF32 WMMA; " + Str(blocks_tc) +
+                   " blocks x " + Str(smem_tc) + " B shared memory): TF32 allowed, float32, batch <= " +
+                   Str(kTcMaxBatch);
+  };
   auto use_streaming = [&](const std::string& why) {
     plan->schedule = CudaSchedule::kPersistent;
     plan->weights_on_chip = false;
@@ -239,6 +298,11 @@ CudaStatus PlanWavefront(Cell cell, const Shape& shape, int element_bytes, Direc
   // do not fit, streaming tiles over all blocks. Stepwise launches win once a step holds many times the tiles the
   // GPU runs at once: the launch gap is then small next to the step, and no block waits at a barrier.
   const bool few_rows = rows_r <= 2;
+  if (tc_ok && tc_schedule) {
+    use_tensor_cores();
+    DescribeTile(NP, G, backward, B, plan);
+    return CudaStatus::Ok();
+  }
   switch (requested) {
     case CudaSchedule::kStepwise:
       use_stepwise("requested");
@@ -276,7 +340,14 @@ CudaStatus PlanWavefront(Cell cell, const Shape& shape, int element_bytes, Direc
       }
       break;
   }
-  DescribeTile(NP, plan);
+  // Why the tensor-core tile did not run, where it was asked for.
+  if (options.allow_tf32) {
+    plan->reason += "; tensor cores not used: " +
+                    (tc_ok ? "schedule " + std::string(ScheduleName(requested)) + " requested" : why_not_tc);
+  } else if (element_bytes == 4) {
+    plan->reason += "; exact float32 products (TF32 not allowed)";
+  }
+  DescribeTile(NP, G, backward, B, plan);
   return CudaStatus::Ok();
 }
 
