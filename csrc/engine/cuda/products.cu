@@ -29,6 +29,17 @@ __device__ __forceinline__ int64_t SeqOffset(const SeqIndex& s, int32_t r) {
   return static_cast<int64_t>(t) * s.stride_t + static_cast<int64_t>(b) * s.stride_b;
 }
 
+// The product of A's scales (dropout masks) at the element a_rows(row) + col of A's storage (dropped operands are
+// rare: the scales' offsets are computed when they are read, not kept in registers).
+template <typename T>
+__device__ __forceinline__ T AScale(const GemmParams<T>& p, int32_t row, int col) {
+  T s = T(1);
+#pragma unroll
+  for (int q = 0; q < 2; ++q)
+    if (p.a_scale[q] != nullptr) s *= p.a_scale[q][SeqOffset(p.a_scale_rows[q], row) + col];
+  return s;
+}
+
 // Staging: every thread loads 4 elements of each operand per chunk. For an operand read along its reduction index
 // (A not transposed, B transposed) thread (ty, tx) loads rows ty + 16 r at reduction offset tx, so its row offsets
 // are computed once; otherwise it loads reduction offsets tid / 64 + 4 r at row tid % 64 (coalesced either way).
@@ -57,17 +68,22 @@ __global__ void __launch_bounds__(kThreads) GemmKernel(const GemmParams<T> p) {
   for (int i = 0; i < kTM; ++i)
 #pragma unroll
     for (int j = 0; j < kTN; ++j) acc[i][j] = T(0);
+  const bool a_scaled = p.a_scale[0] != nullptr || p.a_scale[1] != nullptr;
 
   for (int k0 = k_begin; k0 < k_end; k0 += kBK) {
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
       if (!kTransA) {
         const int k = k0 + tx;
-        as[tx][ty + 16 * r] = (a_ok[r] && k < k_end) ? p.a[a_off[r] + k] : T(0);
+        T v = (a_ok[r] && k < k_end) ? p.a[a_off[r] + k] : T(0);
+        if (a_scaled && a_ok[r] && k < k_end) v *= AScale(p, m0 + ty + 16 * r, k);
+        as[tx][ty + 16 * r] = v;
       } else {
         const int kk = tid / kBM + 4 * r, mm = tid % kBM;
         const int k = k0 + kk, m = m0 + mm;
-        as[kk][mm] = (k < k_end && m < p.m) ? p.a[SeqOffset(p.a_rows, k) + m] : T(0);
+        T v = (k < k_end && m < p.m) ? p.a[SeqOffset(p.a_rows, k) + m] : T(0);
+        if (a_scaled && k < k_end && m < p.m) v *= AScale(p, k, m);
+        as[kk][mm] = v;
       }
       if (kTransB) {
         const int k = k0 + tx;
@@ -107,6 +123,7 @@ __global__ void __launch_bounds__(kThreads) GemmKernel(const GemmParams<T> p) {
         p.partial[(static_cast<int64_t>(blockIdx.z) * p.m + m) * p.n + n] = acc[i][j];
       } else {
         T v = acc[i][j];
+        if (p.c_scale != nullptr) v *= p.c_scale[SeqOffset(p.c_scale_rows, m) + n];
         if (p.bias != nullptr) v += p.bias[n];
         if (p.accumulate) v += p.c[c_row + n];
         p.c[c_row + n] = v;
@@ -202,6 +219,8 @@ CudaStatus LaunchError(cudaError_t err, const std::string& what) {
 template <typename T>
 CudaStatus LaunchGemm(GemmLayout layout, const GemmParams<T>& p, int64_t splits, cudaStream_t stream) {
   if (p.m <= 0 || p.n <= 0) return CudaStatus::Ok();
+  if (p.c_scale != nullptr && splits > 1)  // the partial sums are added after the kernel, unscaled
+    return CudaStatus::Error("matrix-product kernel: an output scale needs an unsplit reduction");
   const dim3 grid(static_cast<unsigned>((p.m + kBM - 1) / kBM), static_cast<unsigned>((p.n + kBN - 1) / kBN),
                   static_cast<unsigned>(std::max<int64_t>(1, splits)));
   GemmParams<T> params = p;
