@@ -95,8 +95,8 @@ def _fused(cell, inputs, kernels, recurrent_kernels, biases, initial_states, mod
         return fallback(inputs, kernels, recurrent_kernels, biases, initial_states, **modifiers)
     args = _validate.stacked_args(cell, inputs, kernels, recurrent_kernels, biases, initial_states)
 
-    def fused_op(*arguments):
-        return _fused_op(lib, cell, _validate.stacked_args(cell, *arguments), {})
+    def fused_op(*arguments, **mods):
+        return _fused_op(lib, cell, _validate.stacked_args(cell, *arguments), mods)
 
     # On a GPU, the CUDA kernels first check themselves against the reference (once per device, cell and dtype).
     if not _gpu_self_check_tf.use_fused(cell, args.dtype, fused_op, fallback):
