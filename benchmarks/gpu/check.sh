@@ -7,7 +7,8 @@
 #      H in {256, 1024}, L in {2, 4}, against torch.nn.RNN / GRU / LSTM(num_layers=L) with cuDNN's TF32 not allowed
 #      and allowed, N calls back to back per time; the cost of one grid barrier and the "x floor" ratio;
 #   3. correctness of forward and backward, every schedule and cell, dense and token inputs, against the float64
-#      oracle (deeprnn_fast/testing/gpu_check.py), as far as its slot goes;
+#      oracle (deeprnn_fast/testing/gpu_check.py), as far as its slot goes; then masks and dropout (every cell with
+#      each mask pattern and dropout, small shapes) against the float64 oracle of them, in 30 s kept for them;
 #   4. the C++ self-check, then compute-sanitizer memcheck and racecheck, each in a fixed slot, on the self-check's
 #      --sanitize cases (the B = 32 tile, blocks above 48 KB of shared memory);
 #   5. report: tables and gpu_check.json from what the steps wrote (no GPU).
