@@ -17,6 +17,14 @@
 // Each product is one "segment" (a [B, H] or [B, G*H] operand times a weight), reduced in chunks of BK staged in
 // shared memory.
 //
+// Masks and dropout (deeprnn/stacked.h Modifiers; runtime pointers, one kernel for every combination): a dropped
+// operand is staged times its masks (forward; masks per gate: one pass over the reduction per gate, each adding
+// that gate's columns), and the gradient of a dropped product is scaled by the same masks on its outputs
+// (backward; per gate, each gate's part of the reduction apart). A row that does not take step t keeps its states
+// and repeats (or zeroes) its output; backward it has no grad slots and carries dh and dc to t - 1 whole, so with
+// a mask every cell uses the h carry. A tile none of whose rows takes the step (forward), or step t nor t + 1
+// (backward: the grad slots it reads are zero), skips its products.
+//
 // Ordering: cell (l, t) only reads cells of the previous wavefront step (written by other blocks before the grid
 // barrier or the kernel boundary) and its own rows of layer 0's projection (read and overwritten by the same
 // thread). Reads of data other blocks of the same launch wrote go through __ldcg (L2, never a possibly stale L1
@@ -236,44 +244,64 @@ struct Wavefront {
 
   // A backward segment whose forward operand was dropped out: its gradient goes back through the same masks, which
   // multiply the product's outputs (m, n), so each gate's part of the reduction (all G*H at once with one mask) is
-  // reduced apart and then scaled by its mask and `extra`.
+  // reduced in acc alone and then scaled into the outputs so far. Those wait meanwhile outside the registers (a
+  // second set of accumulators would spill): in this thread's slots of `red` when the tile has reduction slices,
+  // else in this thread's own elements of the cell's first grad slot (`cell_slots`, row 0 of cell (l, t)), which
+  // nothing reads before the tile writes them at its end.
   template <int kSeg>
   __device__ static void DroppedBackwardSegment(const WavefrontParams<T>& p, const T* a, const T* w,
-                                                const T* resident, int m0, int n0, T* as, T* bs, T (&acc)[TM][TN],
-                                                const OperandDrop& drop) {
+                                                const T* resident, int m0, int n0, T* as, T* red, T* bs,
+                                                T (&acc)[TM][TN], const OperandDrop& drop, T* cell_slots) {
     const int H = p.hidden;
     if (drop.mask == nullptr && drop.extra == nullptr) {
       BackwardSegment<kSeg>(p, a, w, resident, m0, n0, as, bs, acc, 0, G * H);
       return;
     }
     const Place pl = ThreadPlace();
+    const int64_t gsh = static_cast<int64_t>(GS) * H;
+    // Where output (i, j) of this thread waits; null for an output outside the cell (its value is never used).
+    auto waiting = [&](int i, int j) -> T* {
+      if (KS > 1) return red + (i * TN + j) * kWavefrontThreads + threadIdx.x;
+      const int m = m0 + pl.ty + i * TY, n = n0 + pl.tx + j * TX;
+      return (m < p.batch && n < H) ? cell_slots + static_cast<int64_t>(m) * gsh + n : nullptr;
+    };
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int j = 0; j < TN; ++j) {
+        if (T* at = waiting(i, j)) *at = acc[i][j];
+        acc[i][j] = T(0);
+      }
     const int parts = drop.mask != nullptr ? drop.parts : 1;
+    const int span = G * H / parts;
     for (int part = 0; part < parts; ++part) {
-      T sum[TM][TN];
-#pragma unroll
-      for (int i = 0; i < TM; ++i)
-#pragma unroll
-        for (int j = 0; j < TN; ++j) sum[i][j] = T(0);
-      const int span = G * H / parts;
-      BackwardSegment<kSeg>(p, a, w, resident, m0, n0, as, bs, sum, part * span, (part + 1) * span);
+      BackwardSegment<kSeg>(p, a, w, resident, m0, n0, as, bs, acc, part * span, (part + 1) * span);
       // Position `part` of the side holds the gate named in the description: its mask.
       const int gate = parts > 1 ? Entry(kSeg == 0 ? C::kXGateAt : C::kHGateAt, part) : 0;
       const T* mask = drop.mask != nullptr ? drop.mask + static_cast<int64_t>(gate) * p.batch * H : nullptr;
 #pragma unroll
-      for (int i = 0; i < TM; ++i) {
-        const int m = m0 + pl.ty + i * TY;
+      for (int i = 0; i < TM; ++i)
 #pragma unroll
         for (int j = 0; j < TN; ++j) {
-          const int n = n0 + pl.tx + j * TX;
-          if (m >= p.batch || n >= H) continue;
-          const int64_t at = static_cast<int64_t>(m) * H + n;
-          T v = sum[i][j];
-          if (mask != nullptr) v *= __ldg(mask + at);
-          if (drop.extra != nullptr) v *= __ldg(drop.extra + at);
-          acc[i][j] += v;
+          const int m = m0 + pl.ty + i * TY, n = n0 + pl.tx + j * TX;
+          T* at = waiting(i, j);
+          if (at != nullptr && m < p.batch && n < H) {
+            const int64_t e = static_cast<int64_t>(m) * H + n;
+            T v = acc[i][j];
+            if (mask != nullptr) v *= __ldg(mask + e);
+            if (drop.extra != nullptr) v *= __ldg(drop.extra + e);
+            *at += v;
+          }
+          acc[i][j] = T(0);
         }
-      }
     }
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int j = 0; j < TN; ++j) {
+        const T* at = waiting(i, j);
+        acc[i][j] = at != nullptr ? *at : T(0);
+      }
   }
 
   // The weight segments of the block's layer l and units [n0, n0 + BN), staged once for the whole run: forward
@@ -413,6 +441,7 @@ struct Wavefront {
     // (l+1, t) above) or t + 1 (cell (l, t+1)) has no products.
     if (p.mask == nullptr || TileTakes(p, m0, t) || (t < p.time - 1 && TileTakes(p, m0, t + 1))) {
       const int64_t cell = static_cast<int64_t>(B) * H;
+      T* cell_slots = p.grad_slots + (static_cast<int64_t>(l) * p.time + t) * cell_g;
       if (l < L - 1) {
         const OperandDrop drop{p.input_dropout != nullptr ? p.input_dropout[l + 1] : nullptr, p.x_parts,
                                p.between_dropout != nullptr
@@ -420,14 +449,14 @@ struct Wavefront {
                                    : nullptr};
         DroppedBackwardSegment<0>(
             p, p.grad_slots + (static_cast<int64_t>(l + 1) * p.time + t) * cell_g + C::kXFirst * H, p.wx[l + 1],
-            resident ? bs + ResidentSlot(0, L) * slice : nullptr, m0, n0, as, bs, acc, drop);
+            resident ? bs + ResidentSlot(0, L) * slice : nullptr, m0, n0, as, red, bs, acc, drop, cell_slots);
       }
       if (t < p.time - 1) {
         const OperandDrop drop{p.recurrent_dropout != nullptr ? p.recurrent_dropout[l] : nullptr, p.h_parts,
                                nullptr};
         DroppedBackwardSegment<1>(
             p, p.grad_slots + (static_cast<int64_t>(l) * p.time + t + 1) * cell_g + C::kHFirst * H, p.wh[l],
-            resident ? bs + ResidentSlot(1, L) * slice : nullptr, m0, n0, as, bs, acc, drop);
+            resident ? bs + ResidentSlot(1, L) * slice : nullptr, m0, n0, as, red, bs, acc, drop, cell_slots);
       }
     }
     AddReductionSlices<KS, TX * TY, TM * TN>(&acc[0][0], red, pl.kz, pl.rem);
