@@ -13,9 +13,12 @@ namespace deeprnn {
 template <typename T>
 struct LstmCell::Cuda {
   // As the GRU (four accumulators per unit forward, cells/gru/cuda_pointwise.cuh): two blocks per SM (at most 128
-  // registers per thread) for the tiles of up to 16 rows, one (up to 255) for the larger ones, which spill under 128
-  // with the masks' and dropouts' runtime paths.
-  static constexpr int MinBlocksPerSm(const WavefrontTile& tile, bool) { return tile.bm >= 32 ? 1 : 2; }
+  // registers per thread) for the forward tiles of up to 16 rows, one (up to 255) for the larger ones, which spill
+  // under 128 with the masks' and dropouts' runtime paths; and one for every backward tile: the small ones too
+  // spilled a few bytes under 128 on sm_80 (ptxas: 4-12 B in tiles 0 and 2).
+  static constexpr int MinBlocksPerSm(const WavefrontTile& tile, bool backward) {
+    return (backward || tile.bm >= 32) ? 1 : 2;
+  }
 
   // pre = [a_i | a_f | a_g | a_o] (bias included): c' = f c + i g, h' = o tanh(c') in Keras' order of operations;
   // saves [i | f | g | o | c'] (c' is also the second state, which the next step reads from there).
