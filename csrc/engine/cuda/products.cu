@@ -33,10 +33,10 @@ __device__ __forceinline__ int64_t SeqOffset(const SeqIndex& s, int32_t r) {
 // rare: the scales' offsets are computed when they are read, not kept in registers).
 template <typename T>
 __device__ __forceinline__ T AScale(const GemmParams<T>& p, int32_t row, int col) {
+  // Spelled out: an indexed parameter array can be copied to local memory (a stack frame).
   T s = T(1);
-#pragma unroll
-  for (int q = 0; q < 2; ++q)
-    if (p.a_scale[q] != nullptr) s *= p.a_scale[q][SeqOffset(p.a_scale_rows[q], row) + col];
+  if (p.a_scale[0] != nullptr) s *= p.a_scale[0][SeqOffset(p.a_scale_rows[0], row) + col];
+  if (p.a_scale[1] != nullptr) s *= p.a_scale[1][SeqOffset(p.a_scale_rows[1], row) + col];
   return s;
 }
 
@@ -75,15 +75,11 @@ __global__ void __launch_bounds__(kThreads) GemmKernel(const GemmParams<T> p) {
     for (int r = 0; r < 4; ++r) {
       if (!kTransA) {
         const int k = k0 + tx;
-        T v = (a_ok[r] && k < k_end) ? p.a[a_off[r] + k] : T(0);
-        if (a_scaled && a_ok[r] && k < k_end) v *= AScale(p, m0 + ty + 16 * r, k);
-        as[tx][ty + 16 * r] = v;
+        as[tx][ty + 16 * r] = (a_ok[r] && k < k_end) ? p.a[a_off[r] + k] : T(0);
       } else {
         const int kk = tid / kBM + 4 * r, mm = tid % kBM;
         const int k = k0 + kk, m = m0 + mm;
-        T v = (k < k_end && m < p.m) ? p.a[SeqOffset(p.a_rows, k) + m] : T(0);
-        if (a_scaled && k < k_end && m < p.m) v *= AScale(p, k, m);
-        as[kk][mm] = v;
+        as[kk][mm] = (k < k_end && m < p.m) ? p.a[SeqOffset(p.a_rows, k) + m] : T(0);
       }
       if (kTransB) {
         const int k = k0 + tx;
@@ -92,6 +88,19 @@ __global__ void __launch_bounds__(kThreads) GemmKernel(const GemmParams<T> p) {
         const int kk = tid / kBN + 4 * r, nn = tid % kBN;
         const int k = k0 + kk, n = n0 + nn;
         bs[kk][nn] = (k < k_end && n < p.n) ? p.b[SeqOffset(p.b_rows, k) + n] : T(0);
+      }
+    }
+    if (a_scaled) {  // dropout masks of A, applied to the staged elements in place (each thread its own)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        if (!kTransA) {
+          const int k = k0 + tx, m = m0 + ty + 16 * r;
+          if (m < p.m && k < k_end) as[tx][ty + 16 * r] *= AScale(p, m, k);
+        } else {
+          const int kk = tid / kBM + 4 * r, mm = tid % kBM;
+          const int k = k0 + kk, m = m0 + mm;
+          if (k < k_end && m < p.m) as[kk][mm] *= AScale(p, k, m);
+        }
       }
     }
     __syncthreads();
