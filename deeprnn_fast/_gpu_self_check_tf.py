@@ -52,8 +52,8 @@ def gpu_device_for_call():
 
 
 def _tf_runner(function, device):
-    """A gpu_self_check runner: `function` (the fused op's or the reference's stacked_* signature, minus modifiers)
-    forward on `device`, then a tape's gradient of <outputs, grad_outputs> + <final states, grad_final_states> with
+    """A gpu_self_check runner: `function` (the fused op's or the reference's stacked_* signature, with the
+    problem's modifiers as keyword arguments) forward on `device`, then a tape's gradient of <outputs, grad_outputs> + <final states, grad_final_states> with
     respect to every input, weight and initial state, as NumPy arrays. Eager: call it where no graph is being
     built (see _outside_any_graph)."""
 
@@ -70,7 +70,7 @@ def _tf_runner(function, device):
             sources = [inputs] + kernels + recurrent + biases + flat_states
             with tf.GradientTape() as tape:
                 tape.watch(sources)
-                outputs, finals = function(inputs, kernels, recurrent, biases, states)
+                outputs, finals = function(inputs, kernels, recurrent, biases, states, **problem.modifiers)
                 loss = tf.reduce_sum(outputs * problem.grad_outputs)
                 for got, cotangent in zip(tf.nest.flatten(finals), tf.nest.flatten(problem.grad_final_states)):
                     loss += tf.reduce_sum(got * cotangent)

@@ -2,7 +2,9 @@
 
 The CUDA kernels are compiled, not yet run on a GPU. So that a wrong build cannot hand a user silent garbage, the
 first fused call on a GPU runs both the fused backend and the plain reference on one small random problem, forward
-and backward, and compares every output, final state and gradient. On a mismatch, or when the fused side raises (a
+and backward, and compares every output, final state and gradient; then the same with a mask and all three dropouts
+(make_problem(..., modifiers=True)), so that the masked and dropped paths of the kernels are checked too. On a
+mismatch, or when the fused side raises (a
 CUDA error), that (device, cell, dtype) runs the reference for the rest of the process, after one warning that
 names the worst quantity and its error. The logic here is framework-free: both sides are callables
 problem -> {name: array}, so that the same check runs over the TF op (deeprnn_fast/_gpu_self_check_tf.py) and over
@@ -15,7 +17,7 @@ check off, nor silently leave it on when someone meant to disable it).
 import os
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -65,15 +67,19 @@ class Problem:
     initial_states: List[object]       # L: [B, H] (pairs (h, c) for the LSTM)
     grad_outputs: np.ndarray           # [B, T, H]
     grad_final_states: List[object]    # as initial_states
+    # Keyword arguments of the call (mask, input_dropout, recurrent_dropout, between_dropout), or none.
+    modifiers: Dict[str, object] = field(default_factory=dict)
 
     @property
     def dtype(self):
         return self.inputs.dtype.name
 
 
-def make_problem(cell, dtype, seed=0, size=PROBLEM_SIZE):
+def make_problem(cell, dtype, seed=0, size=PROBLEM_SIZE, modifiers=False):
     """Fresh random data (never zeros) in a range where no activation saturates: weights U(-s, s), s = 1/sqrt(H)
-    (half that for relu, which does not squash), inputs and cotangents U(-1, 1), states U(-0.5, 0.5)."""
+    (half that for relu, which does not squash), inputs and cotangents U(-1, 1), states U(-0.5, 0.5). With
+    `modifiers`, also a mask with holes, a left-padded row and a row that takes no step, and dropout masks (0 or
+    1 / 0.7) of every kind, per gate for the gated cells (Keras' recurrent_dropout draws one per gate)."""
     if cell not in _GATES:
         raise ValueError(f"cell must be one of {sorted(_GATES)}; got {cell!r}")
     rng = np.random.default_rng(seed)
@@ -89,7 +95,7 @@ def make_problem(cell, dtype, seed=0, size=PROBLEM_SIZE):
             return [(u((B, H), scale), u((B, H), scale)) for _ in range(L)]
         return [u((B, H), scale) for _ in range(L)]
 
-    return Problem(
+    problem = Problem(
         cell=cell,
         inputs=u((B, T, D), 1.0),
         kernels=[u((D if l == 0 else H, G * H), s) for l in range(L)],
@@ -99,6 +105,18 @@ def make_problem(cell, dtype, seed=0, size=PROBLEM_SIZE):
         grad_outputs=u((B, T, H), 1.0),
         grad_final_states=states(1.0),
     )
+    if modifiers:
+        mask = rng.random((B, T)) > 0.3
+        mask[0, :2], mask[0, 2:] = False, True  # left-padded
+        mask[-1] = False                         # no step at all
+
+        def drop(*shape):
+            return ((rng.random(shape) > 0.3) / 0.7).astype(dtype)
+
+        problem.modifiers = {"mask": mask, "input_dropout": [drop(G, B, D if l == 0 else H) for l in range(L)],
+                             "recurrent_dropout": [drop(G, B, H) for _ in range(L)],
+                             "between_dropout": drop(L - 1, T, B, H)}
+    return problem
 
 
 def flat_states(states, prefix):
@@ -201,14 +219,18 @@ class SelfCheck:
 
     def _run(self, key, fused, reference):
         device, cell, dtype = key
-        problem = make_problem(cell, dtype, self._seed)
-        want = reference(problem)
-        try:
-            got = fused(problem)
-        except Exception as e:  # a CUDA error surfaces as whatever the binding raises
-            return CheckResult(False, f"the fused kernels raised {type(e).__name__}: {str(e).strip()[:500]}")
-        passed, name, error, tolerance = compare(got, want, dtype, self._tf32())
-        if passed:
-            return CheckResult(True, "")
-        return CheckResult(False, f"{name} differs from the reference by a relative error of {error:.3g} "
-                                  f"(largest |difference| / largest |reference|; tolerance {tolerance:g})")
+        for modifiers in (False, True):  # the plain problem first: a broken build fails there, in one call
+            problem = make_problem(cell, dtype, self._seed, modifiers=modifiers)
+            case = " with a mask and dropout" if modifiers else ""
+            want = reference(problem)
+            try:
+                got = fused(problem)
+            except Exception as e:  # a CUDA error surfaces as whatever the binding raises
+                return CheckResult(False, f"the fused kernels raised {type(e).__name__}{case}: "
+                                          f"{str(e).strip()[:500]}")
+            passed, name, error, tolerance = compare(got, want, dtype, self._tf32())
+            if not passed:
+                return CheckResult(False, f"{name} differs from the reference{case} by a relative error of "
+                                          f"{error:.3g} (largest |difference| / largest |reference|; tolerance "
+                                          f"{tolerance:g})")
+        return CheckResult(True, "")

@@ -80,25 +80,6 @@ def _warn_once_under_xla(cell):
                       RuntimeWarning, stacklevel=4)
 
 
-_gpu_modifiers_warned = set()
-
-
-def _uses_masks_or_dropout(modifiers):
-    return any(modifiers.get(name) is not None and not (isinstance(modifiers[name], (list, tuple))
-                                                         and len(modifiers[name]) == 0)
-               for name in ("mask", "input_dropout", "recurrent_dropout", "between_dropout"))
-
-
-def _warn_once_gpu_modifiers(cell, device):
-    with _xla_lock:
-        first = (cell, device) not in _gpu_modifiers_warned
-        _gpu_modifiers_warned.add((cell, device))
-    if first:
-        warnings.warn(f"deeprnn_fast: masks and dropout have no CUDA kernels yet: the {cell} cell's calls with a mask "
-                      f"or dropout on {device} run the plain-TensorFlow reference (same results, slower)",
-                      RuntimeWarning, stacklevel=4)
-
-
 def _fused(cell, inputs, kernels, recurrent_kernels, biases, initial_states, modifiers):
     reference_function = {"tanh": reference.stacked_rnn, "relu": reference.stacked_rnn,
                           "gru": reference.stacked_gru, "lstm": reference.stacked_lstm}[cell]
@@ -113,14 +94,9 @@ def _fused(cell, inputs, kernels, recurrent_kernels, biases, initial_states, mod
     if lib is None:
         return fallback(inputs, kernels, recurrent_kernels, biases, initial_states, **modifiers)
     args = _validate.stacked_args(cell, inputs, kernels, recurrent_kernels, biases, initial_states)
-    # The CUDA passes have no masks or dropout yet (the GPU op refuses them): such calls run the reference there.
-    device = _gpu_self_check_tf.gpu_device_for_call()
-    if device is not None and _uses_masks_or_dropout(modifiers):
-        _warn_once_gpu_modifiers(cell, device)
-        return fallback(inputs, kernels, recurrent_kernels, biases, initial_states, **modifiers)
 
-    def fused_op(*arguments):
-        return _fused_op(lib, cell, _validate.stacked_args(cell, *arguments), {})
+    def fused_op(*arguments, **mods):
+        return _fused_op(lib, cell, _validate.stacked_args(cell, *arguments), mods)
 
     # On a GPU, the CUDA kernels first check themselves against the reference (once per device, cell and dtype).
     if not _gpu_self_check_tf.use_fused(cell, args.dtype, fused_op, fallback):

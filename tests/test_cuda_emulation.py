@@ -2,7 +2,8 @@
 (csrc/engine/cuda, csrc/cells/*/cuda_*.cu) compiled as C++ against the CPU emulation of the CUDA runtime in
 tests/cuda_emulation/ (every CUDA thread a fiber, real barriers, blocks of ordinary launches in shuffled order),
 then checked against the CPU library (C++ self-check) and, through the pybind11 module's CUDA entry points, against
-the float64 oracle.
+the float64 oracle; masks and the three dropouts likewise (the self-check's modifier cases, and gpu_check's against
+the float64 oracle of them, deeprnn_fast/testing/masked_oracle.py).
 
 Opt-in, because the build and the thousands of emulated threads take about a minute on a 2-core machine:
     DEEPRNN_FAST_EMULATION_TESTS=1 pytest tests/test_cuda_emulation.py
@@ -19,6 +20,7 @@ import sys
 import pytest
 
 from build_lock import exclusive
+from deeprnn_fast.testing import gpu_check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,7 +82,7 @@ def test_cuda_entry_points_against_oracle(build_dir, tmp_path):
     # In a fresh process: this one may already hold the in-place deeprnn_fast._kernels under the same name.
     module = glob.glob(os.path.join(build_dir, "_kernels*.so"))[0]
     cmd = [sys.executable, "-m", "deeprnn_fast.testing.gpu_check", "--backend", "emulated", "--kernels", module,
-           "--shapes", "3,4,5,17,3;1,3,2,9,2;2,0,3,4,2", "--out", str(tmp_path)]
+           "--shapes", "3,4,5,17,3;1,3,2,9,2;2,0,3,4,2", "--out", str(tmp_path), "--budget-s", "850"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     records = json.loads((tmp_path / "gpu_check.json").read_text())["correctness"]
@@ -98,6 +100,20 @@ def test_cuda_entry_points_against_oracle(build_dir, tmp_path):
     assert all("grad_preactivations" in r["errors"] for r in ran if r["shape"][1] > 0)
     # Token inputs have no grad_inputs; dense ones do.
     assert all(("grad_inputs" in r["errors"]) == (r["inputs"] == "dense") for r in ran if r["shape"][1] > 0)
+    # Masks and dropout against their float64 oracle: every cell with every variant (each mask pattern, each
+    # dropout alone, all together with one mask and with one per gate), dense and token inputs, one schedule in
+    # turn, every schedule met, and the multi-tile shape for every cell.
+    modified = json.loads((tmp_path / "gpu_check.json").read_text())["modifiers"]
+    variants = {v[0] for v in gpu_check.MODIFIER_VARIANTS}
+    assert len(modified) == 4 * len(variants) and all(r["status"] == "ok" for r in modified), modified
+    for cell in ("tanh", "relu", "gru", "lstm"):
+        mine = [r for r in modified if r["activation"] == cell]
+        assert {r["modifiers"] for r in mine} == variants
+        assert {r["inputs"] for r in mine} == {"dense", "tokens"}
+        assert any(r["shape"][0] > 64 and r["shape"][3] > 32 for r in mine)
+        assert all(r["worst"] <= (1e-4 if r["dtype"] == "float32" else 1e-9) for r in mine)
+    assert {r["schedule"] for r in modified} == set(gpu_check.SCHEDULES)
+    assert all({"outputs", "final_states", "grad_kernels", "grad_initial_states"} <= set(r["errors"]) for r in modified)
 
 
 @pytest.fixture(scope="module")

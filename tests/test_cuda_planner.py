@@ -84,11 +84,12 @@ def test_messages_name_the_cell():
 
 def test_lstm_workspace_sizes():
     f32 = 4
-    # Forward: the three tables of L weight pointers, as every cell.
+    # Forward: the three tables of L weight pointers and the two of L dropout mask pointers, as every cell.
     assert kernels.workspace_bytes("forward", 2, 3, 4, 5, 3, "float32", cell="lstm") == 256
-    # Backward: the pointer table and the [L,2,1,B,H] carry of dc; no carry of dh (h' does not read h directly)
-    # and no column-sum buffer (the bias gradient is the column sums as they are); no split partials.
-    assert kernels.workspace_bytes("backward", 2, 3, 4, 5, 3, "float32", cell="lstm") == 256 * 2
+    # Backward: the pointer table, the [L,2,B,H] carry of dh (which a mask gives every cell: a masked step passes
+    # dh on whole) and the [L,2,1,B,H] carry of dc; no column-sum buffer (the bias gradient is the column sums as
+    # they are); no split partials.
+    assert kernels.workspace_bytes("backward", 2, 3, 4, 5, 3, "float32", cell="lstm") == 256 * 3
     big = kernels.workspace_bytes("backward", 64, 100, 4, 8, 2, "float32", cell="lstm")  # split reductions
     assert big > 256 + 2 * 2 * 64 * 8 * f32
     assert kernels.workspace_bytes("backward", 64, 100, 4, 8, 2, "float64", cell="lstm") > big

@@ -1,6 +1,6 @@
 """The GPU check script works before a GPU ever runs it: its dry run goes through benchmarks/gpu/check.sh's every
 step but the GPU calls - each phase in its own process under `timeout` (the correctness part on the CPU backend of
-deeprnn_fast._kernels, every cell, dense and token inputs; the planner's choices for the timing configurations; the
+deeprnn_fast._kernels, every cell, dense and token inputs, with masks and dropout too; the planner's choices for the timing configurations; the
 sanitizer commands; the report) - writing its results as JSON lines as they come, into at most 8 files. The CUDA
 compile of the dry run (nvcc for sm_90) costs minutes on two cores: test_check_script_dry_run_with_the_cuda_compile
 runs it where DEEPRNN_FAST_DRY_RUN_COMPILE=1 asks for it."""
@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from deeprnn_fast.testing.gpu_check import TIMED_CELLS, TIMING_CONFIGS, read_results
+from deeprnn_fast.testing.gpu_check import CELLS, MODIFIER_VARIANTS, TIMED_CELLS, TIMING_CONFIGS, read_results
 
 pytest.importorskip("deeprnn_fast._kernels", reason="deeprnn_fast._kernels is not built")
 
@@ -48,12 +48,19 @@ def _assert_dry_run_report(proc, out):
     assert sum(r["inputs"] == "tokens" for r in records) == 8 * 4
     assert all(r["status"] == "ok" for r in records), [r for r in records if r["status"] != "ok"]
     assert all(r["worst"] <= (1e-4 if r["dtype"] == "float32" else 1e-9) for r in records)
+    # Masks and dropout: every cell x variant through the CPU entry points, against their float64 oracle.
+    modified = result["modifiers"]
+    assert len(modified) == len(CELLS) * len(MODIFIER_VARIANTS)
+    assert all(r["status"] == "ok" for r in modified), [r for r in modified if r["status"] != "ok"]
+    assert {(r["activation"], r["modifiers"]) for r in modified} == {(c, v[0]) for c in CELLS
+                                                                     for v in MODIFIER_VARIANTS}
+    assert {r["inputs"] for r in modified} == {"dense", "tokens"}
     # The JSON lines hold the same records, and one (planned) timing row per configuration and cell, first.
     lines = (out / "results.jsonl").read_text().splitlines()
     kinds = [json.loads(line)["kind"] for line in lines]
     assert kinds.index("timing") < kinds.index("correctness")
     got = read_results(str(out))
-    assert len(got["correctness"]) == len(records)
+    assert len(got["correctness"]) == len(records) and len(got["modifiers"]) == len(modified)
     assert len(got["timing"]) == len(TIMING_CONFIGS) * len(TIMED_CELLS)
     assert all(r["plan_fwd"] and r["plan_bwd"] and r["T"] == 128 for r in got["timing"])
     assert (out / "gpu_check.log").read_text().count("\n") > 30

@@ -249,8 +249,9 @@ def test_passing_check_keeps_the_fused_op(tf_wiring):
     assert tf_wiring._CHECKS.result("/GPU:0", "gru", "float64").passed and tf_wiring._CHECKS.runs == 1
 
 
-def test_masks_and_dropout_on_a_gpu_run_the_reference_with_one_warning(tf_wiring, rng):
-    # The CUDA passes have no masks or dropout yet: on a GPU such calls must not reach the op (which refuses them).
+def test_masks_and_dropout_on_a_gpu_use_the_fused_op_after_the_check(tf_wiring, rng):
+    # The CUDA passes take masks and dropout: on a GPU such calls reach the fused op (after the device's one
+    # self-check), with no warning, to the reference's results.
     import tensorflow as tf
     import deeprnn_fast
     from deeprnn_fast import reference
@@ -264,13 +265,14 @@ def test_masks_and_dropout_on_a_gpu_run_the_reference_with_one_warning(tf_wiring
         return deeprnn_fast.stacked_gru(x, problem.kernels, problem.recurrent_kernels, problem.biases,
                                         problem.initial_states, mask=mask)[0]
 
-    with pytest.warns(RuntimeWarning, match="masks and dropout have no CUDA kernels yet: the gru cell's calls"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         concrete = step.get_concrete_function(tf.TensorSpec(problem.inputs.shape, tf.float32))
-    assert _fused_op_types(concrete) == set()
+    assert _fused_op_types(concrete) == {"DeeprnnFast>StackedGru"}
     want = reference.stacked_gru(problem.inputs, problem.kernels, problem.recurrent_kernels, problem.biases,
                                  problem.initial_states, mask=mask)[0].numpy()
-    np.testing.assert_allclose(step(tf.constant(problem.inputs)).numpy(), want, rtol=1e-6, atol=1e-6)
-    assert tf_wiring._CHECKS.runs == 0  # no check: the fused op is not used for these calls
+    np.testing.assert_allclose(step(tf.constant(problem.inputs)).numpy(), want, rtol=1e-5, atol=1e-5)
+    assert tf_wiring._CHECKS.result("/GPU:0", "gru", "float32").passed and tf_wiring._CHECKS.runs == 1
 
 
 def test_cpu_calls_never_check(require_library, monkeypatch):

@@ -9,7 +9,8 @@
 #      its outputs against the exact ones'); the cost of one grid barrier, the "x floor" ratio and the cost model's
 #      prediction beside each row (csrc/engine/cuda/COST_MODEL.md);
 #   3. correctness of forward and backward, every schedule and cell, dense and token inputs, against the float64
-#      oracle (deeprnn_fast/testing/gpu_check.py), as far as its slot goes;
+#      oracle (deeprnn_fast/testing/gpu_check.py), as far as its slot goes; then masks and dropout (every cell with
+#      each mask pattern and dropout, small shapes) against the float64 oracle of them, in 30 s kept for them;
 #   4. the C++ self-check, then compute-sanitizer memcheck and racecheck, each in a fixed slot, on the self-check's
 #      --sanitize cases (the B = 32 tile, blocks above 48 KB of shared memory, the tensor-core tile);
 #   5. report: tables and gpu_check.json from what the steps wrote (no GPU).

@@ -18,7 +18,11 @@
 //   kernels[0] (its cells then see only the bias; tf.gather's rule on GPUs), its gradient rows are dropped, and
 //   the pass adds the number of such ids it met to CudaLaunch::invalid_tokens when that device counter is given,
 //   for the caller to read at its next synchronisation. (The TensorFlow op checks ids on the host first.)
-// - Masks and dropout (Modifiers) have no CUDA kernels yet: the passes return an error when any is given.
+// - Masks and dropout (Modifiers) as on the CPU (compiled and emulation-tested, not yet run on a GPU): the mask
+//   [B,T] and every dropout mask are device arrays (Modifiers' per-layer tables are HOST arrays of device pointers,
+//   as Weights'). The dropped operands are staged times their masks (one pass per gate where the masks are per
+//   gate), a masked row keeps its states and passes its state gradients straight through, and a tile none of whose
+//   rows takes a step skips its products.
 //
 // How the passes run (csrc/engine/cuda/): layer 0's input projection for all time steps (a matrix product, or the
 // tokens' rows gathered) is computed before the wavefront into layer 0's saved gates (or, for tanh / relu, its

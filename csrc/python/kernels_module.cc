@@ -140,6 +140,12 @@ Problem ReadProblem(ViewFn view, Cell cell, py::handle inputs, py::handle kernel
   return p;
 }
 
+// The masks and dropout keyword arguments of an entry point (all None for the GRU's former ones, which have none).
+struct ModifierHandles {
+  py::object mask = py::none(), zero_output_for_mask = py::none(), input_dropout = py::none(),
+             recurrent_dropout = py::none(), between_dropout = py::none();
+};
+
 // Every array argument of one pass, checked against the cell's layout and held alive (the GIL is released while
 // the kernels run), for the overlap check and the producer streams of CUDA arrays.
 template <typename T>
@@ -147,6 +153,7 @@ struct PassArrays {
   const Problem& p;
   std::vector<const T*> kernels, recurrent_kernels, biases;
   std::vector<T*> grad_kernels, grad_recurrent_kernels, grad_biases;
+  std::vector<const T*> input_dropout, recurrent_dropout;
   std::vector<ArrayView> views;
 
   explicit PassArrays(const Problem& problem) : p(problem) {}
@@ -233,6 +240,49 @@ struct PassArrays {
         biases.push_back(In(view, bs[l], "biases[" + std::to_string(l) + "]", BiasShape()));
     }
   }
+  // Masks and dropout (deeprnn/stacked.h Modifiers) by the TF op's names and shapes: mask [B,T] bool (True: the
+  // step is taken), zero_output_for_mask, input_dropout L x [masks, B, in_l] (in_0 = D, the vocabulary with
+  // tokens), recurrent_dropout L x [masks, B, H] (masks 1 or G, set by layer 0's), between_dropout [L-1,T,B,H].
+  deeprnn::Modifiers<T> Modifiers(ViewFn view, const ModifierHandles& h) {
+    const Shape& s = p.shape;
+    const int64_t G = p.layout.gates;
+    deeprnn::Modifiers<T> m;
+    if (!h.zero_output_for_mask.is_none())
+      m.zero_output_for_mask = BoolArg(h.zero_output_for_mask, "zero_output_for_mask");
+    if (!h.mask.is_none()) {
+      views.push_back(view(h.mask, "mask"));
+      const ArrayView& v = views.back();
+      if (v.kind != 'b' || v.itemsize != 1)
+        throw py::type_error("mask must be bool (True: the step is taken); got " + DtypeText(v.kind, v.itemsize));
+      if (v.shape != std::vector<int64_t>{s.batch, s.time})
+        throw py::value_error("mask must have shape " + DimsText({s.batch, s.time}) + "; got " + DimsText(v.shape));
+      m.mask = static_cast<const uint8_t*>(v.data);
+    }
+    auto masks = [&](const py::object& obj, const std::string& name, bool input, std::vector<const T*>* out) {
+      if (obj.is_none()) return 1;
+      std::vector<py::object> items = LayerList(obj, name, s.layers);
+      const ArrayView first = view(items[0], name + "[0]");
+      if (first.shape.size() != 3 || (first.shape[0] != 1 && first.shape[0] != G))
+        throw py::value_error(name + "[0] must have shape (masks, batch, width) with masks 1 or " + std::to_string(G) +
+                              " (one per gate); got " + DimsText(first.shape));
+      const int64_t count = first.shape[0];
+      for (int64_t l = 0; l < s.layers; ++l)
+        out->push_back(In(view, items[l], name + "[" + std::to_string(l) + "]",
+                          {count, s.batch, input && l == 0 ? s.input : s.hidden}));
+      return static_cast<int>(count);
+    };
+    m.input_masks = masks(h.input_dropout, "input_dropout", true, &input_dropout);
+    m.recurrent_masks = masks(h.recurrent_dropout, "recurrent_dropout", false, &recurrent_dropout);
+    if (!input_dropout.empty()) m.input_dropout = input_dropout.data();
+    if (!recurrent_dropout.empty()) m.recurrent_dropout = recurrent_dropout.data();
+    if (!h.between_dropout.is_none()) {
+      if (s.layers < 2)
+        throw py::value_error("between_dropout needs at least two layers (it drops a layer's output on its way into "
+                              "the next)");
+      m.between_dropout = In(view, h.between_dropout, "between_dropout", {s.layers - 1, s.time, s.batch, s.hidden});
+    }
+    return m;
+  }
   void Grads(ViewFn view, py::handle k, py::handle rk, py::handle b) {
     const int64_t L = p.shape.layers;
     auto ks = LayerList(k, "grad_kernels", L), rks = LayerList(rk, "grad_recurrent_kernels", L);
@@ -249,11 +299,13 @@ struct PassArrays {
 // The array arguments of the forward and the backward pass (py::none() where an entry point has no such argument).
 struct ForwardHandles {
   py::handle inputs, kernels, recurrent_kernels, biases, initial_states, outputs, final_states, activations, gates;
+  ModifierHandles modifiers;
 };
 
 struct BackwardHandles {
   py::handle inputs, kernels, recurrent_kernels, initial_states, activations, gates, grad_outputs, grad_final_states,
       grad_inputs, grad_kernels, grad_recurrent_kernels, grad_biases, grad_initial_states, grad_slots;
+  ModifierHandles modifiers;
 };
 
 template <typename T>
@@ -275,6 +327,7 @@ deeprnn::ForwardArgs<T> ForwardArgsOf(ViewFn view, const ForwardHandles& h, Pass
   a.final_states = arrays->Out(view, h.final_states, "final_states", arrays->StatesShape());
   a.activations = arrays->Out(view, h.activations, "activations", {s.layers, s.time, s.batch, s.hidden});
   a.saved = arrays->template Saved<T*>(view, h.gates);
+  a.modifiers = arrays->Modifiers(view, h.modifiers);
   return a;
 }
 
@@ -313,6 +366,7 @@ deeprnn::BackwardArgs<T> BackwardArgsOf(ViewFn view, const BackwardHandles& h, P
   a.grad_weights = {arrays->grad_kernels.data(), arrays->grad_recurrent_kernels.data(),
                     arrays->grad_biases.data()};
   a.grad_initial_states = arrays->Out(view, h.grad_initial_states, "grad_initial_states", arrays->StatesShape());
+  a.modifiers = arrays->Modifiers(view, h.modifiers);
   *grad_slots = nullptr;
   if (slots == 0) {
     if (!h.grad_slots.is_none())
@@ -687,15 +741,24 @@ py::dict BackwardCuda(const Problem& p, const BackwardHandles& h, const CudaCall
 // ---- the entry points, for every cell ----
 
 // The arrays of a forward call; `gates` is the GRU entry points' positional one or the keyword-only one.
-ForwardHandles ForwardArrays(const BoundArgs& a) {
-  return {a["inputs"], a["kernels"], a["recurrent_kernels"], a["biases"], a["initial_states"], a["outputs"],
-          a["final_states"], a["activations"], a["gates"]};
+// The masks and dropout of an entry point that has them (kModifierOptions), else none.
+ModifierHandles ModifierArrays(const BoundArgs& a, bool has_modifiers) {
+  ModifierHandles h;
+  if (has_modifiers)
+    h = {a["mask"], a["zero_output_for_mask"], a["input_dropout"], a["recurrent_dropout"], a["between_dropout"]};
+  return h;
 }
 
-BackwardHandles BackwardArrays(const BoundArgs& a, py::handle grad_slots) {
+ForwardHandles ForwardArrays(const BoundArgs& a, bool has_modifiers) {
+  return {a["inputs"], a["kernels"], a["recurrent_kernels"], a["biases"], a["initial_states"], a["outputs"],
+          a["final_states"], a["activations"], a["gates"], ModifierArrays(a, has_modifiers)};
+}
+
+BackwardHandles BackwardArrays(const BoundArgs& a, py::handle grad_slots, bool has_modifiers) {
   return {a["inputs"], a["kernels"], a["recurrent_kernels"], a["initial_states"], a["activations"], a["gates"],
           a["grad_outputs"], a["grad_final_states"], a["grad_inputs"], a["grad_kernels"],
-          a["grad_recurrent_kernels"], a["grad_biases"], a["grad_initial_states"], grad_slots};
+          a["grad_recurrent_kernels"], a["grad_biases"], a["grad_initial_states"], grad_slots,
+          ModifierArrays(a, has_modifiers)};
 }
 
 void RunForwardCpu(Cell cell, const ForwardHandles& h) {
@@ -710,42 +773,50 @@ void RunBackwardCpu(Cell cell, const BackwardHandles& h, bool optional) {
   else BackwardCpu<double>(p, h, optional);
 }
 
-// invalid_tokens: None for the GRU's former entry points, which have no such argument.
-py::object RunForwardCuda(Cell cell, const BoundArgs& a, py::handle invalid_tokens) {
+// invalid_tokens: None for the GRU's former entry points, which have no such argument (nor masks and dropout).
+py::object RunForwardCuda(Cell cell, const BoundArgs& a, py::handle invalid_tokens, bool has_modifiers) {
 #if defined(DEEPRNN_WITH_CUDA)
   CudaCall c{a["workspace"], 0, ParseSchedule(a["schedule"]), invalid_tokens};
   c.allow_tf32 = BoolArg(a["allow_tf32"], "allow_tf32");
   c.stream = StreamArg(a);
-  const ForwardHandles h = ForwardArrays(a);
+  const ForwardHandles h = ForwardArrays(a, has_modifiers);
   const Problem p = ReadProblem(CudaView, cell, h.inputs, h.kernels);
   return p.itemsize == 4 ? ForwardCuda<float>(p, h, c) : ForwardCuda<double>(p, h, c);
 #else
-  (void)cell, (void)a, (void)invalid_tokens;
+  (void)cell, (void)a, (void)invalid_tokens, (void)has_modifiers;
   NoCuda("forward_cuda");
 #endif
 }
 
 py::object RunBackwardCuda(Cell cell, const BoundArgs& a, const char* grad_slots_name, bool optional,
-                           py::handle invalid_tokens) {
+                           py::handle invalid_tokens, bool has_modifiers) {
 #if defined(DEEPRNN_WITH_CUDA)
   CudaCall c{a["workspace"], 0, ParseSchedule(a["schedule"]), invalid_tokens};
   c.allow_tf32 = BoolArg(a["allow_tf32"], "allow_tf32");
   c.stream = StreamArg(a);
-  const BackwardHandles h = BackwardArrays(a, a[grad_slots_name]);
+  const BackwardHandles h = BackwardArrays(a, a[grad_slots_name], has_modifiers);
   const Problem p = ReadProblem(CudaView, cell, h.inputs, h.kernels);
   return p.itemsize == 4 ? BackwardCuda<float>(p, h, c, optional, grad_slots_name)
                          : BackwardCuda<double>(p, h, c, optional, grad_slots_name);
 #else
-  (void)cell, (void)a, (void)grad_slots_name, (void)optional, (void)invalid_tokens;
+  (void)cell, (void)a, (void)grad_slots_name, (void)optional, (void)invalid_tokens, (void)has_modifiers;
   NoCuda("backward_cuda");
 #endif
 }
 
 // The parameters of every entry point, in order (positional and keyword arguments bind to these names); the
 // options added with the cells are keyword-only, so that the former positional calls mean what they meant.
-const std::vector<Param> kCellOptions = {{"gates", kNoneDefault}, {"cell", kNoneDefault}};
-const std::vector<Param> kCudaCellOptions = {{"gates", kNoneDefault}, {"cell", kNoneDefault},
-                                             {"invalid_tokens", kNoneDefault}, {"allow_tf32", false}};
+// Masks and dropout (PassArrays::Modifiers), as the TF op names them.
+const std::vector<Param> kModifierOptions = {{"mask", kNoneDefault}, {"zero_output_for_mask", kNoneDefault},
+                                             {"input_dropout", kNoneDefault}, {"recurrent_dropout", kNoneDefault},
+                                             {"between_dropout", kNoneDefault}};
+std::vector<Param> WithModifiers(std::vector<Param> options) {
+  options.insert(options.end(), kModifierOptions.begin(), kModifierOptions.end());
+  return options;
+}
+const std::vector<Param> kCellOptions = WithModifiers({{"gates", kNoneDefault}, {"cell", kNoneDefault}});
+const std::vector<Param> kCudaCellOptions = WithModifiers(
+    {{"gates", kNoneDefault}, {"cell", kNoneDefault}, {"invalid_tokens", kNoneDefault}, {"allow_tf32", false}});
 const Signature kForwardCpu{"forward_cpu",
                             {"inputs", "kernels", "recurrent_kernels", "biases", "initial_states", "outputs",
                              "final_states", "activations", {"activation", "tanh"}},
@@ -840,29 +911,31 @@ PYBIND11_MODULE(_kernels, m) {
         },
         "cpu_isas()\n\nThe instruction sets this processor can run, by the names DEEPRNN_FAST_CPU_ISA takes.");
 
-  Def(m, kForwardCpu, [](const BoundArgs& a) { RunForwardCpu(ResolveCell(a), ForwardArrays(a)); },
+  Def(m, kForwardCpu, [](const BoundArgs& a) { RunForwardCpu(ResolveCell(a), ForwardArrays(a, true)); },
       "Forward pass of a cell on the CPU into the given arrays. cell: 'tanh', 'relu', 'gru', 'lstm' (without it, "
       "activation names the RNN's). inputs [B,T,D] (or int32 token ids [B,T]); kernels ([D or V, G*H], then "
       "[H, G*H]) / recurrent_kernels ([H, G*H]) / biases ([G*H]; the GRU's [2, 3H]) lists (or tuples) of L arrays; "
       "initial_states [L,B,H] (LSTM: [L,2,B,H]) -> outputs [B,T,H], final_states (as initial_states), activations "
       "[L,T,B,H], gates [L,T,B,SS*H] (GRU [z|r|n|q], LSTM [i|f|g|o|c']; None for tanh / relu). Every array is a "
       "C-contiguous, aligned, native-byte-order numpy.ndarray of kernels' dtype; no output may share memory with "
-      "another argument; token ids must index rows of kernels[0].");
+      "another argument; token ids must index rows of kernels[0]. Masks and dropout as the TF op takes them: mask [B,T] "
+      "bool, zero_output_for_mask, input_dropout / recurrent_dropout lists of L arrays [masks, B, in_l or H] (masks "
+      "1 or G), between_dropout [L-1,T,B,H].");
 
   Def(m, kBackwardCpu, [](const BoundArgs& a) {
     const bool optional = !a["cell"].is_none();
-    RunBackwardCpu(ResolveCell(a), BackwardArrays(a, a["grad_preactivations"]), optional);
+    RunBackwardCpu(ResolveCell(a), BackwardArrays(a, a["grad_preactivations"], true), optional);
   }, "Backward pass of a cell on the CPU into the given arrays (shapes as forward_cpu). grad_preactivations "
      "[L,T,B,H] (tanh / relu) is scratch that ends up holding dLoss/dZ; the gated cells keep theirs in the pass's "
      "own scratch (None). With cell given, grad_inputs and grad_preactivations may be None: not computed (always "
      "None with token inputs).");
 
-  Def(m, kGruForwardCpu, [](const BoundArgs& a) { RunForwardCpu(Cell::kGru, ForwardArrays(a)); },
+  Def(m, kGruForwardCpu, [](const BoundArgs& a) { RunForwardCpu(Cell::kGru, ForwardArrays(a, false)); },
       "forward_cpu(..., gates=gates, cell='gru'): the GRU's former entry point. inputs [B,T,D], kernels ([D,3H], "
       "then [H,3H]) / recurrent_kernels ([H,3H]) / biases ([2,3H]) lists of L arrays, initial_states [L,B,H] -> "
       "outputs [B,T,H], final_states [L,B,H], activations [L,T,B,H], gates [L,T,B,4H] (rows [z | r | n | q]).");
 
-  Def(m, kGruBackwardCpu, [](const BoundArgs& a) { RunBackwardCpu(Cell::kGru, BackwardArrays(a, py::none()), false); },
+  Def(m, kGruBackwardCpu, [](const BoundArgs& a) { RunBackwardCpu(Cell::kGru, BackwardArrays(a, py::none(), false), false); },
       "backward_cpu(..., gates=gates, cell='gru'): the GRU's former entry point (the gates' gradients live in a "
       "scratch buffer the call allocates itself).");
 
@@ -881,30 +954,32 @@ PYBIND11_MODULE(_kernels, m) {
       "for shapes or schedules that cannot run and for device properties no GPU has.");
 
   Def(m, kForwardCuda, [](const BoundArgs& a) -> py::object {
-    return RunForwardCuda(ResolveCell(a), a, a["invalid_tokens"]);
+    return RunForwardCuda(ResolveCell(a), a, a["invalid_tokens"], true);
   }, "Forward pass of a cell on the current CUDA device (cell, shapes and gates as forward_cpu), queued on `stream` "
      "(cudaStream_t as int; e.g. torch.cuda.current_stream().cuda_stream), into the given CUDA arrays "
      "(C-contiguous, little-endian, of kernels' dtype; no output may share memory with another argument); "
      "workspace: a CUDA array of at least workspace_bytes('forward', ...) bytes. schedule: auto, stepwise, "
      "persistent, persistent_resident, persistent_streaming. Token ids are not checked on the host: an id outside "
      "[0, V) reads as a zero row, and invalid_tokens (None or a CUDA int32 array (1,)) has the number of such ids "
-     "added to it. allow_tf32=True lets float32 at B <= 32 run the tensor-core tile (TF32 products, about 1e-3 "
-     "relative); the default is exact float32. Returns the plan that ran. Does not synchronise.");
+     "added to it. Masks and dropout as forward_cpu takes them, as CUDA arrays. allow_tf32=True lets float32 at "
+     "B <= 32 without masks or dropout run the tensor-core tile (TF32 products, about 1e-3 relative); the default "
+     "is exact float32. Returns the plan that ran. Does not synchronise.");
 
   Def(m, kBackwardCuda, [](const BoundArgs& a) -> py::object {
-    return RunBackwardCuda(ResolveCell(a), a, "grad_preactivations", !a["cell"].is_none(), a["invalid_tokens"]);
+    return RunBackwardCuda(ResolveCell(a), a, "grad_preactivations", !a["cell"].is_none(), a["invalid_tokens"],
+                           true);
   }, "Backward pass of a cell on the current CUDA device (see forward_cuda and backward_cpu; with cell given, "
      "grad_inputs may be None). grad_preactivations [L,T,B,GS*H] is scratch that ends up holding the cell's grad "
      "slots (tanh / relu: dLoss/dZ; GRU: [da_n | da_z | da_r | da_n r]; LSTM: [da_i | da_f | da_g | da_o]). Returns "
      "the plan that ran.");
 
   Def(m, kGruForwardCuda, [](const BoundArgs& a) -> py::object {
-    return RunForwardCuda(Cell::kGru, a, py::none());
+    return RunForwardCuda(Cell::kGru, a, py::none(), false);
   }, "forward_cuda(..., gates=gates, cell='gru'): the GRU's former entry point (shapes as gru_forward_cpu; stream, "
      "workspace of at least workspace_bytes('forward', ..., cell='gru') bytes and schedule as forward_cuda).");
 
   Def(m, kGruBackwardCuda, [](const BoundArgs& a) -> py::object {
-    return RunBackwardCuda(Cell::kGru, a, "grad_gates", false, py::none());
+    return RunBackwardCuda(Cell::kGru, a, "grad_gates", false, py::none(), false);
   }, "backward_cuda(..., gates=gates, cell='gru'): the GRU's former entry point; grad_gates [L,T,B,4H] is scratch "
      "that ends up holding the gates' gradients [dn | dz | dr | dn * r]. Returns the plan that ran.");
 

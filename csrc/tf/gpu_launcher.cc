@@ -6,7 +6,8 @@
 // Token ids come in host memory (the kernels are registered with HostMemory("tokens")), so that they are checked
 // on the host with the CPU kernels' one-line error before anything runs; they are then copied to a device tensor
 // on the op's stream. (The CUDA passes would not read out of bounds for a bad id either, but the op would have to
-// synchronise to report it.) Masks and dropout have no CUDA kernels yet: the op refuses them on the GPU.
+// synchronise to report it.) Masks and dropout run in the CUDA passes too (compiled and emulation-tested, not yet
+// run on a GPU): the mask and the dropout masks are device tensors, passed through as the library takes them.
 #if GOOGLE_CUDA
 
 #include <cstdint>
@@ -21,14 +22,6 @@
 namespace deeprnn_fast {
 
 namespace {
-
-template <typename T>
-absl::Status RefuseModifiers(const deeprnn::Modifiers<T>& m, deeprnn::Cell cell) {
-  if (m.mask == nullptr && !m.any_dropout()) return absl::OkStatus();
-  return absl::UnimplementedError(std::string("deeprnn_fast: masks and dropout of the ") + deeprnn::CellName(cell) +
-                                  " cell have no CUDA kernels yet; run the op on the CPU (tf.device('/CPU:0')) or "
-                                  "use deeprnn_fast.reference");
-}
 
 std::string PassName(deeprnn::Cell cell, const char* direction) {
   return std::string(deeprnn::CellName(cell)) + " " + direction;
@@ -55,7 +48,6 @@ struct Launcher<GpuDevice, T> {
   }
 
   static absl::Status Forward(tensorflow::OpKernelContext* ctx, const deeprnn::ForwardArgs<T>& host_args) {
-    TF_RETURN_IF_ERROR(RefuseModifiers(host_args.modifiers, host_args.cell));
     const std::string pass = PassName(host_args.cell, "forward");
     const int64_t bytes = deeprnn::StackedForwardCudaWorkspaceBytes(host_args.cell, host_args.shape, sizeof(T));
     tensorflow::Tensor tokens;
@@ -75,7 +67,6 @@ struct Launcher<GpuDevice, T> {
 
   static absl::Status Backward(tensorflow::OpKernelContext* ctx, const deeprnn::BackwardArgs<T>& host_args,
                                T* scratch) {
-    TF_RETURN_IF_ERROR(RefuseModifiers(host_args.modifiers, host_args.cell));
     const std::string pass = PassName(host_args.cell, "backward");
     const int64_t bytes = deeprnn::StackedBackwardCudaWorkspaceBytes(host_args.cell, host_args.shape, sizeof(T),
                                                                      host_args.inputs.tokens != nullptr);

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from deeprnn_fast import gpu_self_check
-from deeprnn_fast.testing import oracle
+from deeprnn_fast.testing import masked_oracle, oracle
 from deeprnn_fast.testing.gpu_check import FakeCudaArray, load_kernels
 
 DEVICE = "emulated-cuda:0"
@@ -54,16 +54,24 @@ def pybind_cuda_runner(kernels):
         gwx = [buffer((D if l == 0 else H, G * H)) for l in range(L)]
         gwh = [buffer((H, G * H)) for _ in range(L)]
         gb = [buffer((2, 3 * H) if gru else (H,)) for _ in range(L)]
-        if gru:
+        mods = {k: v if isinstance(v, bool) else [put(m) for m in v] if isinstance(v, list) else put(v)
+                for k, v in problem.modifiers.items()}
+        if gru and mods:  # the GRU's former entry points take no modifiers
+            gates, ggates = buffer((L, T, B, 4 * H)), buffer((L, T, B, 4 * H))
+            kernels.forward_cuda(x, wx, wh, b, h0, y, final, act, workspace("forward"), stream=0, gates=gates,
+                                 cell="gru", **mods)
+            kernels.backward_cuda(x, wx, wh, h0, act, dy, dfinal, gx, gwx, gwh, gb, gh0, ggates,
+                                  workspace("backward"), stream=0, gates=gates, cell="gru", **mods)
+        elif gru:
             gates, ggates = buffer((L, T, B, 4 * H)), buffer((L, T, B, 4 * H))
             kernels.gru_forward_cuda(x, wx, wh, b, h0, y, final, act, gates, workspace("forward"), stream=0)
             kernels.gru_backward_cuda(x, wx, wh, h0, act, gates, dy, dfinal, gx, gwx, gwh, gb, gh0, ggates,
                                       workspace("backward"), stream=0)
         else:
             kernels.forward_cuda(x, wx, wh, b, h0, y, final, act, workspace("forward"), activation=problem.cell,
-                                 stream=0)
+                                 stream=0, **mods)
             kernels.backward_cuda(x, wx, wh, h0, act, dy, dfinal, gx, gwx, gwh, gb, gh0, buffer((L, T, B, H)),
-                                  workspace("backward"), activation=problem.cell, stream=0)
+                                  workspace("backward"), activation=problem.cell, stream=0, **mods)
         return gpu_self_check.named_results(
             y.array, list(final.array), gx.array, [g.array for g in gwx], [g.array for g in gwh],
             [g.array for g in gb], list(gh0.array))
@@ -72,7 +80,15 @@ def pybind_cuda_runner(kernels):
 
 
 def oracle_runner(problem):
-    """The reference side: the float64 NumPy oracle on the same problem."""
+    """The reference side: the float64 NumPy oracle on the same problem (with modifiers, the oracle of them)."""
+    if problem.modifiers:
+        r = masked_oracle.run(problem.cell, problem.inputs, problem.kernels, problem.recurrent_kernels,
+                              problem.biases, np.stack(problem.initial_states), problem.grad_outputs,
+                              np.stack(problem.grad_final_states), **problem.modifiers)
+        pairs = (lambda states: [tuple(s) for s in states]) if problem.cell == "lstm" else list  # noqa: E731
+        return gpu_self_check.named_results(r["outputs"], pairs(r["final_states"]), r["grad_inputs"],
+                                            r["grad_kernels"], r["grad_recurrent_kernels"], r["grad_biases"],
+                                            pairs(r["grad_initial_states"]))
     if problem.cell == "gru":
         y, final, act, gates = oracle.gru_forward(problem.inputs, problem.kernels, problem.recurrent_kernels,
                                                   problem.biases, problem.initial_states)

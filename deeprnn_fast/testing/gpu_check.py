@@ -13,6 +13,9 @@ its own under `timeout`, in this order (the goals' numbers first, so that a shor
   over a grid of shapes with edge cases, for every cell (tanh and relu RNN, GRU, LSTM; the gated cells up to
   H = 1024), dense inputs in both dtypes and token inputs in float32, on fresh random inputs each run (the seed is
   printed), every output poisoned with NaN before each run, the schedules compared with each other too;
+- masks and dropout (in the correctness phase): every cell with each mask pattern (right / left padding, holes, a
+  row that takes no step), each dropout alone and all of them together, against the float64 oracle of them
+  (deeprnn_fast.testing.masked_oracle);
 - sanitizers: the C++ self-check (CUDA library against the CPU library, every cell, dense and tokens), then
   compute-sanitizer memcheck and racecheck on its --sanitize cases (the B = 32 tile, blocks above 48 KB of shared
   memory), each in a fixed slot;
@@ -211,7 +214,7 @@ class CpuBackend:
     def forward(self, p, out, schedule):
         self.k.forward_cpu(p["inputs"], p["kernels"], p["recurrent_kernels"], p["biases"], p["initial_states"],
                            out["outputs"], out["final_states"], out["activations"], gates=out.get("gates"),
-                           cell=p["cell"])
+                           cell=p["cell"], **p.get("modifiers", {}))
         return {"schedule": "cpu", "weights_on_chip": False}
 
     def backward(self, p, out, g, schedule):
@@ -223,7 +226,7 @@ class CpuBackend:
                             out["activations"], p["grad_outputs"], p["grad_final_states"], g["grad_inputs"],
                             g["grad_kernels"], g["grad_recurrent_kernels"], g["grad_biases"],
                             g["grad_initial_states"], g.get("grad_preactivations"), gates=out.get("gates"),
-                            cell=p["cell"])
+                            cell=p["cell"], **p.get("modifiers", {}))
         return {"schedule": "cpu"}
 
 
@@ -241,7 +244,7 @@ class _CudaEntryPoints:
                                    p["initial_states"], out["outputs"], out["final_states"], out["activations"],
                                    workspace if workspace is not None else self.workspace("forward", p),
                                    stream=self.stream(), schedule=schedule, gates=out.get("gates"), cell=p["cell"],
-                                   allow_tf32=allow_tf32)
+                                   allow_tf32=allow_tf32, **p.get("modifiers", {}))
 
     def backward(self, p, out, g, schedule, workspace=None, allow_tf32=False):
         return self.k.backward_cuda(p["inputs"], p["kernels"], p["recurrent_kernels"], p["initial_states"],
@@ -250,7 +253,7 @@ class _CudaEntryPoints:
                                     g["grad_initial_states"], g["grad_preactivations"],
                                     workspace if workspace is not None else self.workspace("backward", p),
                                     stream=self.stream(), schedule=schedule, gates=out.get("gates"),
-                                    cell=p["cell"], allow_tf32=allow_tf32)
+                                    cell=p["cell"], allow_tf32=allow_tf32, **p.get("modifiers", {}))
 
 
 class TorchCudaBackend(_CudaEntryPoints):
@@ -453,6 +456,102 @@ def check_correctness(backend, shapes, seed, log, deadline, sink=None):
                                tile=info.get("tile"), launches=info.get("kernel_launches"))
                     records.append(rec)
                     log(f"{prefix} {ran:26} {worst:13.2e} {worst_name:22} {cross:12.2e} {rec['status']}")
+    return records
+
+
+# Masks and dropout (deeprnn/stacked.h Modifiers): (name, mask pattern, zero_output_for_mask, dropouts, per gate).
+# Every mask pattern has a row that takes no step; each dropout alone, then all of them with a mask.
+MODIFIER_VARIANTS = (("right-padded", "right", False, (), False), ("left-padded", "left", False, (), False),
+                     ("holes, zero outputs", "holes", True, (), False), ("input dropout", None, False, ("input",), False),
+                     ("recurrent dropout per gate", None, False, ("recurrent",), True),
+                     ("between-layer dropout", None, False, ("between",), False),
+                     ("all, left-padded", "left", False, ("input", "recurrent", "between"), False),
+                     ("all per gate, holes", "holes", False, ("input", "recurrent", "between"), True))
+# A small shape with L > 2, and one of several row and column tiles (B = 70 > 64 rows, H = 33 > 32 units).
+MODIFIER_SHAPES = ((5, 6, 4, 9, 3), (70, 3, 3, 33, 2))
+
+
+def _modifiers(rng, variant, shape, gates, dtype):
+    """The mask and dropout masks of a variant, as the op takes them (dropout masks 0 or 1 / 0.7)."""
+    _, pattern, zero_output, dropouts, per_gate = variant
+    B, T, D, H, L = shape
+    mods = {}
+    if pattern is not None:
+        lengths = np.maximum(1, T - np.arange(B) % (T + 1))
+        steps = np.arange(T)[None, :]
+        mask = {"right": steps < lengths[:, None], "left": steps >= T - lengths[:, None],
+                "holes": rng.random((B, T)) > 0.35}[pattern]
+        if B > 1:
+            mask[-1] = False
+        mods.update(mask=np.ascontiguousarray(mask), zero_output_for_mask=zero_output)
+    count = gates if per_gate else 1
+    drop = lambda *dims: ((rng.random(dims) > 0.3) / 0.7).astype(dtype)  # noqa: E731
+    if "input" in dropouts:
+        mods["input_dropout"] = [drop(count, B, D if l == 0 else H) for l in range(L)]
+    if "recurrent" in dropouts:
+        mods["recurrent_dropout"] = [drop(count, B, H) for _ in range(L)]
+    if "between" in dropouts and L > 1:
+        mods["between_dropout"] = drop(L - 1, T, B, H)
+    return mods
+
+
+def check_modifiers(backend, seed, log, deadline, sink=None):
+    """Masks and dropout against the float64 oracle of them (deeprnn_fast.testing.masked_oracle): every cell x
+    variant (MODIFIER_VARIANTS) on fresh random data, dense float32 / float64 and tokens float32 in turn, on a
+    small shape and a multi-tile one; every schedule on a GPU, one in turn elsewhere (the emulation is slow). The
+    saved gates and grad slots are not compared (unspecified at skipped steps). Records go to
+    sink("modifiers", record)."""
+    from deeprnn_fast.testing import masked_oracle
+    rng = np.random.default_rng(seed + 1)
+    records = _Recorded(sink, "modifiers")
+    every_schedule = backend.name == "cuda"
+    log(f"masks and dropout: {len(CELLS)} cells x {len(MODIFIER_VARIANTS)} variants against the masked oracle, "
+        f"{'every schedule' if every_schedule else 'one schedule in turn'}")
+    index = 0
+    for cell in CELLS:
+        case = CELL_CASES[cell]
+        for variant in MODIFIER_VARIANTS:
+            index += 1
+            if time.time() > deadline:
+                log("masks and dropout: deadline reached; remaining cases skipped")
+                records.append({"modifiers": variant[0], "status": "skipped (time budget)"})
+                return records
+            dtype, tokens = INPUT_KINDS[index % len(INPUT_KINDS)]
+            multi_tile = index % 2 == 1 if every_schedule else index % 4 == 0
+            shape = MODIFIER_SHAPES[1 if multi_tile else 0]
+            problem = case.random_problem(rng, shape, dtype, tokens)
+            mods = _modifiers(rng, variant, shape, case.gates, dtype)
+            want = masked_oracle.run(cell, problem.inputs, problem.kernels, problem.recurrent_kernels,
+                                     problem.biases, problem.initial_states, problem.grad_outputs,
+                                     problem.grad_final_states, **mods)
+            want = {k: v for k, v in want.items() if v is not None}
+            p = _upload(backend, problem, dtype, cell)
+            p["modifiers"] = {k: (v if isinstance(v, bool) else
+                                  [backend.put(m) for m in v] if isinstance(v, list) else backend.put(v))
+                              for k, v in mods.items()}
+            # One in turn, shifted every fourth case so that the multi-tile cases meet each schedule too.
+            turn = (index + index // 4) % len(backend.schedules)
+            schedules = backend.schedules if every_schedule else (backend.schedules[turn],)
+            kind = "tokens" if tokens else "dense"
+            for schedule in schedules:
+                rec = {"shape": shape, "dtype": np.dtype(dtype).name, "activation": cell, "inputs": kind,
+                       "schedule": schedule, "modifiers": variant[0]}
+                prefix = f"{str(shape):20} {rec['dtype']:7} {kind:6} {cell:4} {schedule:21} {variant[0]:28}"
+                try:
+                    got, info, binfo = _run_both_passes(backend, p, dtype, schedule)
+                except (RuntimeError, ValueError) as e:
+                    rec["status"] = "n/a" if "cannot stay on chip" in str(e) else "ERROR"
+                    rec["error"] = str(e)
+                    records.append(rec)
+                    log(f"{prefix} {rec['status']}: {e}")
+                    continue
+                errs = _errors(got, want)
+                worst_name = max(errs, key=errs.get)
+                ok = errs[worst_name] <= TOLERANCE[dtype]
+                rec.update(status="ok" if ok else "FAIL", worst=errs[worst_name], worst_quantity=worst_name,
+                           errors=errs, ran=f"{info.get('schedule', '?')}/{binfo.get('schedule', '?')}")
+                records.append(rec)
+                log(f"{prefix} {errs[worst_name]:10.2e} {worst_name:22} {rec['status']}")
     return records
 
 
@@ -826,11 +925,12 @@ def _report(out_dir, sink, log, header, dry_run):
     out_dir, this process's records)."""
     got = read_results(out_dir) if out_dir else sink.by_kind
     result = {"versions": (got.get("versions") or [{}])[-1], "seed": (got.get("seed") or [{}])[-1].get("seed"),
-              "correctness": got.get("correctness", []), "timings": got.get("timing", []),
+              "correctness": got.get("correctness", []), "modifiers": got.get("modifiers", []),
+              "timings": got.get("timing", []),
               "grid_sync_us": (got.get("grid_sync") or [None])[-1],
               "selfcheck": (got.get("selfcheck") or [None])[-1],
               "sanitizers": {r["tool"]: r["status"] for r in got.get("sanitizer", [])}}
-    records = result["correctness"]
+    records = result["correctness"] + result["modifiers"]
     failed = [r for r in records if r.get("status") in ("FAIL", "ERROR")]
     checked = [r for r in records if r.get("status") == "ok"]
     if result["selfcheck"] and result["selfcheck"].get("status") in ("FAIL", "TIMEOUT"):
@@ -948,10 +1048,15 @@ def main(argv=None):
                 raise SystemExit(f"gpu_check: every --shapes entry needs 5 sizes B,T,D,H,L; got {args.shapes!r}")
         # With the sanitizers in the same process, they keep their slots.
         reserve = 2 * args.sanitizer_slot_s + 30 if ("sanitizers" in phases and gpu) else 0
-        records = check_correctness(backend, shapes, seed, log, deadline - reserve, sink)
+        # The masks and dropout cases (small shapes, seconds on a GPU) keep 30 s of their own after these.
+        records = check_correctness(backend, shapes, seed, log, deadline - reserve - 30, sink)
         log(f"correctness: {sum(r.get('status') == 'ok' for r in records)} ok, "
             f"{sum(r.get('status') in ('FAIL', 'ERROR') for r in records)} failed, "
             f"{sum(1 for r in records if r.get('status') == 'n/a')} n/a (weights do not fit on chip), "
+            f"{sum(1 for r in records if 'skipped' in str(r.get('status')))} skipped")
+        records = check_modifiers(backend, seed, log, deadline - reserve, sink)
+        log(f"masks and dropout: {sum(r.get('status') == 'ok' for r in records)} ok, "
+            f"{sum(r.get('status') in ('FAIL', 'ERROR') for r in records)} failed, "
             f"{sum(1 for r in records if 'skipped' in str(r.get('status')))} skipped")
 
     if "sanitizers" in phases:

@@ -87,12 +87,33 @@ double RelError(const std::vector<T>& got, const std::vector<T>& want) {
   return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
 }
 
+// Keras masking and dropout (deeprnn/stacked.h Modifiers) of a case: a mask pattern (every pattern has a row with no
+// step taken when B > 1), and which dropouts, with one mask per gate or one for all.
+enum class MaskKind { kNone, kRightPadded, kLeftPadded, kHoles };
+
+struct ModifierCase {
+  MaskKind mask = MaskKind::kNone;
+  bool zero_output_for_mask = false;
+  bool input = false, recurrent = false, between = false;
+  bool per_gate = false;
+  std::string Name() const {
+    std::string n = mask == MaskKind::kNone ? "" : mask == MaskKind::kRightPadded ? "right-padded"
+                                               : mask == MaskKind::kLeftPadded  ? "left-padded" : "holes";
+    if (zero_output_for_mask) n += "+zero-output";
+    for (auto [on, name] : {std::pair<bool, const char*>{input, "input"}, {recurrent, "recurrent"}, {between, "between"}})
+      if (on) n += std::string(n.empty() ? "" : "+") + name + "-dropout";
+    if (per_gate && (input || recurrent)) n += "(per gate)";
+    return n.empty() ? "-" : n;
+  }
+};
+
 struct Case {
   Cell cell;
   Shape shape;
   bool tokens;
   CudaSchedule schedule;
-  bool allow_tf32 = false;  // the tensor-core tile: the plan must choose it (float32, B <= 32)
+  ModifierCase mods = {};
+  bool allow_tf32 = false;  // the tensor-core tile: the plan must choose it (float32, B <= 32, no modifiers)
 };
 
 // DEEPRNN_EMULATION_TF32=exact: the emulation's tensor cores compute exact fp32 (tests/cuda_emulation/mma.h).
@@ -108,6 +129,61 @@ struct Problem {
   std::vector<int32_t> tokens;  // with tokens: ids in [0, D), a few of them D + 3 (out of range)
   int32_t invalid = 0;
   std::vector<std::vector<T>> wx, wh, bias;
+  std::vector<uint8_t> mask;                  // [B,T], or empty
+  std::vector<std::vector<T>> input_drop;     // per layer [masks, B, in_l], or empty
+  std::vector<std::vector<T>> recurrent_drop;  // per layer [masks, B, H], or empty
+  std::vector<T> between_drop;                // [L-1,T,B,H], or empty
+  int input_masks = 1, recurrent_masks = 1;
+};
+
+// Dropout masks: 0 with probability 0.3, else 1 / 0.7.
+template <typename T>
+std::vector<T> DropoutMask(std::mt19937_64& rng, int64_t n) {
+  std::bernoulli_distribution keep(0.7);
+  std::vector<T> v(n);
+  for (auto& x : v) x = keep(rng) ? static_cast<T>(1.0 / 0.7) : T(0);
+  return v;
+}
+
+// The mask of a pattern: the last row of a batch of two or more takes no step at all.
+std::vector<uint8_t> MaskOf(MaskKind kind, std::mt19937_64& rng, int64_t B, int64_t TT) {
+  std::vector<uint8_t> mask(B * TT, 1);
+  std::bernoulli_distribution hole(0.35);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t length = (B > 1 && b == B - 1) ? 0 : std::max<int64_t>(1, TT - b % (TT + 1));
+    for (int64_t t = 0; t < TT; ++t) {
+      uint8_t taken = 1;
+      if (B > 1 && b == B - 1) {
+        taken = 0;
+      } else if (kind == MaskKind::kRightPadded) {
+        taken = t < length;
+      } else if (kind == MaskKind::kLeftPadded) {
+        taken = t >= TT - length;
+      } else {
+        taken = !hole(rng);
+      }
+      mask[b * TT + t] = taken;
+    }
+  }
+  return mask;
+}
+
+// Host pointer tables of a problem's modifiers; `input_width0` is the CPU's input width of layer 0's masks (one
+// more than D with tokens: the extra zero row).
+template <typename T>
+struct ModifierTables {
+  std::vector<const T*> input, recurrent;
+  deeprnn::Modifiers<T> Of(const Problem<T>& p, const ModifierCase& m) const {
+    deeprnn::Modifiers<T> mod;
+    mod.mask = p.mask.empty() ? nullptr : p.mask.data();
+    mod.zero_output_for_mask = m.zero_output_for_mask;
+    mod.input_dropout = input.empty() ? nullptr : input.data();
+    mod.input_masks = p.input_masks;
+    mod.recurrent_dropout = recurrent.empty() ? nullptr : recurrent.data();
+    mod.recurrent_masks = p.recurrent_masks;
+    mod.between_dropout = p.between_drop.empty() ? nullptr : p.between_drop.data();
+    return mod;
+  }
 };
 
 template <typename T>
@@ -137,6 +213,18 @@ void RunCase(const Case& c, uint64_t seed) {
   }
   p.dy = Random<T>(rng, B * TT * H, 1.0);
   p.dfinal = Random<T>(rng, L * S * B * H, 1.0);
+  const ModifierCase& mc = c.mods;
+  if (mc.mask != MaskKind::kNone) p.mask = MaskOf(mc.mask, rng, B, TT);
+  const int masks = mc.per_gate ? static_cast<int>(G) : 1;
+  if (mc.input) {
+    p.input_masks = masks;
+    for (int64_t l = 0; l < L; ++l) p.input_drop.push_back(DropoutMask<T>(rng, masks * B * (l == 0 ? D : H)));
+  }
+  if (mc.recurrent) {
+    p.recurrent_masks = masks;
+    for (int64_t l = 0; l < L; ++l) p.recurrent_drop.push_back(DropoutMask<T>(rng, masks * B * H));
+  }
+  if (mc.between && L > 1) p.between_drop = DropoutMask<T>(rng, (L - 1) * TT * B * H);
 
   // CPU reference. Out-of-range ids point at an extra zero row V of kernels[0]; its gradient row is dropped.
   Shape cpu_shape = shape;
@@ -153,6 +241,19 @@ void RunCase(const Case& c, uint64_t seed) {
     cwh.push_back(p.wh[l].data());
     cb.push_back(p.bias[l].data());
   }
+  // The CPU's layer 0 input masks with tokens: a column for the extra zero row too (its value is never used).
+  std::vector<T> cpu_drop0;
+  ModifierTables<T> cpu_tables;
+  if (mc.input) {
+    cpu_drop0 = p.input_drop[0];
+    if (c.tokens) {
+      cpu_drop0.assign(p.input_masks * B * (D + 1), T(1));
+      for (int64_t i = 0; i < p.input_masks * B; ++i)
+        for (int64_t v = 0; v < D; ++v) cpu_drop0[i * (D + 1) + v] = p.input_drop[0][i * D + v];
+    }
+    for (int64_t l = 0; l < L; ++l) cpu_tables.input.push_back(l == 0 ? cpu_drop0.data() : p.input_drop[l].data());
+  }
+  for (const auto& m : p.recurrent_drop) cpu_tables.recurrent.push_back(m.data());
   std::vector<T> y(B * TT * H), fin(L * S * B * H), act(L * TT * B * H), saved(L * TT * B * SS * H);
   deeprnn::ForwardArgs<T> fa;
   fa.cell = c.cell;
@@ -168,6 +269,7 @@ void RunCase(const Case& c, uint64_t seed) {
   fa.final_states = fin.data();
   fa.activations = act.data();
   fa.saved = SS > 0 ? saved.data() : nullptr;
+  fa.modifiers = cpu_tables.Of(p, mc);
   deeprnn::StackedForwardCpu<T>(fa, deeprnn::SerialFor);
   std::vector<T> dx(c.tokens ? 0 : B * TT * D), dh0(L * S * B * H);
   std::vector<T> scratch(deeprnn::StackedBackwardCpuScratchSize(c.cell, cpu_shape, sizeof(T)));
@@ -196,6 +298,7 @@ void RunCase(const Case& c, uint64_t seed) {
   ba.grad_inputs = c.tokens ? nullptr : dx.data();
   ba.grad_weights = {pdwx.data(), pdwh.data(), pdb.data()};
   ba.grad_initial_states = dh0.data();
+  ba.modifiers = fa.modifiers;
   deeprnn::StackedBackwardCpu<T>(ba, scratch.data(), deeprnn::SerialFor);
   if (c.tokens) dwx[0].resize(D * G * H);  // the zero row's gradient is what the CUDA pass drops
 
@@ -226,6 +329,15 @@ void RunCase(const Case& c, uint64_t seed) {
     dwh_in.push_back(upload(p.wh[l]));
     db_in.push_back(upload(p.bias[l]));
   }
+  // The modifiers on the device: the same masks (with tokens, layer 0's input masks without the extra column).
+  ModifierTables<T> device_tables;
+  for (const auto& m : p.input_drop) device_tables.input.push_back(upload(m));
+  for (const auto& m : p.recurrent_drop) device_tables.recurrent.push_back(upload(m));
+  DeviceBuffer<uint8_t> gmask(static_cast<int64_t>(p.mask.size()));
+  if (!p.mask.empty()) Check(cudaMemcpy(gmask.ptr, p.mask.data(), p.mask.size(), cudaMemcpyHostToDevice), "cudaMemcpy");
+  deeprnn::Modifiers<T> device_mods = device_tables.Of(p, mc);
+  if (!p.mask.empty()) device_mods.mask = gmask.ptr;
+  if (!p.between_drop.empty()) device_mods.between_dropout = upload(p.between_drop);
   std::vector<T*> gdwx, gdwh, gdb;
   std::vector<DeviceBuffer<T>*> grad_bufs;
   for (int64_t l = 0; l < L; ++l)
@@ -263,14 +375,15 @@ void RunCase(const Case& c, uint64_t seed) {
   cf.final_states = gfin.ptr;
   cf.activations = gact.ptr;
   cf.saved = SS > 0 ? gsaved.ptr : nullptr;
+  cf.modifiers = device_mods;
   launch.workspace = fwork.ptr;
   launch.workspace_bytes = fws;
   launch.info = &finfo;
-  char head[256];
-  std::snprintf(head, sizeof(head), "%-4s %-6s B=%ld T=%ld D=%ld H=%ld L=%ld %s %-20s", deeprnn::CellName(c.cell),
+  char head[384];
+  std::snprintf(head, sizeof(head), "%-4s %-6s B=%ld T=%ld D=%ld H=%ld L=%ld %s %-20s %s", deeprnn::CellName(c.cell),
                 c.tokens ? "tokens" : "dense", (long)B, (long)TT, (long)D, (long)H, (long)L,
                 sizeof(T) == 4 ? (c.allow_tf32 ? "tf32   " : "float32") : "float64",
-                deeprnn::ScheduleName(c.schedule));
+                deeprnn::ScheduleName(c.schedule), mc.Name().c_str());
   deeprnn::CudaStatus st = deeprnn::StackedForwardCuda<T>(cf, launch);
   if (!st.ok() && c.schedule == CudaSchedule::kPersistentResident &&
       st.error.find("cannot stay on chip") != std::string::npos) {
@@ -295,6 +408,7 @@ void RunCase(const Case& c, uint64_t seed) {
   cb_args.grad_inputs = c.tokens ? nullptr : gdx.ptr;
   cb_args.grad_weights = {gdwx.data(), gdwh.data(), gdb.data()};
   cb_args.grad_initial_states = gdh0.ptr;
+  cb_args.modifiers = device_mods;
   launch.workspace = bwork.ptr;
   launch.workspace_bytes = bws;
   launch.info = &binfo;
@@ -327,7 +441,8 @@ void RunCase(const Case& c, uint64_t seed) {
   check("outputs", gy.Download(), y);
   check("final_states", gfin.Download(), fin);
   check("activations", gact.Download(), act);
-  if (SS > 0) check("saved", gsaved.Download(), saved);
+  // Where a row skips a step the saved gates other than a state are not specified (the CPU skips whole row chunks).
+  if (SS > 0 && p.mask.empty()) check("saved", gsaved.Download(), saved);
   if (!c.tokens) check("grad_inputs", gdx.Download(), dx);
   check("grad_initial_states", gdh0.Download(), dh0);
   for (int64_t l = 0; l < L; ++l) {
@@ -412,6 +527,20 @@ void CheckErrors() {
       st = deeprnn::StackedForwardCuda<float>(bad, launch);
       Expect(!st.ok() && st.error.find("saved") != std::string::npos, name + ": null saved gates: " + st.error);
     }
+    // Dropout masks: 1 or G per layer, and a pointer for every layer.
+    const float* drops[2] = {dummy, dummy};
+    bad = a;
+    bad.modifiers.input_dropout = drops;
+    bad.modifiers.input_masks = 2;
+    st = deeprnn::StackedForwardCuda<float>(bad, launch);
+    Expect(!st.ok() && st.error.find("input_masks is 2") != std::string::npos,
+           name + ": two input masks: " + st.error);
+    const float* missing[2] = {dummy, nullptr};
+    bad = a;
+    bad.modifiers.recurrent_dropout = missing;
+    st = deeprnn::StackedForwardCuda<float>(bad, launch);
+    Expect(!st.ok() && st.error.find("recurrent_dropout[1]") != std::string::npos,
+           name + ": a layer without its recurrent masks: " + st.error);
     bad = a;
     bad.shape.hidden = 0;
     st = deeprnn::StackedForwardCuda<float>(bad, launch);
@@ -470,7 +599,7 @@ int main(int argc, char** argv) {
         if (cell == Cell::kRelu && shape.batch != 32) continue;  // relu shares tanh's maths but its kink
         if (gated && shape.batch == 5) continue;
         const bool tokens = cell == Cell::kRelu || (gated ? shape.batch == 1 : shape.batch == 5);
-        RunCase<float>({cell, shape, tokens, CudaSchedule::kAuto, true}, seed++);
+        RunCase<float>({cell, shape, tokens, CudaSchedule::kAuto, {}, true}, seed++);
       }
     std::printf("%s: %d failure(s)\n", failures == 0 ? "PASSED" : "FAILED", failures);
     return failures == 0 ? 0 : 1;
@@ -512,7 +641,51 @@ int main(int argc, char** argv) {
   // memory (H = 128: 70-110 KB). Not the relu RNN: TF32 moves its kink (see --tensor-cores).
   if (sanitize)
     for (Cell cell : {Cell::kTanh, Cell::kGru, Cell::kLstm})
-      RunCase<float>({cell, Shape{32, 3, 5, 128, 2}, false, CudaSchedule::kAuto, true}, seed++);
+      RunCase<float>({cell, Shape{32, 3, 5, 128, 2}, false, CudaSchedule::kAuto, {}, true}, seed++);
+  // Masks and dropout: every cell meets each mask pattern, each dropout alone (one mask for all gates and one per
+  // gate), and all of them together, on a small shape and on one of several row and column tiles, over the three
+  // schedules in turn and both dtypes in turn (dense and token inputs in turn).
+  if (!sanitize) {
+    std::vector<ModifierCase> variants;
+    for (MaskKind kind : {MaskKind::kRightPadded, MaskKind::kLeftPadded, MaskKind::kHoles}) {
+      ModifierCase m;
+      m.mask = kind;
+      m.zero_output_for_mask = kind == MaskKind::kHoles;
+      variants.push_back(m);
+    }
+    for (int which = 0; which < 3; ++which)
+      for (bool per_gate : {false, true}) {
+        if (which == 2 && per_gate) continue;
+        ModifierCase m;
+        m.input = which == 0;
+        m.recurrent = which == 1;
+        m.between = which == 2;
+        m.per_gate = per_gate;
+        variants.push_back(m);
+      }
+    for (bool per_gate : {false, true}) {
+      ModifierCase m;
+      m.mask = per_gate ? MaskKind::kHoles : MaskKind::kLeftPadded;
+      m.input = m.recurrent = m.between = true;
+      m.per_gate = per_gate;
+      variants.push_back(m);
+    }
+    const Shape modifier_shapes[] = {{5, 6, 4, 9, 3}, {70, 3, 3, 33, 2}};
+    const CudaSchedule modifier_schedules[] = {CudaSchedule::kStepwise, CudaSchedule::kPersistentResident,
+                                               CudaSchedule::kPersistentStreaming};
+    int k = 0;
+    for (Cell cell : {Cell::kTanh, Cell::kRelu, Cell::kGru, Cell::kLstm})
+      for (const ModifierCase& m : variants) {
+        ++k;
+        if (m.per_gate && deeprnn::LayoutOf(cell).gates == 1) continue;  // one gate: the same as one mask
+        // --quick: relu (which differs from tanh in the pointwise maths only) and the multi-tile shape less often.
+        if (quick && cell == Cell::kRelu && k % 2 == 0) continue;
+        const bool multi_tile = quick ? k % 4 == 0 : k % 2 == 0;
+        const Case c{cell, modifier_shapes[multi_tile ? 1 : 0], k % 3 == 1, modifier_schedules[k % 3], m};
+        if (k % 2 == 0 || !quick) RunCase<float>(c, seed++);
+        if (k % 2 == 1 || !quick) RunCase<double>(c, seed++);
+      }
+  }
   CheckErrors();
   std::printf("%s: %d failure(s)\n", failures == 0 ? "PASSED" : "FAILED", failures);
   return failures == 0 ? 0 : 1;

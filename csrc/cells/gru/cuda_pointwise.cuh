@@ -11,12 +11,12 @@ namespace deeprnn {
 
 template <typename T>
 struct GruCell::Cuda {
-  // Blocks per SM the register budget is set for: two (at most 128 registers per thread), except for the forward
-  // double wide tile, whose 32 double accumulators (64 registers) spilled under 128 (ptxas: 80 bytes of stack); it
-  // gets one block per SM and up to 255 registers instead.
-  static constexpr int MinBlocksPerSm(const WavefrontTile& tile, bool backward) {
-    return (sizeof(T) == 8 && !backward && tile.tm * tile.tn >= 8) ? 1 : 2;
-  }
+  // Blocks per SM the register budget is set for: two (at most 128 registers per thread) for the tiles of up to 16
+  // rows; one (up to 255 registers) for the tiles of 32 rows and more, whose accumulators spilled under 128 once the
+  // kernel gained the masks' and dropouts' runtime paths (ptxas: up to 256 bytes of spill stores in the 64-row
+  // backward tile; the forward double wide tile's 32 double accumulators spilled under 128 before). The planner
+  // reads the kernels' real occupancy. Not yet measured on a GPU.
+  static constexpr int MinBlocksPerSm(const WavefrontTile& tile, bool) { return tile.bm >= 32 ? 1 : 2; }
 
   // pre = [z_pre | r_pre | xn | q] (biases included): z = sigmoid(z_pre), r likewise, n = tanh(xn + r q),
   // h' = z h + (1 - z) n in Keras' order of operations; saves [z | r | n | q].

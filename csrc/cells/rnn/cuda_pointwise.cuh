@@ -12,9 +12,10 @@ namespace deeprnn {
 template <Cell kCellKind>
 template <typename T>
 struct RnnCell<kCellKind>::Cuda {
-  // Two blocks per SM in the kernels' bounds: every tile then fits in at most 128 registers without spills
-  // (ptxas -v; benchmarks/README.md lists them).
-  static constexpr int MinBlocksPerSm(const WavefrontTile&, bool) { return 2; }
+  // Two blocks per SM in the kernels' bounds (at most 128 registers per thread) for the tiles of up to 16 rows; one
+  // (up to 255) for the tiles of 32 rows and more, whose accumulators (16 per thread in the 64 x 64 tile) leave no
+  // room under 128 for the masks' and dropouts' runtime paths (cells/gru/cuda_pointwise.cuh; ptxas -v).
+  static constexpr int MinBlocksPerSm(const WavefrontTile& tile, bool) { return tile.bm >= 32 ? 1 : 2; }
 
   // h' = phi(z), z the single slot (products and bias).
   template <typename Previous>

@@ -64,6 +64,14 @@ inline SlotMap BiasSlotMap(const CellGeometry& geo) {
   return map;
 }
 
+// The runs of consecutive gates of a side for its products: one gate per run where its dropout masks are per gate.
+inline std::vector<GateRun> SideRuns(const int* gates, int count, bool per_gate) {
+  if (!per_gate) return GateRuns(gates, count);
+  std::vector<GateRun> runs;
+  for (int i = 0; i < count; ++i) runs.push_back({i, gates[i], 1});
+  return runs;
+}
+
 template <typename Cell, typename T>
 CudaStatus BackwardCell(const BackwardArgs<T>& a, T* grad_slots, const CudaLaunch& launch) {
   using C = CellTables<Cell>;
@@ -72,8 +80,6 @@ CudaStatus BackwardCell(const BackwardArgs<T>& a, T* grad_slots, const CudaLaunc
   if (launch.info != nullptr) *launch.info = CudaLaunchInfo();
   const Shape& shape = a.shape;
   DEEPRNN_RETURN_IF_NOT_OK(ValidateCudaShape(Cell::kCell, shape));
-  if (a.modifiers.mask != nullptr || a.modifiers.any_dropout())
-    return CudaStatus::Error(pass + ": masks and dropout (deeprnn/stacked.h Modifiers) have no CUDA kernels yet");
   const int64_t B = shape.batch, TT = shape.time, D = shape.input, H = shape.hidden, L = shape.layers;
   const int64_t G = C::G, S = C::S, SS = C::SS, GS = C::GS, BR = geo.bias_rows;
   const bool tokens = a.inputs.tokens != nullptr;
@@ -105,6 +111,8 @@ CudaStatus BackwardCell(const BackwardArgs<T>& a, T* grad_slots, const CudaLaunc
                                              H * G * H, H * G * H));
   DEEPRNN_RETURN_IF_NOT_OK(
       CheckPointerArray(pass, "grad_biases", a.grad_weights.biases, L, BR * G * H, BR * G * H));
+  const Modifiers<T>& mod = a.modifiers;
+  DEEPRNN_RETURN_IF_NOT_OK(CheckModifiers(pass, mod, shape, static_cast<int>(G)));
   cudaStream_t s = static_cast<cudaStream_t>(launch.stream);
 
   if (B == 0 || TT == 0) {  // no cell ran: weights got no gradient, the initial states the final states' one
@@ -123,11 +131,13 @@ CudaStatus BackwardCell(const BackwardArgs<T>& a, T* grad_slots, const CudaLaunc
   WavefrontPlan plan;
   PlanOptions options;
   options.allow_tf32 = launch.allow_tf32;
+  options.has_modifiers = mod.mask != nullptr || mod.any_dropout();  // the tensor-core tile has none: exact tiles
   DEEPRNN_RETURN_IF_NOT_OK((PlanCell<Cell, T, true>(shape, launch.schedule, &plan, options)));
   int64_t launches = 0;
 
   char* ws = static_cast<char*>(launch.workspace);
-  // Device copies of the per-layer pointers: [0, L) kernels, [L, 2L) recurrent kernels.
+  // Device copies of the per-layer pointers: [0, L) kernels, [L, 2L) recurrent kernels, and with dropout [2L, 3L)
+  // input masks, [3L, 4L) recurrent masks.
   const void** table = reinterpret_cast<const void**>(ws + layout.table_offset);
   T* partial = reinterpret_cast<T*>(ws + layout.partial_offset);
   std::vector<const void*> pointers(2 * L);
@@ -135,8 +145,10 @@ CudaStatus BackwardCell(const BackwardArgs<T>& a, T* grad_slots, const CudaLaunc
     pointers[l] = a.weights.kernels[l];
     pointers[L + l] = a.weights.recurrent_kernels[l];
   }
-  DEEPRNN_RETURN_IF_NOT_OK(LaunchWritePointerTable(pointers.data(), 2 * L, table, s));
-  launches += (2 * L + 63) / 64;
+  if (mod.input_dropout != nullptr || mod.recurrent_dropout != nullptr) AppendDropoutPointers(mod, L, &pointers);
+  const int64_t entries = static_cast<int64_t>(pointers.size());
+  DEEPRNN_RETURN_IF_NOT_OK(LaunchWritePointerTable(pointers.data(), entries, table, s));
+  launches += (entries + 63) / 64;
 
   WavefrontParams<T> p{};
   p.batch = static_cast<int32_t>(B);
@@ -154,6 +166,7 @@ CudaStatus BackwardCell(const BackwardArgs<T>& a, T* grad_slots, const CudaLaunc
   p.carry_h = reinterpret_cast<T*>(ws + layout.carry_h_offset);
   p.carry_c = reinterpret_cast<T*>(ws + layout.carry_c_offset);
   p.grad_initial_states = a.grad_initial_states;
+  SetModifierParams(mod, shape, table + 2 * L, &p);
   int64_t wavefront_launches = 0;
   DEEPRNN_RETURN_IF_NOT_OK((LaunchWavefront<Cell, T, true>(p, plan, s, &wavefront_launches)));
   launches += wavefront_launches;
@@ -162,8 +175,22 @@ CudaStatus BackwardCell(const BackwardArgs<T>& a, T* grad_slots, const CudaLaunc
   const int64_t gsh = GS * H;               // one row of grad slots
   const int64_t layer_g = TT * B * gsh;     // one layer's grad slots
   const int32_t rows = static_cast<int32_t>(TT * B);
-  const std::vector<GateRun> x_runs = GateRuns(geo.x_gates, geo.gates);
-  const std::vector<GateRun> h_runs = GateRuns(geo.h_gates, geo.gates);
+  // Dropout masks per gate: every gate's products through its own mask, one gate at a time.
+  const bool x_per_gate = mod.input_dropout != nullptr && mod.input_masks > 1;
+  const bool h_per_gate = mod.recurrent_dropout != nullptr && mod.recurrent_masks > 1;
+  const std::vector<GateRun> x_runs = SideRuns(geo.x_gates, geo.gates, x_per_gate);
+  const std::vector<GateRun> h_runs = SideRuns(geo.h_gates, geo.gates, h_per_gate);
+  // The dropout mask of a run's operand: its gate's where the masks are per gate (null: none).
+  auto input_mask = [&](int64_t l, const GateRun& run) -> const T* {
+    if (mod.input_dropout == nullptr) return nullptr;
+    return mod.input_dropout[l] + (x_per_gate ? run.gate : 0) * B * (l == 0 ? D : H);
+  };
+  auto recurrent_mask = [&](int64_t l, const GateRun& run) -> const T* {
+    if (mod.recurrent_dropout == nullptr) return nullptr;
+    return mod.recurrent_dropout[l] + (h_per_gate ? run.gate : 0) * cell;
+  };
+  // A [B, width] mask read by the rows r = t * B + b of a [T*B, .] matrix.
+  auto per_row = [&](int64_t width) { return SeqIndex{static_cast<int32_t>(B), 0, width}; };
 
   for (int64_t l = 0; l < L; ++l) {
     // grad_initial_states[l, 0] (holding the direct part of t = 0, if the cell has one) += gh(l, 0) Wh^(l)^T.
@@ -179,7 +206,9 @@ CudaStatus BackwardCell(const BackwardArgs<T>& a, T* grad_slots, const CudaLaunc
       g.b_rows = PlainRows(G * H);
       g.c = a.grad_initial_states + l * S * cell;
       g.c_rows = PlainRows(H);
-      g.accumulate = (i > 0 || geo.direct_h) ? 1 : 0;
+      g.c_scale = recurrent_mask(l, run);
+      g.c_scale_rows = PlainRows(H);
+      g.accumulate = (i > 0 || geo.direct_h || mod.mask != nullptr) ? 1 : 0;
       DEEPRNN_RETURN_IF_NOT_OK(RunGemm(GemmLayout::kNT, g, H, false, partial, s, &launches));
     }
   }
@@ -197,6 +226,8 @@ CudaStatus BackwardCell(const BackwardArgs<T>& a, T* grad_slots, const CudaLaunc
       g.b_rows = PlainRows(G * H);
       g.c = a.grad_inputs;
       g.c_rows = {static_cast<int32_t>(B), D, TT * D};
+      g.c_scale = input_mask(0, run);
+      g.c_scale_rows = per_row(D);
       g.accumulate = i > 0 ? 1 : 0;
       DEEPRNN_RETURN_IF_NOT_OK(RunGemm(GemmLayout::kNT, g, D, false, partial, s, &launches));
     }
@@ -211,8 +242,12 @@ CudaStatus BackwardCell(const BackwardArgs<T>& a, T* grad_slots, const CudaLaunc
       int32_t* sorted = reinterpret_cast<int32_t*>(ws + layout.token_rows_offset);
       DEEPRNN_RETURN_IF_NOT_OK(
           LaunchTokenSort(a.inputs.tokens, B, TT, D, starts, cursor, sorted, launch.invalid_tokens, s));
-      DEEPRNN_RETURN_IF_NOT_OK(
-          LaunchTokenScatter<T>(starts, sorted, D, gl, gsh, H, bias_map, a.grad_weights.kernels[0], s));
+      TokenDropout<T> dropout;
+      dropout.drop = mod.input_dropout != nullptr ? mod.input_dropout[0] : nullptr;
+      dropout.parts = mod.input_masks;
+      dropout.hidden = H;
+      DEEPRNN_RETURN_IF_NOT_OK(LaunchTokenScatter<T>(starts, sorted, D, B, gl, gsh, H, bias_map, dropout,
+                                                     a.grad_weights.kernels[0], s));
       launches += 2;
     } else {
       // grad_kernels[l][:, run's gates] from gx's run columns, reduced over all T * B rows.
@@ -221,13 +256,20 @@ CudaStatus BackwardCell(const BackwardArgs<T>& a, T* grad_slots, const CudaLaunc
         g.m = static_cast<int32_t>(l == 0 ? D : H);
         g.n = static_cast<int32_t>(run.length * H);
         g.k = rows;
+        // The dropped operand: the input times its mask (and, above layer 0, the between-layer mask).
         if (l == 0) {
           g.a = a.inputs.dense;
           g.a_rows = {static_cast<int32_t>(B), D, TT * D};
         } else {
           g.a = a.activations + (l - 1) * TT * cell;
           g.a_rows = PlainRows(H);
+          if (mod.between_dropout != nullptr) {
+            g.a_scale[1] = mod.between_dropout + (l - 1) * TT * cell;
+            g.a_scale_rows[1] = PlainRows(H);
+          }
         }
+        g.a_scale[0] = input_mask(l, run);
+        g.a_scale_rows[0] = per_row(l == 0 ? D : H);
         g.b = gl + (geo.x_first + run.position) * H;
         g.b_rows = PlainRows(gsh);
         g.c = a.grad_weights.kernels[l] + run.gate * H;
@@ -243,6 +285,8 @@ CudaStatus BackwardCell(const BackwardArgs<T>& a, T* grad_slots, const CudaLaunc
       g.k = static_cast<int32_t>(B);
       g.a = a.initial_states + l * S * cell;
       g.a_rows = PlainRows(H);
+      g.a_scale[0] = recurrent_mask(l, run);
+      g.a_scale_rows[0] = PlainRows(H);
       g.b = gl + (geo.h_first + run.position) * H;
       g.b_rows = PlainRows(gsh);
       g.c = a.grad_weights.recurrent_kernels[l] + run.gate * H;
@@ -251,6 +295,7 @@ CudaStatus BackwardCell(const BackwardArgs<T>& a, T* grad_slots, const CudaLaunc
       if (TT > 1) {
         g.k = static_cast<int32_t>((TT - 1) * B);
         g.a = a.activations + l * TT * cell;  // H_{t-1} for t = 1..T-1
+        g.a_scale_rows[0] = per_row(H);
         g.b += B * gsh;                       // g(l, t) for t = 1..T-1
         g.accumulate = 1;
         DEEPRNN_RETURN_IF_NOT_OK(RunGemm(GemmLayout::kTN, g, G * H, true, partial, s, &launches));

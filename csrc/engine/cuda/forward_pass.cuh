@@ -28,8 +28,6 @@ CudaStatus ForwardCell(const ForwardArgs<T>& a, const CudaLaunch& launch) {
   if (launch.info != nullptr) *launch.info = CudaLaunchInfo();
   const Shape& shape = a.shape;
   DEEPRNN_RETURN_IF_NOT_OK(ValidateCudaShape(Cell::kCell, shape));
-  if (a.modifiers.mask != nullptr || a.modifiers.any_dropout())
-    return CudaStatus::Error(pass + ": masks and dropout (deeprnn/stacked.h Modifiers) have no CUDA kernels yet");
   const int64_t B = shape.batch, TT = shape.time, D = shape.input, H = shape.hidden, L = shape.layers;
   const int64_t G = C::G, S = C::S, SS = C::SS;
   const bool tokens = a.inputs.tokens != nullptr;
@@ -53,6 +51,8 @@ CudaStatus ForwardCell(const ForwardArgs<T>& a, const CudaLaunch& launch) {
       CheckPointerArray(pass, "recurrent_kernels", a.weights.recurrent_kernels, L, H * G * H, H * G * H));
   DEEPRNN_RETURN_IF_NOT_OK(CheckPointerArray(pass, "biases", a.weights.biases, L, geo.bias_rows * G * H,
                                              geo.bias_rows * G * H));
+  const Modifiers<T>& mod = a.modifiers;
+  DEEPRNN_RETURN_IF_NOT_OK(CheckModifiers(pass, mod, shape, static_cast<int>(G)));
   cudaStream_t s = static_cast<cudaStream_t>(launch.stream);
 
   if (B == 0) return CudaStatus::Ok();
@@ -63,10 +63,12 @@ CudaStatus ForwardCell(const ForwardArgs<T>& a, const CudaLaunch& launch) {
   WavefrontPlan plan;
   PlanOptions options;
   options.allow_tf32 = launch.allow_tf32;
+  options.has_modifiers = mod.mask != nullptr || mod.any_dropout();  // the tensor-core tile has none: exact tiles
   DEEPRNN_RETURN_IF_NOT_OK((PlanCell<Cell, T, false>(shape, launch.schedule, &plan, options)));
   int64_t launches = 0;
 
-  // Device copies of the per-layer pointers: [0, L) kernels, [L, 2L) recurrent kernels, [2L, 3L) biases.
+  // Device copies of the per-layer pointers: [0, L) kernels, [L, 2L) recurrent kernels, [2L, 3L) biases, and with
+  // dropout [3L, 4L) input masks, [4L, 5L) recurrent masks.
   const void** table = reinterpret_cast<const void**>(static_cast<char*>(launch.workspace) + layout.table_offset);
   std::vector<const void*> pointers(3 * L);
   for (int64_t l = 0; l < L; ++l) {
@@ -74,34 +76,52 @@ CudaStatus ForwardCell(const ForwardArgs<T>& a, const CudaLaunch& launch) {
     pointers[L + l] = a.weights.recurrent_kernels[l];
     pointers[2 * L + l] = a.weights.biases[l];
   }
-  DEEPRNN_RETURN_IF_NOT_OK(LaunchWritePointerTable(pointers.data(), 3 * L, table, s));
-  launches += (3 * L + 63) / 64;
+  if (mod.input_dropout != nullptr || mod.recurrent_dropout != nullptr) AppendDropoutPointers(mod, L, &pointers);
+  const int64_t entries = static_cast<int64_t>(pointers.size());
+  DEEPRNN_RETURN_IF_NOT_OK(LaunchWritePointerTable(pointers.data(), entries, table, s));
+  launches += (entries + 63) / 64;
 
   // Layer 0's x Wx^(0) + bias row 0 for every (t, b), time major: row r = t * B + b, into the first G*H values of
   // layer 0's rows of the saved gates (or of its activations).
   T* projection = C::kProjectionInSaved ? a.saved : a.activations;
   const int64_t projection_ld = C::kProjectionInSaved ? SS * H : H;
+  // Layer 0's input dropout multiplies X (per row b, the same at every step) before this product: with a mask per
+  // gate, one product per gate's columns.
+  const T* drop0 = mod.input_dropout != nullptr ? mod.input_dropout[0] : nullptr;
   if (tokens) {
+    TokenDropout<T> dropout;
+    dropout.drop = drop0;
+    dropout.parts = mod.input_masks;
+    dropout.hidden = H;
     DEEPRNN_RETURN_IF_NOT_OK(LaunchTokenGather<T>(a.inputs.tokens, B, TT, a.weights.kernels[0], D, G * H,
-                                                  a.weights.biases[0], projection, projection_ld,
+                                                  a.weights.biases[0], dropout, projection, projection_ld,
                                                   launch.invalid_tokens, s));
+    launches += 1;
   } else {
-    // Row r of X is at t * D + b * T * D (X is batch major).
-    GemmParams<T> g{};
-    g.m = static_cast<int32_t>(TT * B);
-    g.n = static_cast<int32_t>(G * H);
-    g.k = static_cast<int32_t>(D);
-    g.a = a.inputs.dense;
-    g.a_rows = {static_cast<int32_t>(B), D, TT * D};
-    g.b = a.weights.kernels[0];
-    g.b_rows = PlainRows(G * H);
-    g.c = projection;
-    g.c_rows = PlainRows(projection_ld);
-    g.bias = a.weights.biases[0];
-    g.k_per_split = static_cast<int32_t>(D);
-    DEEPRNN_RETURN_IF_NOT_OK(LaunchGemm(GemmLayout::kNN, g, 1, s));
+    const int64_t parts = drop0 != nullptr ? mod.input_masks : 1;
+    const int64_t cols = G * H / parts;
+    for (int64_t part = 0; part < parts; ++part) {
+      // Row r of X is at t * D + b * T * D (X is batch major); of its dropout mask at b * D.
+      GemmParams<T> g{};
+      g.m = static_cast<int32_t>(TT * B);
+      g.n = static_cast<int32_t>(cols);
+      g.k = static_cast<int32_t>(D);
+      g.a = a.inputs.dense;
+      g.a_rows = {static_cast<int32_t>(B), D, TT * D};
+      if (drop0 != nullptr) {
+        g.a_scale[0] = drop0 + part * B * D;
+        g.a_scale_rows[0] = {static_cast<int32_t>(B), 0, D};
+      }
+      g.b = a.weights.kernels[0] + part * cols;
+      g.b_rows = PlainRows(G * H);
+      g.c = projection + part * cols;
+      g.c_rows = PlainRows(projection_ld);
+      g.bias = a.weights.biases[0] + part * cols;
+      g.k_per_split = static_cast<int32_t>(D);
+      DEEPRNN_RETURN_IF_NOT_OK(LaunchGemm(GemmLayout::kNN, g, 1, s));
+      launches += 1;
+    }
   }
-  launches += 1;
 
   WavefrontParams<T> p{};
   p.batch = static_cast<int32_t>(B);
@@ -118,6 +138,7 @@ CudaStatus ForwardCell(const ForwardArgs<T>& a, const CudaLaunch& launch) {
   p.projection_ld = projection_ld;
   p.outputs = a.outputs;
   p.final_states = a.final_states;
+  SetModifierParams(mod, shape, table + 3 * L, &p);
   int64_t wavefront_launches = 0;
   DEEPRNN_RETURN_IF_NOT_OK((LaunchWavefront<Cell, T, false>(p, plan, s, &wavefront_launches)));
   launches += wavefront_launches;

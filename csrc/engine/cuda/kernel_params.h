@@ -42,6 +42,15 @@ struct WavefrontParams {
   int32_t num_steps;                    // steps of this launch (1 for stepwise)
   int32_t resident;                     // 1: block (l, c) keeps its weight slice on chip for all steps
   int32_t row_tiles, col_tiles;         // tiles of one cell
+  // Masks and dropout (deeprnn/stacked.h Modifiers), each null when absent; runtime pointers, so that one kernel
+  // serves every combination. Layer 0's input dropout is not here: it is applied to layer 0's input projection.
+  const uint8_t* mask;                  // [B,T]: nonzero = the step is taken
+  int32_t zero_output_for_mask;
+  const T* const* input_dropout;        // [L] device pointers, each [x_parts, B, H] (entry 0 unused)
+  int32_t x_parts;                      // 1, or G (a mask per gate); 1 without input dropout
+  const T* const* recurrent_dropout;    // [L] device pointers, each [h_parts, B, H]
+  int32_t h_parts;                      // 1, or G; 1 without recurrent dropout
+  const T* between_dropout;             // [L-1,T,B,H] (null for L = 1)
 };
 
 // Maps a "sequence row" r = t * batch + b of a [T,B]-indexed matrix to its element offset t * stride_t + b *
@@ -55,8 +64,12 @@ struct SeqIndex {
 
 inline SeqIndex PlainRows(int64_t row_stride) { return {1, row_stride, 0}; }
 
-// C(i, n) = [accumulate ? C(i, n) : 0] + [bias ? bias[n] : 0] + sum_k A(i, k) B(k, n),   i < m, n < n_cols, k < k
-// with A(i, k) = a[a_rows(i) + k]  (or a[a_rows(k) + i] when A is transposed),
+// C(i, n) = [accumulate ? C(i, n) : 0] + [bias ? bias[n] : 0] + cs(i, n) sum_k A(i, k) B(k, n),   i < m, n < n_cols,
+// k < k
+// with A(i, k) = a[a_rows(i) + k] s0(i, k) s1(i, k)  (or a[a_rows(k) + i] s0 s1 when A is transposed), where the
+//      optional elementwise scales (dropout masks) s_q(i, k) = a_scale[q][a_scale_rows[q](i) + k] are addressed as
+//      A is (transposed likewise; 1 where null) and cs(i, n) = c_scale[c_scale_rows(i) + n] (1 where null; only
+//      without splits),
 //      B(k, n) = b[b_rows(k) + n]  (or b[b_rows(n) + k] when B is transposed), C(i, n) = c[c_rows(i) + n].
 // With splits > 1 (gridDim.z) each slice z writes its partial sums to partial[z][m][n_cols] instead, and
 // LaunchReducePartials adds them (into a C with plain rows).
@@ -70,6 +83,10 @@ struct GemmParams {
   T* c;
   SeqIndex c_rows;
   const T* bias;
+  const T* a_scale[2];
+  SeqIndex a_scale_rows[2];
+  const T* c_scale;
+  SeqIndex c_scale_rows;
   int32_t accumulate;
   int32_t k_per_split;
   T* partial;
@@ -104,11 +121,22 @@ CudaStatus LaunchColumnSum(const T* x, int64_t m, int64_t n, const ReductionSpli
 template <typename T>
 CudaStatus LaunchBiasGrad(const T* sums, int64_t hidden, const SlotMap& map, T* bias, cudaStream_t stream);
 
-// Layer 0's input projection from tokens: out[r * ld + c] = kernel[tokens[b, t] * cols + c] + bias[c] for every
-// row r = t * B + b and c < cols; an id outside [0, vocabulary) reads a zero row and adds 1 to *invalid (if given).
+// Input dropout of token inputs: per row b and token v the scale drop[(part * B + b) * V + v] of the one-hot
+// input's column v, part = c / hidden when `parts` > 1 (a mask per gate) else 0. drop null: no dropout.
+template <typename T>
+struct TokenDropout {
+  const T* drop = nullptr;  // [parts, B, V]
+  int64_t parts = 1;
+  int64_t hidden = 1;
+};
+
+// Layer 0's input projection from tokens: out[r * ld + c] = kernel[tokens[b, t] * cols + c] * drop + bias[c] for
+// every row r = t * B + b and c < cols; an id outside [0, vocabulary) reads a zero row and adds 1 to *invalid (if
+// given).
 template <typename T>
 CudaStatus LaunchTokenGather(const int32_t* tokens, int64_t batch, int64_t time, const T* kernel, int64_t vocabulary,
-                             int64_t cols, const T* bias, T* out, int64_t ld, int32_t* invalid, cudaStream_t stream);
+                             int64_t cols, const T* bias, const TokenDropout<T>& dropout, T* out, int64_t ld,
+                             int32_t* invalid, cudaStream_t stream);
 
 // Sorts the rows r = t * B + b by token, stably: rows [starts[v], starts[v+1]) of `rows` are those with token v, in
 // increasing r. Ids outside [0, vocabulary) are left out (and counted into *invalid, if given). starts [V+1],
@@ -116,11 +144,13 @@ CudaStatus LaunchTokenGather(const int32_t* tokens, int64_t batch, int64_t time,
 CudaStatus LaunchTokenSort(const int32_t* tokens, int64_t batch, int64_t time, int64_t vocabulary, int32_t* starts,
                            int32_t* cursor, int32_t* rows, int32_t* invalid, cudaStream_t stream);
 
-// The tokens' weight gradient: grad_kernel[v * G*H + g * H + u] = sum over the sorted rows r of token v of
-// grad[r * ld + map.source[0][g] * H + u], in row order (deterministic). Overwrites every row of grad_kernel.
+// The tokens' weight gradient: grad_kernel[v * G*H + g * H + u] = sum over the sorted rows r = t * B + b of token v
+// of grad[r * ld + map.source[0][g] * H + u] (times row b's input dropout of token v and gate g, if any), in row
+// order (deterministic). Overwrites every row of grad_kernel.
 template <typename T>
-CudaStatus LaunchTokenScatter(const int32_t* starts, const int32_t* rows, int64_t vocabulary, const T* grad,
-                              int64_t ld, int64_t hidden, const SlotMap& map, T* grad_kernel, cudaStream_t stream);
+CudaStatus LaunchTokenScatter(const int32_t* starts, const int32_t* rows, int64_t vocabulary, int64_t batch,
+                              const T* grad, int64_t ld, int64_t hidden, const SlotMap& map,
+                              const TokenDropout<T>& dropout, T* grad_kernel, cudaStream_t stream);
 
 // Copies `count` host pointers into the device array `table` with kernel arguments (never a host-to-device copy,
 // which could wait for the stream): the table is ready for every later kernel on the stream.

@@ -29,6 +29,17 @@ __device__ __forceinline__ int64_t SeqOffset(const SeqIndex& s, int32_t r) {
   return static_cast<int64_t>(t) * s.stride_t + static_cast<int64_t>(b) * s.stride_b;
 }
 
+// The product of A's scales (dropout masks) at the element a_rows(row) + col of A's storage (dropped operands are
+// rare: the scales' offsets are computed when they are read, not kept in registers).
+template <typename T>
+__device__ __forceinline__ T AScale(const GemmParams<T>& p, int32_t row, int col) {
+  // Spelled out: an indexed parameter array can be copied to local memory (a stack frame).
+  T s = T(1);
+  if (p.a_scale[0] != nullptr) s *= p.a_scale[0][SeqOffset(p.a_scale_rows[0], row) + col];
+  if (p.a_scale[1] != nullptr) s *= p.a_scale[1][SeqOffset(p.a_scale_rows[1], row) + col];
+  return s;
+}
+
 // Staging: every thread loads 4 elements of each operand per chunk. For an operand read along its reduction index
 // (A not transposed, B transposed) thread (ty, tx) loads rows ty + 16 r at reduction offset tx, so its row offsets
 // are computed once; otherwise it loads reduction offsets tid / 64 + 4 r at row tid % 64 (coalesced either way).
@@ -57,6 +68,7 @@ __global__ void __launch_bounds__(kThreads) GemmKernel(const GemmParams<T> p) {
   for (int i = 0; i < kTM; ++i)
 #pragma unroll
     for (int j = 0; j < kTN; ++j) acc[i][j] = T(0);
+  const bool a_scaled = p.a_scale[0] != nullptr || p.a_scale[1] != nullptr;
 
   for (int k0 = k_begin; k0 < k_end; k0 += kBK) {
 #pragma unroll
@@ -76,6 +88,19 @@ __global__ void __launch_bounds__(kThreads) GemmKernel(const GemmParams<T> p) {
         const int kk = tid / kBN + 4 * r, nn = tid % kBN;
         const int k = k0 + kk, n = n0 + nn;
         bs[kk][nn] = (k < k_end && n < p.n) ? p.b[SeqOffset(p.b_rows, k) + n] : T(0);
+      }
+    }
+    if (a_scaled) {  // dropout masks of A, applied to the staged elements in place (each thread its own)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        if (!kTransA) {
+          const int k = k0 + tx, m = m0 + ty + 16 * r;
+          if (m < p.m && k < k_end) as[tx][ty + 16 * r] *= AScale(p, m, k);
+        } else {
+          const int kk = tid / kBM + 4 * r, mm = tid % kBM;
+          const int k = k0 + kk, m = m0 + mm;
+          if (k < k_end && m < p.m) as[kk][mm] *= AScale(p, k, m);
+        }
       }
     }
     __syncthreads();
@@ -107,6 +132,7 @@ __global__ void __launch_bounds__(kThreads) GemmKernel(const GemmParams<T> p) {
         p.partial[(static_cast<int64_t>(blockIdx.z) * p.m + m) * p.n + n] = acc[i][j];
       } else {
         T v = acc[i][j];
+        if (p.c_scale != nullptr) v *= p.c_scale[SeqOffset(p.c_scale_rows, m) + n];
         if (p.bias != nullptr) v += p.bias[n];
         if (p.accumulate) v += p.c[c_row + n];
         p.c[c_row + n] = v;
@@ -202,6 +228,8 @@ CudaStatus LaunchError(cudaError_t err, const std::string& what) {
 template <typename T>
 CudaStatus LaunchGemm(GemmLayout layout, const GemmParams<T>& p, int64_t splits, cudaStream_t stream) {
   if (p.m <= 0 || p.n <= 0) return CudaStatus::Ok();
+  if (p.c_scale != nullptr && splits > 1)  // the partial sums are added after the kernel, unscaled
+    return CudaStatus::Error("matrix-product kernel: an output scale needs an unsplit reduction");
   const dim3 grid(static_cast<unsigned>((p.m + kBM - 1) / kBM), static_cast<unsigned>((p.n + kBN - 1) / kBN),
                   static_cast<unsigned>(std::max<int64_t>(1, splits)));
   GemmParams<T> params = p;

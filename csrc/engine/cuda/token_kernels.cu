@@ -19,11 +19,13 @@ constexpr int kThreads = 256;
 
 __device__ __forceinline__ bool ValidToken(int32_t id, int64_t vocabulary) { return id >= 0 && id < vocabulary; }
 
-// out[r * ld + c] = kernel[id * cols + c] + bias[c], r = t * B + b, id = tokens[b * T + t]; a zero row for a bad id.
+// out[r * ld + c] = kernel[id * cols + c] * drop + bias[c], r = t * B + b, id = tokens[b * T + t]; a zero row for a
+// bad id.
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     TokenGatherKernel(const int32_t* tokens, int64_t batch, int64_t time, const T* kernel, int64_t vocabulary,
-                      int64_t cols, const T* bias, T* out, int64_t ld, int32_t* invalid) {
+                      int64_t cols, const T* bias, const TokenDropout<T> dropout, T* out, int64_t ld,
+                      int32_t* invalid) {
   const int64_t total = batch * time * cols;
   for (int64_t idx = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * kThreads) {
@@ -32,7 +34,12 @@ __global__ void __launch_bounds__(kThreads)
     const int32_t id = tokens[b * time + t];
     const bool valid = ValidToken(id, vocabulary);
     if (!valid && c == 0 && invalid != nullptr) atomicAdd(invalid, 1);
-    out[r * ld + c] = (valid ? kernel[static_cast<int64_t>(id) * cols + c] : T(0)) + bias[c];
+    T v = valid ? kernel[static_cast<int64_t>(id) * cols + c] : T(0);
+    if (valid && dropout.drop != nullptr) {
+      const int64_t part = dropout.parts > 1 ? c / dropout.hidden : 0;
+      v *= dropout.drop[(part * batch + b) * vocabulary + id];
+    }
+    out[r * ld + c] = v + bias[c];
   }
 }
 
@@ -106,8 +113,9 @@ __global__ void __launch_bounds__(kThreads)
 // thread sums its token's rows in order.
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
-    TokenScatterKernel(const int32_t* starts, const int32_t* rows, int64_t vocabulary, const T* grad, int64_t ld,
-                       int64_t hidden, const SlotMap map, T* grad_kernel) {
+    TokenScatterKernel(const int32_t* starts, const int32_t* rows, int64_t vocabulary, int64_t batch, const T* grad,
+                       int64_t ld, int64_t hidden, const SlotMap map, const TokenDropout<T> dropout,
+                       T* grad_kernel) {
   const int64_t width = map.gates * hidden;
   const int64_t c = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x % 32;
   if (c >= width) return;
@@ -117,10 +125,16 @@ __global__ void __launch_bounds__(kThreads)
   for (int gg = 0; gg < 4; ++gg)
     if (gg == g) source = map.source[0][gg];
   const T* column = grad + static_cast<int64_t>(source) * hidden + u;
+  // Row b's dropout of this gate's copy of the one-hot input: drop[b * V + v].
+  const T* drop = dropout.drop == nullptr ? nullptr
+                                          : dropout.drop + (dropout.parts > 1 ? g : 0) * batch * vocabulary;
   for (int64_t v = static_cast<int64_t>(blockIdx.y) * 8 + threadIdx.x / 32; v < vocabulary;
        v += static_cast<int64_t>(gridDim.y) * 8) {
     T sum = T(0);
-    for (int32_t i = starts[v]; i < starts[v + 1]; ++i) sum += column[static_cast<int64_t>(rows[i]) * ld];
+    for (int32_t i = starts[v]; i < starts[v + 1]; ++i) {
+      const T value = column[static_cast<int64_t>(rows[i]) * ld];
+      sum += drop == nullptr ? value : value * drop[(rows[i] % batch) * vocabulary + v];
+    }
     grad_kernel[v * width + c] = sum;
   }
 }
@@ -138,9 +152,11 @@ CudaStatus LaunchError(cudaError_t err, const char* what) {
 
 template <typename T>
 CudaStatus LaunchTokenGather(const int32_t* tokens, int64_t batch, int64_t time, const T* kernel, int64_t vocabulary,
-                             int64_t cols, const T* bias, T* out, int64_t ld, int32_t* invalid, cudaStream_t stream) {
+                             int64_t cols, const T* bias, const TokenDropout<T>& dropout, T* out, int64_t ld,
+                             int32_t* invalid, cudaStream_t stream) {
   if (batch * time * cols <= 0) return CudaStatus::Ok();
-  void* args[] = {&tokens, &batch, &time, &kernel, &vocabulary, &cols, &bias, &out, &ld, &invalid};
+  TokenDropout<T> drop = dropout;
+  void* args[] = {&tokens, &batch, &time, &kernel, &vocabulary, &cols, &bias, &drop, &out, &ld, &invalid};
   // A copy: eight elements per thread are enough to keep the memory busy, with fewer blocks to schedule.
   return LaunchError(cudaLaunchKernel(TokenGatherKernel<T>, dim3(BlocksFor((batch * time * cols + 7) / 8)),
                                       dim3(kThreads), args, 0, stream),
@@ -155,12 +171,14 @@ CudaStatus LaunchTokenSort(const int32_t* tokens, int64_t batch, int64_t time, i
 }
 
 template <typename T>
-CudaStatus LaunchTokenScatter(const int32_t* starts, const int32_t* rows, int64_t vocabulary, const T* grad,
-                              int64_t ld, int64_t hidden, const SlotMap& map, T* grad_kernel, cudaStream_t stream) {
+CudaStatus LaunchTokenScatter(const int32_t* starts, const int32_t* rows, int64_t vocabulary, int64_t batch,
+                              const T* grad, int64_t ld, int64_t hidden, const SlotMap& map,
+                              const TokenDropout<T>& dropout, T* grad_kernel, cudaStream_t stream) {
   const int64_t width = map.gates * hidden;
   const int64_t token_blocks = std::min<int64_t>((vocabulary + 7) / 8, 65535);
   SlotMap m = map;
-  void* args[] = {&starts, &rows, &vocabulary, &grad, &ld, &hidden, &m, &grad_kernel};
+  TokenDropout<T> drop = dropout;
+  void* args[] = {&starts, &rows, &vocabulary, &batch, &grad, &ld, &hidden, &m, &drop, &grad_kernel};
   const dim3 grid(static_cast<unsigned>((width + 31) / 32), static_cast<unsigned>(token_blocks));
   return LaunchError(cudaLaunchKernel(TokenScatterKernel<T>, grid, dim3(kThreads), args, 0, stream),
                      "cudaLaunchKernel(token scatter kernel)");
@@ -168,9 +186,11 @@ CudaStatus LaunchTokenScatter(const int32_t* starts, const int32_t* rows, int64_
 
 #define DEEPRNN_INSTANTIATE_TOKEN_KERNELS(T)                                                                    \
   template CudaStatus LaunchTokenGather<T>(const int32_t*, int64_t, int64_t, const T*, int64_t, int64_t,        \
-                                           const T*, T*, int64_t, int32_t*, cudaStream_t);                      \
-  template CudaStatus LaunchTokenScatter<T>(const int32_t*, const int32_t*, int64_t, const T*, int64_t,         \
-                                            int64_t, const SlotMap&, T*, cudaStream_t);
+                                           const T*, const TokenDropout<T>&, T*, int64_t, int32_t*,             \
+                                           cudaStream_t);                                                       \
+  template CudaStatus LaunchTokenScatter<T>(const int32_t*, const int32_t*, int64_t, int64_t, const T*,         \
+                                            int64_t, int64_t, const SlotMap&, const TokenDropout<T>&, T*,       \
+                                            cudaStream_t);
 DEEPRNN_INSTANTIATE_TOKEN_KERNELS(float)
 DEEPRNN_INSTANTIATE_TOKEN_KERNELS(double)
 #undef DEEPRNN_INSTANTIATE_TOKEN_KERNELS

@@ -17,6 +17,14 @@
 // Each product is one "segment" (a [B, H] or [B, G*H] operand times a weight), reduced in chunks of BK staged in
 // shared memory.
 //
+// Masks and dropout (deeprnn/stacked.h Modifiers; runtime pointers, one kernel for every combination): a dropped
+// operand is staged times its masks (forward; masks per gate: one pass over the reduction per gate, each adding
+// that gate's columns), and the gradient of a dropped product is scaled by the same masks on its outputs
+// (backward; per gate, each gate's part of the reduction apart). A row that does not take step t keeps its states
+// and repeats (or zeroes) its output; backward it has no grad slots and carries dh and dc to t - 1 whole, so with
+// a mask every cell uses the h carry. A tile none of whose rows takes the step (forward), or step t nor t + 1
+// (backward: the grad slots it reads are zero), skips its products.
+//
 // Ordering: cell (l, t) only reads cells of the previous wavefront step (written by other blocks before the grid
 // barrier or the kernel boundary) and its own rows of layer 0's projection (read and overwritten by the same
 // thread). Reads of data other blocks of the same launch wrote go through __ldcg (L2, never a possibly stale L1
@@ -100,27 +108,65 @@ struct Wavefront {
     return Entry(kSeg == 0 ? C::kXGateAt : C::kHGateAt, position) * hidden + (k - position * hidden);
   }
 
-  // Stages rows [m0, m0 + BM) x reduction chunk [k0, k0 + kc) of an operand with rows `ld` apart into `as`.
-  __device__ static void StageA(const T* a, int64_t ld, int batch, int m0, int k0, int kc, T* as) {
+  // Stages rows [m0, m0 + BM) x reduction chunk [k0, k0 + kc) of an operand with rows `ld` apart into `as`, times
+  // the dropout masks s1 and s2 ([B, H] each, rows H apart) where given.
+  __device__ static void StageA(const T* a, int64_t ld, int batch, int m0, int k0, int kc, T* as,
+                                const T* s1 = nullptr, const T* s2 = nullptr, int hidden = 0) {
     for (int idx = threadIdx.x; idx < BM * BK; idx += kWavefrontThreads) {
       const int mm = idx / BK, kk = idx % BK;  // consecutive threads along k: coalesced rows of A
       const int m = m0 + mm;
-      as[kk * (BM + 1) + mm] = (m < batch && kk < kc) ? __ldcg(a + static_cast<int64_t>(m) * ld + (k0 + kk)) : T(0);
+      T v = T(0);
+      if (m < batch && kk < kc) {
+        v = __ldcg(a + static_cast<int64_t>(m) * ld + (k0 + kk));
+        const int64_t at = static_cast<int64_t>(m) * hidden + (k0 + kk);
+        if (s1 != nullptr) v *= __ldg(s1 + at);
+        if (s2 != nullptr) v *= __ldg(s2 + at);
+      }
+      as[kk * (BM + 1) + mm] = v;
     }
+  }
+
+  // The dropout of one product's [B, H] operand: `mask` [parts, B, H] (part g multiplies the operand of gate g's
+  // columns where parts = G, every gate's where parts = 1) and `extra` [B, H] for every gate (between layers).
+  struct OperandDrop {
+    const T* mask;
+    int parts;
+    const T* extra;
+  };
+
+  // Whether some row of the tile's rows [m0, m0 + BM) takes step t (every thread reads the same bytes, so the
+  // answer is the same in the whole block and may decide around __syncthreads).
+  __device__ static bool TileTakes(const WavefrontParams<T>& p, int m0, int t) {
+    for (int mm = 0; mm < BM && m0 + mm < p.batch; ++mm)
+      if (p.mask[static_cast<int64_t>(m0 + mm) * p.time + t] != 0) return true;
+    return false;
+  }
+
+  // Whether row m took a step before t: a masked step's output then repeats the last output, else it is zero.
+  __device__ static bool TakenBefore(const WavefrontParams<T>& p, int m, int t) {
+    const uint8_t* row = p.mask + static_cast<int64_t>(m) * p.time;
+    for (int u = 0; u < t; ++u)
+      if (row[u] != 0) return true;
+    return false;
   }
 
   // Adds one forward segment of a tile to acc: x Wx^(l) (kSeg 0) or h Wh^(l) (kSeg 1), [., H] x [H, G*H]. `a` is
   // row 0 of the [B, H] operand; `resident` the on-chip slice of this segment's weights, or null to stage chunks
   // from `w`.
+  // With dropout the operand is staged times its masks; masks per gate take one pass over the reduction per gate,
+  // each accumulating that gate's columns only.
   template <int kSeg>
   __device__ static void ForwardSegment(const WavefrontParams<T>& p, const T* a, const T* w, const T* resident,
-                                        int m0, int n0, T* as, T* bs, T (&acc)[NP][TM][TN]) {
+                                        int m0, int n0, T* as, T* bs, T (&acc)[NP][TM][TN], const OperandDrop& drop) {
     const int H = p.hidden;
     const int64_t ldw = static_cast<int64_t>(G) * H;
     const Place pl = ThreadPlace();
+    const int parts = drop.mask != nullptr ? drop.parts : 1;
+    for (int part = 0; part < parts; ++part)
     for (int k0 = 0; k0 < H; k0 += BK) {
       const int kc = min(BK, H - k0);
-      StageA(a, H, p.batch, m0, k0, kc, as);
+      StageA(a, H, p.batch, m0, k0, kc, as,
+             drop.mask != nullptr ? drop.mask + static_cast<int64_t>(part) * p.batch * H : nullptr, drop.extra, H);
       const T* bchunk;
       if (resident != nullptr) {
         bchunk = resident + static_cast<int64_t>(k0) * W;
@@ -142,6 +188,7 @@ struct Wavefront {
         for (int i = 0; i < TM; ++i) av[i] = as[kk * (BM + 1) + pl.ty + i * TY];
 #pragma unroll
         for (int g = 0; g < G; ++g) {  // one gate's columns at a time: fewer live registers
+          if (parts > 1 && g != part) continue;
           const int slot = Entry(kSeg == 0 ? C::kXSlotOfGate : C::kHSlotOfGate, g);
           T bv[TN];
 #pragma unroll
@@ -157,16 +204,16 @@ struct Wavefront {
   }
 
   // Adds one backward segment of a tile to acc: gx(l+1, t) Wx^(l+1)^T (kSeg 0) or gh(l, t+1) Wh^(l)^T (kSeg 1),
-  // both [., G*H] x [G*H, H]. `a` is row 0's first column of the side; rows are GS*H apart.
+  // both [., G*H] x [G*H, H], over the reduction indices [kb, ke) of G*H. `a` is row 0's first column of the side;
+  // rows are GS*H apart.
   template <int kSeg>
   __device__ static void BackwardSegment(const WavefrontParams<T>& p, const T* a, const T* w, const T* resident,
-                                         int m0, int n0, T* as, T* bs, T (&acc)[TM][TN]) {
+                                         int m0, int n0, T* as, T* bs, T (&acc)[TM][TN], int kb, int ke) {
     const int H = p.hidden;
-    const int K = G * H;
     const int64_t lda = static_cast<int64_t>(GS) * H, ldw = static_cast<int64_t>(G) * H;
     const Place pl = ThreadPlace();
-    for (int k0 = 0; k0 < K; k0 += BK) {
-      const int kc = min(BK, K - k0);
+    for (int k0 = kb; k0 < ke; k0 += BK) {
+      const int kc = min(BK, ke - k0);
       StageA(a, lda, p.batch, m0, k0, kc, as);
       const T* bchunk;
       if (resident != nullptr) {
@@ -195,6 +242,68 @@ struct Wavefront {
       }
       __syncthreads();
     }
+  }
+
+  // A backward segment whose forward operand was dropped out: its gradient goes back through the same masks, which
+  // multiply the product's outputs (m, n), so each gate's part of the reduction (all G*H at once with one mask) is
+  // reduced in acc alone and then scaled into the outputs so far. Those wait meanwhile outside the registers (a
+  // second set of accumulators would spill): in this thread's slots of `red` when the tile has reduction slices,
+  // else in this thread's own elements of the cell's first grad slot (`cell_slots`, row 0 of cell (l, t)), which
+  // nothing reads before the tile writes them at its end.
+  template <int kSeg>
+  __device__ static void DroppedBackwardSegment(const WavefrontParams<T>& p, const T* a, const T* w,
+                                                const T* resident, int m0, int n0, T* as, T* red, T* bs,
+                                                T (&acc)[TM][TN], const OperandDrop& drop, T* cell_slots) {
+    const int H = p.hidden;
+    if (drop.mask == nullptr && drop.extra == nullptr) {
+      BackwardSegment<kSeg>(p, a, w, resident, m0, n0, as, bs, acc, 0, G * H);
+      return;
+    }
+    const Place pl = ThreadPlace();
+    const int64_t gsh = static_cast<int64_t>(GS) * H;
+    // Where output (i, j) of this thread waits; null for an output outside the cell (its value is never used).
+    auto waiting = [&](int i, int j) -> T* {
+      if (KS > 1) return red + (i * TN + j) * kWavefrontThreads + threadIdx.x;
+      const int m = m0 + pl.ty + i * TY, n = n0 + pl.tx + j * TX;
+      return (m < p.batch && n < H) ? cell_slots + static_cast<int64_t>(m) * gsh + n : nullptr;
+    };
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int j = 0; j < TN; ++j) {
+        if (T* at = waiting(i, j)) *at = acc[i][j];
+        acc[i][j] = T(0);
+      }
+    const int parts = drop.mask != nullptr ? drop.parts : 1;
+    const int span = G * H / parts;
+    for (int part = 0; part < parts; ++part) {
+      BackwardSegment<kSeg>(p, a, w, resident, m0, n0, as, bs, acc, part * span, (part + 1) * span);
+      // Position `part` of the side holds the gate named in the description: its mask.
+      const int gate = parts > 1 ? Entry(kSeg == 0 ? C::kXGateAt : C::kHGateAt, part) : 0;
+      const T* mask = drop.mask != nullptr ? drop.mask + static_cast<int64_t>(gate) * p.batch * H : nullptr;
+#pragma unroll
+      for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) {
+          const int m = m0 + pl.ty + i * TY, n = n0 + pl.tx + j * TX;
+          T* at = waiting(i, j);
+          if (at != nullptr && m < p.batch && n < H) {
+            const int64_t e = static_cast<int64_t>(m) * H + n;
+            T v = acc[i][j];
+            if (mask != nullptr) v *= __ldg(mask + e);
+            if (drop.extra != nullptr) v *= __ldg(drop.extra + e);
+            *at += v;
+          }
+          acc[i][j] = T(0);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int j = 0; j < TN; ++j) {
+        const T* at = waiting(i, j);
+        acc[i][j] = at != nullptr ? *at : T(0);
+      }
   }
 
   // The weight segments of the block's layer l and units [n0, n0 + BN), staged once for the whole run: forward
@@ -241,12 +350,22 @@ struct Wavefront {
 #pragma unroll
         for (int j = 0; j < TN; ++j) acc[s][i][j] = T(0);
 
-    if (l > 0)
-      ForwardSegment<0>(p, p.activations + (static_cast<int64_t>(l - 1) * p.time + t) * cell, p.wx[l],
-                        resident ? bs + ResidentSlot(0, L) * slice : nullptr, m0, n0, as, bs, acc);
-    const T* h_prev = t == 0 ? p.initial_states + static_cast<int64_t>(l) * S * cell
-                             : p.activations + (static_cast<int64_t>(l) * p.time + (t - 1)) * cell;
-    ForwardSegment<1>(p, h_prev, p.wh[l], resident ? bs + ResidentSlot(1, L) * slice : nullptr, m0, n0, as, bs, acc);
+    // A tile none of whose rows takes step t keeps its states: no products.
+    if (p.mask == nullptr || TileTakes(p, m0, t)) {
+      if (l > 0) {
+        const OperandDrop drop{p.input_dropout != nullptr ? p.input_dropout[l] : nullptr, p.x_parts,
+                               p.between_dropout != nullptr
+                                   ? p.between_dropout + (static_cast<int64_t>(l - 1) * p.time + t) * cell
+                                   : nullptr};
+        ForwardSegment<0>(p, p.activations + (static_cast<int64_t>(l - 1) * p.time + t) * cell, p.wx[l],
+                          resident ? bs + ResidentSlot(0, L) * slice : nullptr, m0, n0, as, bs, acc, drop);
+      }
+      const T* h_prev = t == 0 ? p.initial_states + static_cast<int64_t>(l) * S * cell
+                               : p.activations + (static_cast<int64_t>(l) * p.time + (t - 1)) * cell;
+      const OperandDrop drop{p.recurrent_dropout != nullptr ? p.recurrent_dropout[l] : nullptr, p.h_parts, nullptr};
+      ForwardSegment<1>(p, h_prev, p.wh[l], resident ? bs + ResidentSlot(1, L) * slice : nullptr, m0, n0, as, bs,
+                        acc, drop);
+    }
     AddReductionSlices<KS, TX * TY, NP * TM * TN>(&acc[0][0][0], red, pl.kz, pl.rem);
     if (pl.kz != 0) return;
 
@@ -257,6 +376,10 @@ struct Wavefront {
       const int m = m0 + pl.ty + i * TY;
       if (m >= B) continue;
       const int64_t row = (static_cast<int64_t>(l) * p.time + t) * B + m;  // row of cell (l, t) in [L,T,B,.]
+      // A masked step keeps the states; its output repeats the last one (zeros before the first step taken, or
+      // always with zero_output_for_mask).
+      const bool taken = p.mask == nullptr || p.mask[static_cast<int64_t>(m) * p.time + t] != 0;
+      const bool output_repeats = !taken && l == L - 1 && !p.zero_output_for_mask && TakenBefore(p, m, t);
 #pragma unroll
       for (int j = 0; j < TN; ++j) {
         const int n = n0 + pl.tx + j * TX;
@@ -282,10 +405,18 @@ struct Wavefront {
         T saved[SS > 0 ? SS : 1];
         T state[S];
         Maths::Forward(pre, previous, saved, state);
+        if (!taken) {
+#pragma unroll
+          for (int s = 0; s < S; ++s) state[s] = previous(s);
+#pragma unroll
+          for (int k = 0; k < SS; ++k)
+            if (k == C::kStateSlot1) saved[k] = state[S - 1];  // the second state lives in the saved gates
+        }
 #pragma unroll
         for (int k = 0; k < SS; ++k) p.saved[row * ssh + static_cast<int64_t>(k) * H + n] = saved[k];
         p.activations[row * H + n] = state[0];
-        if (l == L - 1) p.outputs[(static_cast<int64_t>(m) * p.time + t) * H + n] = state[0];
+        if (l == L - 1)
+          p.outputs[(static_cast<int64_t>(m) * p.time + t) * H + n] = taken || output_repeats ? state[0] : T(0);
         if (t == p.time - 1)
 #pragma unroll
           for (int s = 0; s < S; ++s)
@@ -308,12 +439,28 @@ struct Wavefront {
 #pragma unroll
       for (int j = 0; j < TN; ++j) acc[i][j] = T(0);
 
-    if (l < L - 1)
-      BackwardSegment<0>(p, p.grad_slots + (static_cast<int64_t>(l + 1) * p.time + t) * cell_g + C::kXFirst * H,
-                         p.wx[l + 1], resident ? bs + ResidentSlot(0, L) * slice : nullptr, m0, n0, as, bs, acc);
-    if (t < p.time - 1)
-      BackwardSegment<1>(p, p.grad_slots + (static_cast<int64_t>(l) * p.time + t + 1) * cell_g + C::kHFirst * H,
-                         p.wh[l], resident ? bs + ResidentSlot(1, L) * slice : nullptr, m0, n0, as, bs, acc);
+    // The grad slots of a row are zero at the steps it does not take: a tile none of whose rows takes step t (cell
+    // (l+1, t) above) or t + 1 (cell (l, t+1)) has no products.
+    if (p.mask == nullptr || TileTakes(p, m0, t) || (t < p.time - 1 && TileTakes(p, m0, t + 1))) {
+      const int64_t cell = static_cast<int64_t>(B) * H;
+      T* cell_slots = p.grad_slots + (static_cast<int64_t>(l) * p.time + t) * cell_g;
+      if (l < L - 1) {
+        const OperandDrop drop{p.input_dropout != nullptr ? p.input_dropout[l + 1] : nullptr, p.x_parts,
+                               p.between_dropout != nullptr
+                                   ? p.between_dropout + (static_cast<int64_t>(l) * p.time + t) * cell
+                                   : nullptr};
+        DroppedBackwardSegment<0>(
+            p, p.grad_slots + (static_cast<int64_t>(l + 1) * p.time + t) * cell_g + C::kXFirst * H, p.wx[l + 1],
+            resident ? bs + ResidentSlot(0, L) * slice : nullptr, m0, n0, as, red, bs, acc, drop, cell_slots);
+      }
+      if (t < p.time - 1) {
+        const OperandDrop drop{p.recurrent_dropout != nullptr ? p.recurrent_dropout[l] : nullptr, p.h_parts,
+                               nullptr};
+        DroppedBackwardSegment<1>(
+            p, p.grad_slots + (static_cast<int64_t>(l) * p.time + t + 1) * cell_g + C::kHFirst * H, p.wh[l],
+            resident ? bs + ResidentSlot(1, L) * slice : nullptr, m0, n0, as, red, bs, acc, drop, cell_slots);
+      }
+    }
     AddReductionSlices<KS, TX * TY, TM * TN>(&acc[0][0], red, pl.kz, pl.rem);
     if (pl.kz != 0) return;
 
@@ -327,15 +474,20 @@ struct Wavefront {
       auto carry_at = [&](int slot, int s, int n) {
         return (((static_cast<int64_t>(l) * 2 + slot) * (S > 1 ? S - 1 : 1) + s) * B + m) * H + n;
       };
+      // A row that does not take step t has no grad slots and passes its whole dh (and dc) to step t - 1: with a
+      // mask every cell has a direct h path. Its output's gradient enters only where the output repeated h.
+      const bool taken = p.mask == nullptr || p.mask[static_cast<int64_t>(m) * p.time + t] != 0;
+      const bool direct = C::kDirectH || p.mask != nullptr;
+      const bool output_flows = taken || (l == L - 1 && !p.zero_output_for_mask && TakenBefore(p, m, t));
 #pragma unroll
       for (int j = 0; j < TN; ++j) {
         const int n = n0 + pl.tx + j * TX;
         if (n >= H) continue;
         T dh = acc[i][j];
-        if (l == L - 1) dh += p.grad_outputs[(static_cast<int64_t>(m) * p.time + t) * H + n];
+        if (l == L - 1 && output_flows) dh += p.grad_outputs[(static_cast<int64_t>(m) * p.time + t) * H + n];
         if (t == p.time - 1) {
           dh += p.grad_final_states[state_at(0, n)];
-        } else if (C::kDirectH) {
+        } else if (direct) {
           dh += __ldcg(p.carry_h + carry_at((t + 1) % 2, 0, n));
         }
         T dc[S];
@@ -354,10 +506,18 @@ struct Wavefront {
         T grad[GS];
         T direct_h = T(0);
         T dc_prev[S];
-        Maths::Backward(dh, dc, saved, previous, output, grad, direct_h, dc_prev);
+        if (taken) {
+          Maths::Backward(dh, dc, saved, previous, output, grad, direct_h, dc_prev);
+        } else {
+#pragma unroll
+          for (int k = 0; k < GS; ++k) grad[k] = T(0);
+          direct_h = dh;
+#pragma unroll
+          for (int s = 1; s < S; ++s) dc_prev[s] = dc[s];
+        }
 #pragma unroll
         for (int k = 0; k < GS; ++k) p.grad_slots[row * gsh + static_cast<int64_t>(k) * H + n] = grad[k];
-        if (C::kDirectH) {
+        if (direct) {
           if (t == 0) {
             p.grad_initial_states[state_at(0, n)] = direct_h;
           } else {
@@ -461,7 +621,9 @@ CudaStatus LaunchWavefront(const WavefrontParams<T>& params, const WavefrontPlan
   *launches = 0;
   if (plan.tensor_cores) {  // float32 only (the planner's rule); the TF32 tile has its own kernel
     if constexpr (std::is_same_v<T, float>) {
-      return LaunchTensorCoreWavefront<Cell, kBackward>(params, plan, false, stream, launches);
+      const bool has_modifiers = params.mask != nullptr || params.input_dropout != nullptr ||
+                                 params.recurrent_dropout != nullptr || params.between_dropout != nullptr;
+      return LaunchTensorCoreWavefront<Cell, kBackward>(params, plan, has_modifiers, stream, launches);
     } else {
       return CudaStatus::Error(WavefrontName(Cell::kCell, kBackward, plan.tile) +
                                ": the tensor-core tile is float32 only");

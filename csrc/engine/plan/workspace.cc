@@ -45,7 +45,8 @@ int64_t GemmPartialElems(int64_t m, int64_t n, int64_t k) {
 ForwardWorkspace ForwardWorkspaceLayout(Cell, const Shape& shape, int) {
   ForwardWorkspace w;
   w.table_offset = 0;
-  w.total_bytes = RoundUp(3 * std::max<int64_t>(1, shape.layers) * static_cast<int64_t>(sizeof(void*)), kAlign);
+  // 3L weight pointers and 2L dropout mask pointers (deeprnn/stacked.h Modifiers), whether or not a call has any.
+  w.total_bytes = RoundUp(5 * std::max<int64_t>(1, shape.layers) * static_cast<int64_t>(sizeof(void*)), kAlign);
   return w;
 }
 
@@ -74,8 +75,9 @@ BackwardWorkspace BackwardWorkspaceLayout(Cell cell, const Shape& shape, int ele
     at += RoundUp(bytes, kAlign);
     return offset;
   };
-  w.table_offset = region(2 * std::max<int64_t>(1, L) * static_cast<int64_t>(sizeof(void*)));
-  w.carry_h_offset = region(geo.direct_h ? L * 2 * B * H * eb : 0);
+  w.table_offset = region(4 * std::max<int64_t>(1, L) * static_cast<int64_t>(sizeof(void*)));
+  // With a mask every cell has a direct h path (a masked step passes dh on whole), so every cell gets the carry.
+  w.carry_h_offset = region(L * 2 * B * H * eb);
   w.carry_c_offset = region(L * 2 * (geo.states - 1) * B * H * eb);
   w.sums_offset = region(BiasGradIsColumnSums(geo) ? 0 : geo.grad_slots * H * eb);
   w.partial_bytes = partial * eb;

@@ -34,13 +34,15 @@ int64_t GemmPartialElems(int64_t m, int64_t n, int64_t k);
 
 // Byte layouts; every region starts on a 256-byte boundary.
 struct ForwardWorkspace {
-  int64_t table_offset = 0;  // device copies of the 3L weight pointers: kernels, recurrent kernels, biases
+  int64_t table_offset = 0;  // device copies of the 3L weight pointers (kernels, recurrent kernels, biases) and the
+                             // 2L dropout mask pointers (input, recurrent)
   int64_t total_bytes = 0;
 };
 
 struct BackwardWorkspace {
-  int64_t table_offset = 0;    // device copies of the 2L weight pointers: kernels, recurrent kernels
-  int64_t carry_h_offset = 0;  // [L,2,B,H] (cells whose h' reads h directly): dh's direct part, slot t % 2
+  int64_t table_offset = 0;    // device copies of the 2L weight pointers (kernels, recurrent kernels) and the 2L
+                               // dropout mask pointers (input, recurrent)
+  int64_t carry_h_offset = 0;  // [L,2,B,H] (cells whose h' reads h directly, or any with a mask): dh's direct part
   int64_t carry_c_offset = 0;  // [L,2,S-1,B,H] (cells with a second state): dc of the cell, slot t % 2
   int64_t sums_offset = 0;     // [GS*H]: column sums of one layer's grad slots, when the bias gradient rearranges them
   // Shared, one after the other on the stream: the partial sums of split reductions, and with tokens the
