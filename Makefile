@@ -9,7 +9,7 @@ SOURCES := $(shell find csrc -type f) setup.py
 DEEPRNN_FAST_DATA ?= $(wildcard ../shared/data/timemachine.txt)
 export DEEPRNN_FAST_DATA
 # The CUDA kernels also run in the tests, compiled as C++ against a CPU emulation of the CUDA runtime
-# (tests/test_cuda_emulation.py, about a minute); DEEPRNN_FAST_EMULATION_TESTS=0 skips them.
+# (tests/test_cuda_emulation.py, a few minutes with its build); DEEPRNN_FAST_EMULATION_TESTS=0 skips them.
 DEEPRNN_FAST_EMULATION_TESTS ?= 1
 export DEEPRNN_FAST_EMULATION_TESTS
 

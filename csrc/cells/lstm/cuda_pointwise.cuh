@@ -15,9 +15,10 @@ struct LstmCell::Cuda {
   // As the GRU (four accumulators per unit forward, cells/gru/cuda_pointwise.cuh): two blocks per SM (at most 128
   // registers per thread) for the forward tiles of up to 16 rows, one (up to 255) for the larger ones, which spill
   // under 128 with the masks' and dropouts' runtime paths; and one for every backward tile: the small ones too
-  // spilled a few bytes under 128 on sm_80 (ptxas: 4-12 B in tiles 0 and 2).
+  // spilled a few bytes under 128 on sm_80 (ptxas: 4-12 B in tiles 0 and 2); and one for float64's forward tiles,
+  // whose accumulators are twice the registers (4-8 B spilled in tile 0 on sm_90).
   static constexpr int MinBlocksPerSm(const WavefrontTile& tile, bool backward) {
-    return (backward || tile.bm >= 32) ? 1 : 2;
+    return (backward || tile.bm >= 32 || sizeof(T) == 8) ? 1 : 2;
   }
 
   // pre = [a_i | a_f | a_g | a_o] (bias included): c' = f c + i g, h' = o tanh(c') in Keras' order of operations;

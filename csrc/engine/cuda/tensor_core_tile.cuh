@@ -13,10 +13,8 @@
 //   and the reduction steps w / F, w / F + KS, ... (KS = 8 / F warps per fragment) and keeps its accumulator in
 //   registers across the chunks; it then stores the fragment to shared memory (the only way to learn an
 //   element's row and column: the fragment layout is opaque);
-//   the epilogue adds each element's partial sums in a fixed order (deterministic), and runs the cell's pointwise
-//   maths as ForwardTile / BackwardTile of wavefront_kernel.cuh do. The epilogue here repeats theirs for one
-//   (row, unit) instead of sharing it, so that the masks-and-dropout work on the scalar kernel merges without
-//   conflicts; it is to be shared once both have landed.
+//   the epilogue adds each element's partial sums in a fixed order (deterministic), then runs the per-element work
+//   every tile shares (cell_epilogue.cuh: biases, the cell's pointwise maths, where the results go).
 // The state is staged with plain loads, not cp.async: the chunk is consumed right after one __syncthreads, so an
 // asynchronous copy would only pay with double buffering (a second A region), left for after the first GPU run
 // says whether staging or the barrier dominates.
@@ -35,6 +33,7 @@
 #include <string>
 
 #include "deeprnn/stacked.h"
+#include "engine/cuda/cell_epilogue.cuh"
 #include "engine/cuda/cell_tables.h"
 #include "engine/cuda/device_math.cuh"
 #include "engine/cuda/kernel_params.h"
@@ -171,12 +170,10 @@ struct TensorCoreWavefront {
     __syncthreads();
 
     const float* bias = p.bias[l];
-    const int64_t ssh = static_cast<int64_t>(SS) * H;
     for (int e = threadIdx.x; e < B * kTcUnits; e += kWavefrontThreads) {
       const int m = e / kTcUnits, nn = e % kTcUnits;
       const int n = n0 + nn;
       if (n >= H) continue;
-      const int64_t row = (static_cast<int64_t>(l) * p.time + t) * B + m;  // row of cell (l, t) in [L,T,B,.]
       float pre[NP];
 #pragma unroll
       for (int s = 0; s < NP; ++s) pre[s] = 0.0f;
@@ -185,31 +182,7 @@ struct TensorCoreWavefront {
         if (l > 0) pre[Entry(C::kXSlotOfGate, g)] += PartialSum(partials, 0, row_frags, m, g * kTcUnits + nn);
         pre[Entry(C::kHSlotOfGate, g)] += PartialSum(partials, 1, row_frags, m, g * kTcUnits + nn);
       }
-#pragma unroll
-      for (int s = 0; s < NP; ++s) {
-        const int x_gate = Entry(C::kXGate, s), x_bias = Entry(C::kXBias, s), h_bias = Entry(C::kHBias, s);
-        if (h_bias != kNone) pre[s] += __ldg(bias + static_cast<int64_t>(h_bias) * H + n);
-        if (l == 0 && x_gate != kNone) {  // x Wx + bias row 0, precomputed into this row
-          pre[s] += __ldcg(p.projection + row * p.projection_ld + static_cast<int64_t>(x_gate) * H + n);
-        } else if (x_bias != kNone) {
-          pre[s] += __ldg(bias + static_cast<int64_t>(x_bias) * H + n);
-        }
-      }
-      auto previous = [&](int s) -> float {
-        if (t == 0) return __ldcg(p.initial_states + ((static_cast<int64_t>(l) * S + s) * B + m) * H + n);
-        if (s == 0) return __ldcg(p.activations + (row - B) * H + n);
-        return __ldcg(p.saved + (row - B) * ssh + static_cast<int64_t>(C::kStateSlot1) * H + n);
-      };
-      float saved[SS > 0 ? SS : 1];
-      float state[S];
-      Maths::Forward(pre, previous, saved, state);
-#pragma unroll
-      for (int k = 0; k < SS; ++k) p.saved[row * ssh + static_cast<int64_t>(k) * H + n] = saved[k];
-      p.activations[row * H + n] = state[0];
-      if (l == L - 1) p.outputs[(static_cast<int64_t>(m) * p.time + t) * H + n] = state[0];
-      if (t == p.time - 1)
-#pragma unroll
-        for (int s = 0; s < S; ++s) p.final_states[((static_cast<int64_t>(l) * S + s) * B + m) * H + n] = state[s];
+      CellEpilogue<Cell, float>::Forward(p, bias, l, t, m, n, pre, RowStep{true, true});  // no masks here
     }
   }
 
@@ -218,7 +191,7 @@ struct TensorCoreWavefront {
     const int B = p.batch, H = p.hidden, L = p.layers;
     const int row_frags = TcRowFragments(B);
     const int kp = static_cast<int>(TcSegmentK(H, G, true));
-    const int64_t gsh = static_cast<int64_t>(GS) * H, ssh = static_cast<int64_t>(SS) * H;
+    const int64_t gsh = static_cast<int64_t>(GS) * H;
     const int64_t cell_g = static_cast<int64_t>(B) * gsh;
     const int64_t slice = static_cast<int64_t>(kp) * WLD;
     const bool has_x = l < L - 1, has_h = t < p.time - 1;
@@ -234,52 +207,10 @@ struct TensorCoreWavefront {
       const int m = e / kTcUnits, nn = e % kTcUnits;
       const int n = n0 + nn;
       if (n >= H) continue;
-      const int64_t row = (static_cast<int64_t>(l) * p.time + t) * B + m;
-      auto state_at = [&](int s) { return ((static_cast<int64_t>(l) * S + s) * B + m) * H + n; };
-      auto carry_at = [&](int slot, int s) {
-        return (((static_cast<int64_t>(l) * 2 + slot) * (S > 1 ? S - 1 : 1) + s) * B + m) * H + n;
-      };
       float dh = 0.0f;
       if (has_x) dh += PartialSum(partials, 0, row_frags, m, nn);
       if (has_h) dh += PartialSum(partials, 1, row_frags, m, nn);
-      if (l == L - 1) dh += p.grad_outputs[(static_cast<int64_t>(m) * p.time + t) * H + n];
-      if (t == p.time - 1) {
-        dh += p.grad_final_states[state_at(0)];
-      } else if (C::kDirectH) {
-        dh += __ldcg(p.carry_h + carry_at((t + 1) % 2, 0));
-      }
-      float dc[S];
-#pragma unroll
-      for (int s = 1; s < S; ++s)
-        dc[s] = t == p.time - 1 ? p.grad_final_states[state_at(s)] : __ldcg(p.carry_c + carry_at((t + 1) % 2, s - 1));
-      auto saved = [&](int k) -> float { return p.saved[row * ssh + static_cast<int64_t>(k) * H + n]; };
-      auto previous = [&](int s) -> float {
-        if (t == 0) return p.initial_states[state_at(s)];
-        if (s == 0) return p.activations[(row - B) * H + n];
-        return p.saved[(row - B) * ssh + static_cast<int64_t>(C::kStateSlot1) * H + n];
-      };
-      auto output = [&]() -> float { return p.activations[row * H + n]; };
-      float grad[GS];
-      float direct_h = 0.0f;
-      float dc_prev[S];
-      Maths::Backward(dh, dc, saved, previous, output, grad, direct_h, dc_prev);
-#pragma unroll
-      for (int k = 0; k < GS; ++k) p.grad_slots[row * gsh + static_cast<int64_t>(k) * H + n] = grad[k];
-      if (C::kDirectH) {
-        if (t == 0) {
-          p.grad_initial_states[state_at(0)] = direct_h;
-        } else {
-          p.carry_h[carry_at(t % 2, 0)] = direct_h;
-        }
-      }
-#pragma unroll
-      for (int s = 1; s < S; ++s) {
-        if (t == 0) {
-          p.grad_initial_states[state_at(s)] = dc_prev[s];
-        } else {
-          p.carry_c[carry_at(t % 2, s - 1)] = dc_prev[s];
-        }
-      }
+      CellEpilogue<Cell, float>::Backward(p, l, t, m, n, dh, RowStep{true, true});  // no masks here
     }
     // The partial sums are stored again by the next step's products only after a grid barrier: no block-level
     // barrier is needed here.

@@ -40,6 +40,7 @@
 #include <type_traits>
 
 #include "deeprnn/stacked.h"
+#include "engine/cuda/cell_epilogue.cuh"
 #include "engine/cuda/cell_tables.h"
 #include "engine/cuda/device_math.cuh"
 #include "engine/cuda/kernel_params.h"
@@ -139,14 +140,6 @@ struct Wavefront {
   __device__ static bool TileTakes(const WavefrontParams<T>& p, int m0, int t) {
     for (int mm = 0; mm < BM && m0 + mm < p.batch; ++mm)
       if (p.mask[static_cast<int64_t>(m0 + mm) * p.time + t] != 0) return true;
-    return false;
-  }
-
-  // Whether row m took a step before t: a masked step's output then repeats the last output, else it is zero.
-  __device__ static bool TakenBefore(const WavefrontParams<T>& p, int m, int t) {
-    const uint8_t* row = p.mask + static_cast<int64_t>(m) * p.time;
-    for (int u = 0; u < t; ++u)
-      if (row[u] != 0) return true;
     return false;
   }
 
@@ -370,57 +363,19 @@ struct Wavefront {
     if (pl.kz != 0) return;
 
     const T* bias = p.bias[l];
-    const int64_t ssh = static_cast<int64_t>(SS) * H;
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
       const int m = m0 + pl.ty + i * TY;
       if (m >= B) continue;
-      const int64_t row = (static_cast<int64_t>(l) * p.time + t) * B + m;  // row of cell (l, t) in [L,T,B,.]
-      // A masked step keeps the states; its output repeats the last one (zeros before the first step taken, or
-      // always with zero_output_for_mask).
-      const bool taken = p.mask == nullptr || p.mask[static_cast<int64_t>(m) * p.time + t] != 0;
-      const bool output_repeats = !taken && l == L - 1 && !p.zero_output_for_mask && TakenBefore(p, m, t);
+      const RowStep step = RowStepOf(p, l, t, m);
 #pragma unroll
       for (int j = 0; j < TN; ++j) {
         const int n = n0 + pl.tx + j * TX;
         if (n >= H) continue;
         T pre[NP];
 #pragma unroll
-        for (int s = 0; s < NP; ++s) {
-          pre[s] = acc[s][i][j];
-          const int x_gate = Entry(C::kXGate, s), x_bias = Entry(C::kXBias, s), h_bias = Entry(C::kHBias, s);
-          if (h_bias != kNone) pre[s] += __ldg(bias + static_cast<int64_t>(h_bias) * H + n);
-          if (l == 0 && x_gate != kNone) {  // x Wx + bias row 0, precomputed into this row
-            pre[s] += __ldcg(p.projection + row * p.projection_ld + static_cast<int64_t>(x_gate) * H + n);
-          } else if (x_bias != kNone) {
-            pre[s] += __ldg(bias + static_cast<int64_t>(x_bias) * H + n);
-          }
-        }
-        // State s of cell (l, t - 1): h in the activations, a second state in a slot of the saved gates.
-        auto previous = [&](int s) -> T {
-          if (t == 0) return __ldcg(p.initial_states + ((static_cast<int64_t>(l) * S + s) * B + m) * H + n);
-          if (s == 0) return __ldcg(p.activations + (row - B) * H + n);
-          return __ldcg(p.saved + (row - B) * ssh + static_cast<int64_t>(C::kStateSlot1) * H + n);
-        };
-        T saved[SS > 0 ? SS : 1];
-        T state[S];
-        Maths::Forward(pre, previous, saved, state);
-        if (!taken) {
-#pragma unroll
-          for (int s = 0; s < S; ++s) state[s] = previous(s);
-#pragma unroll
-          for (int k = 0; k < SS; ++k)
-            if (k == C::kStateSlot1) saved[k] = state[S - 1];  // the second state lives in the saved gates
-        }
-#pragma unroll
-        for (int k = 0; k < SS; ++k) p.saved[row * ssh + static_cast<int64_t>(k) * H + n] = saved[k];
-        p.activations[row * H + n] = state[0];
-        if (l == L - 1)
-          p.outputs[(static_cast<int64_t>(m) * p.time + t) * H + n] = taken || output_repeats ? state[0] : T(0);
-        if (t == p.time - 1)
-#pragma unroll
-          for (int s = 0; s < S; ++s)
-            p.final_states[((static_cast<int64_t>(l) * S + s) * B + m) * H + n] = state[s];
+        for (int s = 0; s < NP; ++s) pre[s] = acc[s][i][j];
+        CellEpilogue<Cell, T>::Forward(p, bias, l, t, m, n, pre, step);
       }
     }
   }
@@ -429,7 +384,7 @@ struct Wavefront {
                                       T* bs, bool resident) {
     const int B = p.batch, H = p.hidden, L = p.layers;
     const Place pl = ThreadPlace();
-    const int64_t gsh = static_cast<int64_t>(GS) * H, ssh = static_cast<int64_t>(SS) * H;
+    const int64_t gsh = static_cast<int64_t>(GS) * H;
     const int64_t cell_g = static_cast<int64_t>(B) * gsh;
     const int64_t slice = static_cast<int64_t>(G) * H * W;
 
@@ -468,70 +423,11 @@ struct Wavefront {
     for (int i = 0; i < TM; ++i) {
       const int m = m0 + pl.ty + i * TY;
       if (m >= B) continue;
-      const int64_t row = (static_cast<int64_t>(l) * p.time + t) * B + m;  // row of cell (l, t) in [L,T,B,.]
-      // Element (m, n) of state s of layer l in [L,S,B,H] and of carry slot `slot` of layer l.
-      auto state_at = [&](int s, int n) { return ((static_cast<int64_t>(l) * S + s) * B + m) * H + n; };
-      auto carry_at = [&](int slot, int s, int n) {
-        return (((static_cast<int64_t>(l) * 2 + slot) * (S > 1 ? S - 1 : 1) + s) * B + m) * H + n;
-      };
-      // A row that does not take step t has no grad slots and passes its whole dh (and dc) to step t - 1: with a
-      // mask every cell has a direct h path. Its output's gradient enters only where the output repeated h.
-      const bool taken = p.mask == nullptr || p.mask[static_cast<int64_t>(m) * p.time + t] != 0;
-      const bool direct = C::kDirectH || p.mask != nullptr;
-      const bool output_flows = taken || (l == L - 1 && !p.zero_output_for_mask && TakenBefore(p, m, t));
+      const RowStep step = RowStepOf(p, l, t, m);
 #pragma unroll
       for (int j = 0; j < TN; ++j) {
         const int n = n0 + pl.tx + j * TX;
-        if (n >= H) continue;
-        T dh = acc[i][j];
-        if (l == L - 1 && output_flows) dh += p.grad_outputs[(static_cast<int64_t>(m) * p.time + t) * H + n];
-        if (t == p.time - 1) {
-          dh += p.grad_final_states[state_at(0, n)];
-        } else if (direct) {
-          dh += __ldcg(p.carry_h + carry_at((t + 1) % 2, 0, n));
-        }
-        T dc[S];
-#pragma unroll
-        for (int s = 1; s < S; ++s)
-          dc[s] = t == p.time - 1 ? p.grad_final_states[state_at(s, n)]
-                                  : __ldcg(p.carry_c + carry_at((t + 1) % 2, s - 1, n));
-        // The forward pass's values: its saved gates, the states the cell started from, its h.
-        auto saved = [&](int k) -> T { return p.saved[row * ssh + static_cast<int64_t>(k) * H + n]; };
-        auto previous = [&](int s) -> T {
-          if (t == 0) return p.initial_states[state_at(s, n)];
-          if (s == 0) return p.activations[(row - B) * H + n];
-          return p.saved[(row - B) * ssh + static_cast<int64_t>(C::kStateSlot1) * H + n];
-        };
-        auto output = [&]() -> T { return p.activations[row * H + n]; };
-        T grad[GS];
-        T direct_h = T(0);
-        T dc_prev[S];
-        if (taken) {
-          Maths::Backward(dh, dc, saved, previous, output, grad, direct_h, dc_prev);
-        } else {
-#pragma unroll
-          for (int k = 0; k < GS; ++k) grad[k] = T(0);
-          direct_h = dh;
-#pragma unroll
-          for (int s = 1; s < S; ++s) dc_prev[s] = dc[s];
-        }
-#pragma unroll
-        for (int k = 0; k < GS; ++k) p.grad_slots[row * gsh + static_cast<int64_t>(k) * H + n] = grad[k];
-        if (direct) {
-          if (t == 0) {
-            p.grad_initial_states[state_at(0, n)] = direct_h;
-          } else {
-            p.carry_h[carry_at(t % 2, 0, n)] = direct_h;
-          }
-        }
-#pragma unroll
-        for (int s = 1; s < S; ++s) {
-          if (t == 0) {
-            p.grad_initial_states[state_at(s, n)] = dc_prev[s];
-          } else {
-            p.carry_c[carry_at(t % 2, s - 1, n)] = dc_prev[s];
-          }
-        }
+        if (n < H) CellEpilogue<Cell, T>::Backward(p, l, t, m, n, acc[i][j], step);
       }
     }
   }
