@@ -5,7 +5,7 @@ then checked against the CPU library (C++ self-check) and, through the pybind11 
 the float64 oracle; masks and the three dropouts likewise (the self-check's modifier cases, and gpu_check's against
 the float64 oracle of them, deeprnn_fast/testing/masked_oracle.py).
 
-Opt-in, because the build and the thousands of emulated threads take about a minute on a 2-core machine:
+Opt-in, because the build takes minutes on a 2-core machine (the runs themselves, seconds):
     DEEPRNN_FAST_EMULATION_TESTS=1 pytest tests/test_cuda_emulation.py
 (add DEEPRNN_FAST_EMULATION_ASAN=1 to build the self-check with AddressSanitizer and UBSan, which also catches
 out-of-bounds shared-memory accesses: each emulated block's shared memory is its own exactly-sized heap buffer).
@@ -25,7 +25,7 @@ from deeprnn_fast.testing import gpu_check
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 pytestmark = pytest.mark.skipif(os.environ.get("DEEPRNN_FAST_EMULATION_TESTS") != "1",
-                                reason="opt-in (about a minute of CPU): set DEEPRNN_FAST_EMULATION_TESTS=1")
+                                reason="opt-in (minutes of CPU for the build): set DEEPRNN_FAST_EMULATION_TESTS=1")
 
 
 def _build():

@@ -318,7 +318,7 @@ def _emulated_check(module, fault, cells, dtypes="float32,float64"):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-# Kept lean (each emulated check is thousands of OS threads): the healthy run covers both kernel families (the tanh
+# Kept lean (each emulated check is thousands of emulated threads): the healthy run covers both kernel families (the tanh
 # RNN's, which relu shares, and the GRU's) in both dtypes; the faults one key per family or one dtype.
 
 @emulation
