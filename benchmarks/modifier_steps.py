@@ -3,15 +3,15 @@
 A case is configuration x cell (tanh RNN, GRU, LSTM) x variant x implementation:
   variants: "lengths" (random lengths in [T/2, T], right-padded), "holes" (a random [B, T] mask with about
     HOLE_FRACTION of the steps off, at least one step on per row), "dropout" (dropout = recurrent_dropout = DROPOUT,
-    training=True), and "plain" (no mask, no dropout: the baseline the masked project step must not be slower than;
-    project only);
+    training=True), and "plain" (no mask, no dropout: the baseline a masked or dropout project step must stay within
+    15 % of; project only);
   implementations: "deeprnn_fast" (the project's StackedRNN / StackedGRU / StackedLSTM) and "keras"
     (keras.layers.RNN over L cells of the same kind, each with the same dropout and recurrent_dropout).
 The step is forward + backward inside one tf.function: y = layer(x, mask=mask, training=True), y times the mask when
 there is one (so padded steps add nothing), loss = sum(y^2), gradients w.r.t. the layer's trainable variables.
 
-The two implementations draw their own weights and, with dropout, drop different things (the project between
-layers, Keras each cell's inputs), so their losses are not compared: this file times the work, the layers' tests
+The two implementations draw their own weights and their own dropout masks (both with Keras' meaning), so their
+losses are not compared: this file times the work, the layers' tests
 check the maths. Plain module (no pytest) so that report.py can share its names.
 """
 import os

@@ -38,9 +38,9 @@ EPOCH_SPEEDUP, EPOCH_PEERS = 2.5, ("keras", "torch")
 TARGET_CELLS = ("tanh", "gru")  # the LSTM joins the targets once it is timed
 KERAS_STACK = {"tanh": "keras_simplernn", "gru": "keras_gru", "lstm": "keras_lstm"}
 # Masks and dropout (issue 13): the project's masked and dropout steps at least this many times as fast as the Keras
-# stack's on these configurations, and its masked step no slower than its plain one (at most 1.0x its time).
+# stack's on these configurations, and its step with a mask or dropout no more than 15 % slower than its plain one.
 MODIFIER_SPEEDUP, MODIFIER_SPEEDUP_CONFIGS = 5.0, ("seed", "small")
-MASKED_OVER_PLAIN = 1.0
+MODIFIED_OVER_PLAIN = 1.15
 MODIFIER_TARGET_CELLS = ("tanh", "gru")  # the issue's "both cells"; the LSTM's rows join where it was timed
 
 
@@ -260,7 +260,7 @@ def modifier_section(modifiers):
 
 def modifier_target_rows(modifiers, threads):
     """(target, measured, verdict) rows: >= MODIFIER_SPEEDUP x Keras for every variant on MODIFIER_SPEEDUP_CONFIGS,
-    and every masked project step <= MASKED_OVER_PLAIN x the plain one on every configuration run."""
+    and every masked and dropout project step <= MODIFIED_OVER_PLAIN x the plain one on every configuration run."""
     timed_cells = {cell for c in modifiers.values() for cell in c.cells()}
     cells = MODIFIER_TARGET_CELLS + tuple(c for c in CELLS if c not in MODIFIER_TARGET_CELLS and c in timed_cells)
     rows = []
@@ -276,12 +276,12 @@ def modifier_target_rows(modifiers, threads):
     for name in dict.fromkeys(MODIFIER_SPEEDUP_CONFIGS + tuple(modifiers)):
         config = modifiers.get(name)
         for cell in cells:
-            for variant in MASKED_VARIANTS:
+            for variant in MASKED_VARIANTS + (DROPOUT_VARIANT,):
                 project = config and config.get(cell, variant, PROJECT_IMPL)
                 plain = config and config.get(cell, PLAIN, PROJECT_IMPL)
                 value = ratio(_modifier_ms(project, threads), _modifier_ms(plain, threads))
-                rows.append([f"{name}, {CELL_NAMES[cell]}, {variant}: masked project <= {MASKED_OVER_PLAIN:g}x "
-                             "plain project", *_verdict(value, MASKED_OVER_PLAIN, at_most=True)])
+                rows.append([f"{name}, {CELL_NAMES[cell]}, {variant}: project <= {MODIFIED_OVER_PLAIN:g}x "
+                             "plain project", *_verdict(value, MODIFIED_OVER_PLAIN, at_most=True)])
     return rows
 
 

@@ -64,3 +64,20 @@ def test_bad_modifiers_are_one_line_errors_naming_them(rng):
         _modifier_error(rng, "tanh", mask=np.ones((B, T), bool), zero_output_for_mask=1)
     with pytest.raises(TypeError, match=r"^input_dropout\[0\] must be float32"):
         _modifier_error(rng, "tanh", input_dropout=[np.ones((1, B, D))] + [ones(1, B, H)] * (L - 1))
+
+
+# Several column panels per cell, split into tiles across the threads (few rows, H = 40), and many rows in batch
+# blocks (B = 200, small weights): a dropped operand is written by the tiles of the state it comes from, each over
+# its own rows and units, and read whole by the next step's tiles (engine/cpu/forward.h).
+@pytest.mark.parametrize("shape", [(6, 5, 4, 40, 3), (200, 4, 3, 12, 2)], ids=["split-tiles", "batch-blocks"])
+@pytest.mark.parametrize("cell", ["tanh", "gru", "lstm"])
+@pytest.mark.parametrize("variant", gpu_check.MODIFIER_VARIANTS[3:], ids=lambda v: v[0].replace(" ", "-"))
+def test_dropout_on_multi_tile_shapes_matches_the_oracle(rng, shape, cell, variant):
+    case = gpu_check.CELL_CASES[cell]
+    problem = case.random_problem(rng, shape, np.float64, False)
+    mods = gpu_check._modifiers(rng, variant, shape, case.gates, np.float64)
+    got = _call(cell, problem, mods, np.float64)
+    want = masked_oracle.run(cell, problem.inputs, problem.kernels, problem.recurrent_kernels, problem.biases,
+                             problem.initial_states, problem.grad_outputs, problem.grad_final_states, **mods)
+    errors = gpu_check._errors(got, {k: v for k, v in want.items() if v is not None})
+    assert max(errors.values()) <= 1e-10, errors

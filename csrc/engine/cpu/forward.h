@@ -10,9 +10,13 @@
 // batches); large batches with small weights run as batch blocks instead (wavefront.h): each block of rows runs the
 // whole wavefront on one thread, one tile per cell, with no synchronisation between steps.
 //
-// Modifiers (deeprnn/stacked.h): dropout multiplies a tile's operands, copied into the unit's scratch, before the
-// products (one copy per gate where the masks are per gate); a mask skips the products of row chunks that take no
-// step and then gives every row that does not take it its previous states and output.
+// Modifiers (deeprnn/stacked.h): dropout multiplies the products' operands. Each dropped operand is written once, by
+// the tile that produces its state, over the tile's own rows and units only (the tiles of the next step read whole
+// rows of it, so copying at the reader would repeat the copy in every tile of a row block): h(l, t) times the
+// recurrent masks for (l, t + 1), and times the input masks and the between-layer mask for (l + 1, t), into buffers
+// alternating with the parity of t. The initial states are dropped before the wavefront, layer 0's dense inputs by
+// the tiles that read them. One copy per gate where the masks are per gate. A mask skips the products of row chunks
+// that take no step and then gives every row that does not take it its previous states and output.
 #ifndef DEEPRNN_ENGINE_CPU_FORWARD_H_
 #define DEEPRNN_ENGINE_CPU_FORWARD_H_
 
@@ -103,6 +107,42 @@ struct ForwardPass {
           if (block >= 0 && a.weights.biases[l] != nullptr)
             for (int64_t j = 0; j < H; ++j) slot_bias[(l * NP + p) * H + j] += a.weights.biases[l][block * H + j];
 
+    // The dropped operands (see the top of this file): copy c of layer l's recurrent operand made from h(l, t), and
+    // of its input operand made from h(l - 1, t), in the buffer of t's parity (t = -1, the initial state: parity 1).
+    // Layer 0's dense inputs are dropped by each tile that reads them (they have no producing tile).
+    const bool drop_x = mod.input_dropout != nullptr || mod.between_dropout != nullptr;
+    const bool drop_h = mod.recurrent_dropout != nullptr;
+    std::vector<T> dropped_h(drop_h ? L * 2 * h_copies * B * H : 0);
+    std::vector<T> dropped_x(drop_x ? L * 2 * x_copies * B * H : 0);
+    auto parity = [](int64_t t) { return (t + 2) % 2; };
+    auto dropped_h_of = [&](int64_t l, int64_t t, int c) {
+      return dropped_h.data() + ((l * 2 + parity(t)) * h_copies + c) * B * H;
+    };
+    auto dropped_x_of = [&](int64_t l, int64_t t, int c) {
+      return dropped_x.data() + ((l * 2 + parity(t)) * x_copies + c) * B * H;
+    };
+    if (drop_h)
+      for (int64_t l = 0; l < L; ++l)
+        for (int c = 0; c < h_copies; ++c)
+          P::Multiply(dropped_h_of(l, -1, c), H, a.initial_states + l * NS * B * H, H,
+                      mod.recurrent_dropout[l] + c * B * H, H, nullptr, 0, B, 0, H);
+    // What cell (l, t)'s tile writes of them once its states are final: its rows and units of h(l, t) times the
+    // masks of the two cells that read it.
+    auto drop_outputs = [&](int64_t l, int64_t t, int64_t r0, int64_t m, int64_t j0, int64_t j1) {
+      const T* h_rows = a.activations + (l * TT + t) * B * H + r0 * H;
+      if (drop_h)
+        for (int c = 0; c < h_copies; ++c)
+          P::Multiply(dropped_h_of(l, t, c) + r0 * H, H, h_rows, H, mod.recurrent_dropout[l] + (c * B + r0) * H, H,
+                      nullptr, 0, m, j0, j1);
+      if (!drop_x || l + 1 == L) return;
+      const T* between = mod.between_dropout ? mod.between_dropout + (l * TT + t) * B * H + r0 * H : nullptr;
+      for (int c = 0; c < x_copies; ++c) {
+        const T* drop = mod.input_dropout ? mod.input_dropout[l + 1] + (c * B + r0) * H : nullptr;
+        P::Multiply(dropped_x_of(l + 1, t, c) + r0 * H, H, h_rows, H, drop ? drop : between, H, drop ? between : nullptr,
+                    H, m, j0, j1);
+      }
+    };
+
     // State s of cell (l, t): h in the activations, a second state in a slot of the saved gates; t = -1 is the
     // initial state.
     auto state = [&](int64_t l, int64_t t, int s) -> T* {
@@ -126,8 +166,6 @@ struct ForwardPass {
       GemmA<T> x[4], h[4];
       const T** gathered = nullptr;  // [2m]: each row's kernel row, then the same shifted to the slot's gate
       const T* scales[4] = {nullptr, nullptr, nullptr, nullptr};
-      const T* between = l > 0 && mod.between_dropout ? mod.between_dropout + ((l - 1) * TT + t) * B * H + r0 * H
-                                                      : nullptr;
       const T* x_base = l == 0 ? a.inputs.dense + r0 * TT * D + t * D : state(l - 1, t, 0) + r0 * H;
       const int64_t x_ld = l == 0 ? TT * D : H;
       if (l == 0 && tokens) {
@@ -142,31 +180,22 @@ struct ForwardPass {
             scales[c] = s + c * m;
           }
         }
-      } else if (mod.input_dropout || between) {
-        T* copies = ws.operands.get(x_copies * m * in + h_copies * m * H);
+      } else if (l == 0 && mod.input_dropout) {
+        T* copies = ws.operands.get(x_copies * m * D);
         for (int c = 0; c < x_copies; ++c) {
-          T* dst = copies + c * m * in;
-          const T* drop = mod.input_dropout ? mod.input_dropout[l] + c * B * in + r0 * in : nullptr;
-          if (drop && between) {
-            P::Multiply(dst, in, x_base, x_ld, drop, in, between, H, m, 0, in);
-          } else {
-            P::Multiply(dst, in, x_base, x_ld, drop ? drop : between, drop ? in : H, nullptr, 0, m, 0, in);
-          }
-          x[c] = {dst, in, 1};
+          P::Multiply(copies + c * m * D, D, x_base, x_ld, mod.input_dropout[0] + (c * B + r0) * D, D, nullptr, 0, m,
+                      0, D);
+          x[c] = {copies + c * m * D, D, 1};
         }
+      } else if (l > 0 && drop_x) {
+        for (int c = 0; c < x_copies; ++c) x[c] = {dropped_x_of(l, t, c) + r0 * H, H, 1};
       } else {
         x[0] = {x_base, x_ld, 1};
       }
-      const T* h_base = state(l, t - 1, 0) + r0 * H;
-      if (mod.recurrent_dropout) {
-        T* copies = ws.operands.get(x_copies * m * in + h_copies * m * H) + x_copies * m * in;
-        for (int c = 0; c < h_copies; ++c) {
-          T* dst = copies + c * m * H;
-          P::Multiply(dst, H, h_base, H, mod.recurrent_dropout[l] + c * B * H + r0 * H, H, nullptr, 0, m, 0, H);
-          h[c] = {dst, H, 1};
-        }
+      if (drop_h) {
+        for (int c = 0; c < h_copies; ++c) h[c] = {dropped_h_of(l, t - 1, c) + r0 * H, H, 1};
       } else {
-        h[0] = {h_base, H, 1};
+        h[0] = {state(l, t - 1, 0) + r0 * H, H, 1};
       }
 
       auto products = [&](int p, TileSpec<T>& spec) {
@@ -238,8 +267,7 @@ struct ForwardPass {
 
       // Rows that do not take step t keep their states; their output repeats the last one (zeros before the first
       // step taken, or always with zero_output_for_mask).
-      if (mask == nullptr) return;
-      for (int64_t i = 0; i < m; ++i) {
+      for (int64_t i = 0; mask != nullptr && i < m; ++i) {
         const int64_t b = r0 + i;
         if (mask[b * TT + t]) continue;
         for (int s = 0; s < NS; ++s) {
@@ -257,6 +285,7 @@ struct ForwardPass {
           }
         }
       }
+      if (drop_x || drop_h) drop_outputs(l, t, r0, m, j0, j1);
     };
 
     const int64_t panels = NumPanels(H, P::kNr);
