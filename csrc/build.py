@@ -29,6 +29,11 @@ DEFAULT_CUDA_ARCHS = "80;90"
 PTXAS_REPORT_FLAGS = ["-Xptxas", "-v"]
 
 
+# The CPU engine's translation units for instruction sets beyond the baseline (engine/cpu/isa_*.cc; isa_generic.cc is
+# the baseline). A build may leave them out with -DDEEPRNN_CPU_GENERIC_ONLY=1 (engine/cpu/dispatch.cc).
+WIDER_ISA_SOURCES = ("isa_avx2.cc", "isa_avx512.cc", "isa_avx512_emulated.cc")
+
+
 def library_sources():
     """The kernel library's host C++ sources (CPU engine, cells' registry, CUDA launch planning)."""
     return sorted(glob(f"{CSRC}/engine/**/*.cc", recursive=True) + glob(f"{CSRC}/cells/**/*.cc", recursive=True))

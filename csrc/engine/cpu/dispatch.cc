@@ -18,7 +18,11 @@ void SerialFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
 namespace cpu {
 
 bool IsaSupported(IsaKind kind) {
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(DEEPRNN_CPU_GENERIC_ONLY)
+  // A build of the generic engine alone (the CUDA emulation's, where the CPU library is only the reference the
+  // emulated kernels are checked against): the other instruction sets' translation units are not compiled.
+  return kind == IsaKind::kGeneric;
+#elif defined(__x86_64__) && defined(__GNUC__)
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   switch (kind) {
     case IsaKind::kGeneric: return true;
@@ -84,22 +88,30 @@ std::vector<std::string> CpuKernelIsas() {
 
 template <typename T>
 void StackedForwardCpu(const ForwardArgs<T>& args, const ParallelFor& parallel_for) {
+#if defined(DEEPRNN_CPU_GENERIC_ONLY)
+  return cpu::ForwardGeneric(args, parallel_for);
+#else
   switch (cpu::ChosenIsa().kind) {
     case cpu::IsaKind::kAvx512: return cpu::ForwardAvx512(args, parallel_for);
     case cpu::IsaKind::kAvx2: return cpu::ForwardAvx2(args, parallel_for);
     case cpu::IsaKind::kAvx512Emulated: return cpu::ForwardAvx512Emulated(args, parallel_for);
     case cpu::IsaKind::kGeneric: return cpu::ForwardGeneric(args, parallel_for);
   }
+#endif
 }
 
 template <typename T>
 void StackedBackwardCpu(const BackwardArgs<T>& args, T* scratch, const ParallelFor& parallel_for) {
+#if defined(DEEPRNN_CPU_GENERIC_ONLY)
+  return cpu::BackwardGeneric(args, scratch, parallel_for);
+#else
   switch (cpu::ChosenIsa().kind) {
     case cpu::IsaKind::kAvx512: return cpu::BackwardAvx512(args, scratch, parallel_for);
     case cpu::IsaKind::kAvx2: return cpu::BackwardAvx2(args, scratch, parallel_for);
     case cpu::IsaKind::kAvx512Emulated: return cpu::BackwardAvx512Emulated(args, scratch, parallel_for);
     case cpu::IsaKind::kGeneric: return cpu::BackwardGeneric(args, scratch, parallel_for);
   }
+#endif
 }
 
 template void StackedForwardCpu<float>(const ForwardArgs<float>&, const ParallelFor&);
