@@ -18,6 +18,7 @@ Config versions: version 1 (configs without `config_version`, written before Ker
 the between-layer dropout as `dropout`; `from_config` loads it as `between_layer_dropout`, so an old model trains as it
 did. Version 2 (this one) stores `dropout` (Keras'), `recurrent_dropout` and `between_layer_dropout`.
 """
+import inspect
 import numbers
 import warnings
 
@@ -117,6 +118,14 @@ def _check_dtype(name, dtype):
         got = repr(dtype) if policy is None else f"{dtype!r} (computing in {policy.compute_dtype})"
         raise ValueError(f"{name} dtype must be a floating-point dtype or Keras dtype policy ('float32', 'float64', "
                          f"'mixed_float16', 'mixed_bfloat16', ...); got {got}")
+
+
+def base_arguments(arguments):
+    """The arguments of StackedRecurrentBase.__init__ among a layer's own, from `locals()` taken first thing in the
+    layer's __init__: every layer keeps Keras' explicit signature (for help() and for Keras' argument checks) and
+    hands the shared part on in one call."""
+    names = inspect.signature(StackedRecurrentBase.__init__).parameters
+    return {name: arguments[name] for name in names if name not in ("self", "kwargs") and name in arguments}
 
 
 class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):

@@ -5,8 +5,8 @@ import keras
 import tensorflow as tf
 
 from deeprnn_fast.layers._activations import SIGMOID, TANH, is_one_of
-from deeprnn_fast.layers._base import (StackedRecurrentBase, check_implementation, check_use_cudnn,
-                                       fresh_initializer, gate_products)
+from deeprnn_fast.layers._base import (StackedRecurrentBase, base_arguments, check_implementation,
+                                       check_use_cudnn, fresh_initializer, gate_products)
 
 __all__ = ["StackedLSTM"]
 
@@ -88,16 +88,7 @@ class StackedLSTM(StackedRecurrentBase):
                  go_backwards=False, stateful=False, unroll=False, use_cudnn="auto", zero_output_for_mask=False,
                  implementation=2, vocabulary_size=None, between_layer_dropout=0.0,
                  **kwargs):
-        super().__init__(units, num_layers, activation=activation, use_bias=use_bias,
-                         kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
-                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
-                         recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
-                         activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                         recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
-                         dropout=dropout, recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
-                         return_state=return_state, go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         zero_output_for_mask=zero_output_for_mask, seed=seed, vocabulary_size=vocabulary_size,
-                         between_layer_dropout=between_layer_dropout, **kwargs)
+        super().__init__(**base_arguments(locals()), activity_regularizer=activity_regularizer, **kwargs)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
         self.unit_forget_bias = bool(unit_forget_bias)
         self.use_cudnn = check_use_cudnn(type(self).__name__, use_cudnn)
