@@ -4,15 +4,14 @@
 import keras
 import tensorflow as tf
 
-from deeprnn_fast.layers._activations import SIGMOID, TANH, is_one_of
-from deeprnn_fast.layers._base import (StackedRecurrentBase, base_arguments, check_implementation,
-                                       check_use_cudnn, fresh_initializer, gate_products)
+from deeprnn_fast.layers._base import base_arguments, fresh_initializer, gate_products
+from deeprnn_fast.layers._gated import GatedStackedBase
 
 __all__ = ["StackedGRU"]
 
 
 @keras.saving.register_keras_serializable(package="deeprnn_fast")
-class StackedGRU(StackedRecurrentBase):
+class StackedGRU(GatedStackedBase):
     """`num_layers` GRU cells of `units` units each, stacked, run by one fused op.
 
     Computes what `keras.layers.RNN([keras.layers.GRUCell(units) for _ in range(num_layers)], return_sequences=...,
@@ -69,10 +68,8 @@ class StackedGRU(StackedRecurrentBase):
                  implementation=2, vocabulary_size=None, between_layer_dropout=0.0,
                  **kwargs):
         super().__init__(**base_arguments(locals()), activity_regularizer=activity_regularizer, **kwargs)
-        self.recurrent_activation = keras.activations.get(recurrent_activation)
+        self._init_gated(recurrent_activation, use_cudnn, implementation)
         self.reset_after = bool(reset_after)
-        self.use_cudnn = check_use_cudnn(type(self).__name__, use_cudnn)
-        self.implementation = check_implementation(implementation)
 
     def _build_cell_weights(self, layer, input_size):
         units = self.units
@@ -88,25 +85,12 @@ class StackedGRU(StackedRecurrentBase):
     def _fused_unsupported_reason(self):
         if not self.reset_after:
             return "the fused op computes the reset_after=True form of the GRU only, not reset_after=False"
-        if not is_one_of(self.activation, TANH):
-            return (f"the fused op computes activation='tanh' only, not "
-                    f"{keras.activations.serialize(self.activation)!r}")
-        if not is_one_of(self.recurrent_activation, SIGMOID):
-            return (f"the fused op computes recurrent_activation='sigmoid' only, not "
-                    f"{keras.activations.serialize(self.recurrent_activation)!r}")
-        return None
+        return super()._fused_unsupported_reason()
 
-    def _run_fused(self, function, inputs, cell_weights, initial_states, modifiers):
-        dtype = cell_weights[0][0].dtype
-        biases = [b if b is not None else tf.zeros([2, 3 * self.units], dtype) for _, _, b in cell_weights]
-        return function(inputs, [k for k, _, _ in cell_weights], [r for _, r, _ in cell_weights], biases,
-                        initial_states=initial_states, **modifiers)
+    def fused_bias_shape(self):
+        return (2, 3 * self.units)  # the op's [bx; bh] rows (reset_after, the only form it computes)
 
     gates = 3
-
-    def _dropout_mask_count(self):
-        # Keras' GRUCell: implementation 1 (chosen, or forced by recurrent_dropout) draws one mask per gate.
-        return 3 if self.implementation == 1 or self.recurrent_dropout > 0 else 1
 
     def _cell_step(self, weights, input_masks, recurrent_masks):
         kernel, recurrent_kernel, bias = weights
@@ -153,10 +137,5 @@ class StackedGRU(StackedRecurrentBase):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
-            "reset_after": self.reset_after,
-            "use_cudnn": self.use_cudnn,
-            "implementation": self.implementation,
-        })
+        config["reset_after"] = self.reset_after
         return config

@@ -4,9 +4,8 @@
 import keras
 import tensorflow as tf
 
-from deeprnn_fast.layers._activations import SIGMOID, TANH, is_one_of
-from deeprnn_fast.layers._base import (StackedRecurrentBase, base_arguments, check_implementation,
-                                       check_use_cudnn, fresh_initializer, gate_products)
+from deeprnn_fast.layers._base import base_arguments, fresh_initializer, gate_products
+from deeprnn_fast.layers._gated import GatedStackedBase
 
 __all__ = ["StackedLSTM"]
 
@@ -25,7 +24,7 @@ class _UnitForgetBias(keras.initializers.Initializer):
 
 
 @keras.saving.register_keras_serializable(package="deeprnn_fast")
-class StackedLSTM(StackedRecurrentBase):
+class StackedLSTM(GatedStackedBase):
     """`num_layers` LSTM cells of `units` units each, stacked, run by one fused op.
 
     Computes what `keras.layers.RNN([keras.layers.LSTMCell(units) for _ in range(num_layers)], return_sequences=...,
@@ -89,10 +88,8 @@ class StackedLSTM(StackedRecurrentBase):
                  implementation=2, vocabulary_size=None, between_layer_dropout=0.0,
                  **kwargs):
         super().__init__(**base_arguments(locals()), activity_regularizer=activity_regularizer, **kwargs)
-        self.recurrent_activation = keras.activations.get(recurrent_activation)
+        self._init_gated(recurrent_activation, use_cudnn, implementation)
         self.unit_forget_bias = bool(unit_forget_bias)
-        self.use_cudnn = check_use_cudnn(type(self).__name__, use_cudnn)
-        self.implementation = check_implementation(implementation)
 
     def _build_cell_weights(self, layer, input_size):
         units = self.units
@@ -106,26 +103,7 @@ class StackedLSTM(StackedRecurrentBase):
                                    regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         return kernel, recurrent_kernel, bias
 
-    def _fused_unsupported_reason(self):
-        if not is_one_of(self.activation, TANH):
-            return (f"the fused op computes activation='tanh' only, not "
-                    f"{keras.activations.serialize(self.activation)!r}")
-        if not is_one_of(self.recurrent_activation, SIGMOID):
-            return (f"the fused op computes recurrent_activation='sigmoid' only, not "
-                    f"{keras.activations.serialize(self.recurrent_activation)!r}")
-        return None
-
-    def _run_fused(self, function, inputs, cell_weights, initial_states, modifiers):
-        dtype = cell_weights[0][0].dtype
-        biases = [b if b is not None else tf.zeros([4 * self.units], dtype) for _, _, b in cell_weights]
-        return function(inputs, [k for k, _, _ in cell_weights], [r for _, r, _ in cell_weights], biases,
-                        initial_states=initial_states, **modifiers)
-
     gates = 4
-
-    def _dropout_mask_count(self):
-        # Keras' LSTMCell: implementation 1 (chosen, or forced by recurrent_dropout) draws one mask per gate.
-        return 4 if self.implementation == 1 or self.recurrent_dropout > 0 else 1
 
     def _cell_step(self, weights, input_masks, recurrent_masks):
         kernel, recurrent_kernel, bias = weights
@@ -150,10 +128,5 @@ class StackedLSTM(StackedRecurrentBase):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
-            "unit_forget_bias": self.unit_forget_bias,
-            "use_cudnn": self.use_cudnn,
-            "implementation": self.implementation,
-        })
+        config["unit_forget_bias"] = self.unit_forget_bias
         return config
