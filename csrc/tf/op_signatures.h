@@ -60,4 +60,20 @@
       .Attr("num_between_dropout: int >= 0 = 0")          \
       .Attr("zero_output_for_mask: bool = false")
 
+// The gradient op of a gated cell's op DeeprnnFast>Stacked<Name> (ops_gru.cc, ops_lstm.cc): the forward op's inputs,
+// the gates it saved and the upstream gradients in, the gradient of every input out. `cell` is its deeprnn::Cell.
+#define DEEPRNN_FAST_REGISTER_GATED_GRAD_OP(Name, cell)                                                             \
+  REGISTER_OP("DeeprnnFast>Stacked" #Name "Grad")                                                                   \
+      DEEPRNN_FAST_GRAD_INPUTS                                                                                      \
+      .Input("gates: T")                                                                                            \
+      DEEPRNN_FAST_GRAD_UPSTREAM                                                                                    \
+      DEEPRNN_FAST_MODIFIER_INPUTS                                                                                  \
+      DEEPRNN_FAST_GRAD_OUTPUTS                                                                                     \
+      DEEPRNN_FAST_SHARED_ATTRS                                                                                     \
+      .Attr("compute_grad_inputs: bool = true")                                                                     \
+      .SetShapeFn([](::tensorflow::shape_inference::InferenceContext* c) { return internal::GradShapes(c, cell); }) \
+      .Doc("Gradient of DeeprnnFast>Stacked" #Name " with respect to all of its inputs, given the forward op's "    \
+           "activations and gates and the gradients of its outputs and final states (compute_grad_inputs as for "    \
+           "DeeprnnFast>StackedRnnGrad).")
+
 #endif  // DEEPRNN_FAST_TF_OP_SIGNATURES_H_

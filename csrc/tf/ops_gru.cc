@@ -32,18 +32,6 @@ activations: [N, T, B, H], every layer's states, time major: for the gradient. I
 gates: [N, T, B, 4H], per cell and row [z | r | n | h Wh_n + bh_n]: for the gradient. Its own gradient is ignored.
 )doc");
 
-REGISTER_OP("DeeprnnFast>StackedGruGrad")
-    DEEPRNN_FAST_GRAD_INPUTS
-    .Input("gates: T")
-    DEEPRNN_FAST_GRAD_UPSTREAM
-    DEEPRNN_FAST_MODIFIER_INPUTS
-    DEEPRNN_FAST_GRAD_OUTPUTS
-    DEEPRNN_FAST_SHARED_ATTRS
-    .Attr("compute_grad_inputs: bool = true")
-    .SetShapeFn([](InferenceContext* c) { return internal::GradShapes(c, deeprnn::Cell::kGru); })
-    .Doc(R"doc(
-Gradient of DeeprnnFast>StackedGru with respect to all of its inputs, given the forward op's activations and gates
-and the gradients of its outputs and final states (compute_grad_inputs as for DeeprnnFast>StackedRnnGrad).
-)doc");
+DEEPRNN_FAST_REGISTER_GATED_GRAD_OP(Gru, deeprnn::Cell::kGru);
 
 }  // namespace deeprnn_fast

@@ -31,18 +31,6 @@ activations: [N, T, B, H], every layer's h, time major: for the gradient. Its ow
 gates: [N, T, B, 5H], per cell and row [i | f | g | o | c']: for the gradient. Its own gradient is ignored.
 )doc");
 
-REGISTER_OP("DeeprnnFast>StackedLstmGrad")
-    DEEPRNN_FAST_GRAD_INPUTS
-    .Input("gates: T")
-    DEEPRNN_FAST_GRAD_UPSTREAM
-    DEEPRNN_FAST_MODIFIER_INPUTS
-    DEEPRNN_FAST_GRAD_OUTPUTS
-    DEEPRNN_FAST_SHARED_ATTRS
-    .Attr("compute_grad_inputs: bool = true")
-    .SetShapeFn([](InferenceContext* c) { return internal::GradShapes(c, deeprnn::Cell::kLstm); })
-    .Doc(R"doc(
-Gradient of DeeprnnFast>StackedLstm with respect to all of its inputs, given the forward op's activations and gates
-and the gradients of its outputs and final states (compute_grad_inputs as for DeeprnnFast>StackedRnnGrad).
-)doc");
+DEEPRNN_FAST_REGISTER_GATED_GRAD_OP(Lstm, deeprnn::Cell::kLstm);
 
 }  // namespace deeprnn_fast
