@@ -6,25 +6,16 @@
 #endif
 
 #define DEEPRNN_ENGINE_CPU_ISA_TRANSLATION_UNIT
+#include "engine/cpu/copied_partial_vectors.h"
 
 namespace deeprnn {
 namespace cpu {
 
-struct IsaAvx2 {
+struct IsaAvx2 : CopiedPartialVectors<IsaAvx2> {
   static constexpr const char* kName = "avx2";
   static constexpr int kVectorBytes = 32;
   static constexpr int kMr = 6;
   static constexpr bool kStreamingStores = true;
-  template <typename V, typename T>
-  static V LoadPartial(const T* p, int n) {
-    V v = {};
-    std::memcpy(&v, p, sizeof(T) * n);
-    return v;
-  }
-  template <typename V, typename T>
-  static void StorePartial(T* p, int n, V v) {
-    std::memcpy(p, &v, sizeof(T) * n);
-  }
   // p must be 32-byte aligned.
   template <typename V, typename T>
   static void Stream(T* p, V v) {

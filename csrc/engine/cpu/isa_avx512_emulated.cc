@@ -9,30 +9,16 @@
 #endif
 
 #define DEEPRNN_ENGINE_CPU_ISA_TRANSLATION_UNIT
+#include "engine/cpu/copied_partial_vectors.h"
 
 namespace deeprnn {
 namespace cpu {
 
-struct IsaAvx512Emulated {
+struct IsaAvx512Emulated : CopiedPartialVectors<IsaAvx512Emulated> {
   static constexpr const char* kName = "avx512emu";
   static constexpr int kVectorBytes = 64;
   static constexpr int kMr = 12;
   static constexpr bool kStreamingStores = true;
-  template <typename V, typename T>
-  static V LoadPartial(const T* p, int n) {
-    V v = {};
-    std::memcpy(&v, p, sizeof(T) * n);
-    return v;
-  }
-  template <typename V, typename T>
-  static void StorePartial(T* p, int n, V v) {
-    std::memcpy(p, &v, sizeof(T) * n);
-  }
-  template <typename V, typename T>
-  static void Stream(T* p, V v) {
-    std::memcpy(p, &v, sizeof(V));
-  }
-  static void Fence() {}
 };
 
 }  // namespace cpu

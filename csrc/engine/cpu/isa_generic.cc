@@ -3,30 +3,16 @@
 #include "engine/cpu/engine_deps.h"
 
 #define DEEPRNN_ENGINE_CPU_ISA_TRANSLATION_UNIT
+#include "engine/cpu/copied_partial_vectors.h"
 
 namespace deeprnn {
 namespace cpu {
 
-struct IsaGeneric {
+struct IsaGeneric : CopiedPartialVectors<IsaGeneric> {
   static constexpr const char* kName = "generic";
   static constexpr int kVectorBytes = 16;
   static constexpr int kMr = 4;
   static constexpr bool kStreamingStores = false;
-  template <typename V, typename T>
-  static V LoadPartial(const T* p, int n) {
-    V v = {};
-    std::memcpy(&v, p, sizeof(T) * n);
-    return v;
-  }
-  template <typename V, typename T>
-  static void StorePartial(T* p, int n, V v) {
-    std::memcpy(p, &v, sizeof(T) * n);
-  }
-  template <typename V, typename T>
-  static void Stream(T* p, V v) {
-    std::memcpy(p, &v, sizeof(V));
-  }
-  static void Fence() {}
 };
 
 }  // namespace cpu

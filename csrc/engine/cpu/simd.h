@@ -18,6 +18,7 @@
 //   StorePartial<V>(p, n, v) the first n lanes of v to p; never writes past p + n
 //   Stream<V>(p, v)         a whole vector to vector-aligned p, bypassing the caches where kStreamingStores
 //   Fence()                 orders streaming stores before what follows
+// (copied_partial_vectors.h supplies the last four, through copies, for the sets without masked loads and stores.)
 #ifndef DEEPRNN_ENGINE_CPU_SIMD_H_
 #define DEEPRNN_ENGINE_CPU_SIMD_H_
 
