@@ -48,7 +48,7 @@ struct BackwardPass {
 
   // What one work unit computes in, grown on demand and reused.
   struct UnitScratch {
-    ScratchBuffer<T> gemm, product, rows, operands;
+    ScratchBuffer<T> gemm, rows, operands;
   };
 
   static PointwiseBackward<T> FromRow(PointwiseBackward<T> pass, int64_t rows) {
@@ -172,10 +172,8 @@ struct BackwardPass {
     // rows taken from row_begin. With `add`, dst starts from it (add_ld) instead of being overwritten.
     auto side_products = [&](const Tile& tile, const T* side_rows, const PackedB<T>& b,
                              const std::vector<Group>& gs, const std::function<const T*(int)>& mask_of,
-                             const T* extra, T* dst, int64_t dst_ld, const T* add, int64_t add_ld, int64_t n,
-                             UnitScratch& ws) {
+                             const T* extra, T* dst, int64_t dst_ld, const T* add, int64_t add_ld, int64_t n) {
       const int64_t r0 = tile.row_begin, m = tile.row_end - r0;
-      const int64_t j0 = tile.panel_begin * P::kNr, j1 = std::min(n, tile.panel_end * P::kNr);
       const bool masked = extra != nullptr || mask_of(gs[0].copy) != nullptr;
       if (!masked) {
         TileSpec<T> spec;
@@ -190,24 +188,28 @@ struct BackwardPass {
         P::CellTile(spec, m, n, tile.panel_begin, tile.panel_end);
         return;
       }
-      if (add && add != dst) {
-        for (int64_t i = 0; i < m; ++i) std::copy(add + i * add_ld + j0, add + i * add_ld + j1, dst + i * dst_ld + j0);
-      } else if (!add) {
-        for (int64_t i = 0; i < m; ++i) std::fill(dst + i * dst_ld + j0, dst + i * dst_ld + j1, T(0));
-      }
-      T* product = ws.product.get(m * n);
-      for (const Group& g : gs) {
+      // Each group's product times its masks, added to what dst holds so far (`add` before the first group).
+      for (size_t k = 0; k < gs.size(); ++k) {
+        const Group& g = gs[k];
         const PackedB<T> part = b.rows(g.k0, g.k);
         TileSpec<T> spec;
         spec.products[0] = {{side_rows + g.k0, GW, 1}, &part};
         spec.num_products = 1;
-        spec.dst[0] = product;
-        spec.dst_ld[0] = n;
-        P::CellTile(spec, m, n, tile.panel_begin, tile.panel_end);
         const T* mk = mask_of(g.copy);
-        const T* first = mk ? mk + r0 * n : extra + r0 * n;
-        const T* second = mk && extra ? extra + r0 * n : nullptr;
-        P::MultiplyAdd(dst, dst_ld, product, n, first, n, second, n, m, j0, j1);
+        spec.scale[0] = (mk ? mk : extra) + r0 * n;
+        spec.scale_ld[0] = n;
+        if (mk && extra) {
+          spec.scale[1] = extra + r0 * n;
+          spec.scale_ld[1] = n;
+        }
+        const T* so_far = k == 0 ? add : dst;
+        if (so_far) {
+          spec.add[0] = so_far;
+          spec.add_ld[0] = k == 0 ? add_ld : dst_ld;
+        }
+        spec.dst[0] = dst;
+        spec.dst_ld[0] = dst_ld;
+        P::CellTile(spec, m, n, tile.panel_begin, tile.panel_end);
       }
     };
 
@@ -321,13 +323,13 @@ struct BackwardPass {
       const int64_t r0 = tile.row_begin;
       side_products(tile, x_side(0, t) + r0 * GW, wx_t[0], x_groups,
                     [&](int c) { return input_mask(0, c); }, nullptr,
-                    a.grad_inputs + r0 * TT * D + t * D, TT * D, nullptr, 0, D, ws);
+                    a.grad_inputs + r0 * TT * D + t * D, TT * D, nullptr, 0, D);
     };
     auto initial_state_grad = [&](int64_t l, const Tile& tile, UnitScratch& ws) {
       const int64_t r0 = tile.row_begin;
       T* dst = a.grad_initial_states + l * NS * B * H;
       side_products(tile, h_side(l, 0) + r0 * GW, wh_t[l], h_groups, [&](int c) { return recurrent_mask(l, c); },
-                    nullptr, dst + r0 * H, H, direct_h ? dh(l, 0) + r0 * H : nullptr, H, H, ws);
+                    nullptr, dst + r0 * H, H, direct_h ? dh(l, 0) + r0 * H : nullptr, H, H);
       for (int s = 1; s < NS; ++s)
         for (int64_t r = tile.row_begin; r < tile.row_end; ++r) {
           const int64_t j0 = tile.panel_begin * P::kNr, j1 = std::min(H, tile.panel_end * P::kNr);
@@ -429,11 +431,11 @@ struct BackwardPass {
         if (t + 1 < TT)
           side_products(sub, h_side(l, t + 1) + sub.row_begin * GW, wh_t[l], h_groups,
                         [&](int c) { return recurrent_mask(l, c); }, nullptr, dh_rows + i0 * H, H,
-                        dh_rows + i0 * H, H, H, ws);
+                        dh_rows + i0 * H, H, H);
         if (l + 1 < L)
           side_products(sub, x_side(l + 1, t) + sub.row_begin * GW, wx_t[l + 1], x_groups,
                         [&](int c) { return input_mask(l + 1, c); }, between(l, t), dh_rows + i0 * H, H,
-                        dh_rows + i0 * H, H, H, ws);
+                        dh_rows + i0 * H, H, H);
       }
       if (fused) return;
 

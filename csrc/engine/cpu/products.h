@@ -102,6 +102,13 @@ struct Products {
           const int64_t row = i + r;
           V v0 = acc0[r], v1 = acc1[r];
           for (int s = 0; s < 2; ++s) {
+            if (!spec.scale[s]) continue;
+            V m0, m1;
+            LoadRow(spec.scale[s] + row * spec.scale_ld[s] + j0, nr, m0, m1);
+            v0 *= m0;
+            v1 *= m1;
+          }
+          for (int s = 0; s < 2; ++s) {
             if (!spec.add[s]) continue;
             V a0, a1;
             LoadRow(spec.add[s] + row * spec.add_ld[s] + j0, nr, a0, a1);
@@ -226,19 +233,7 @@ struct Products {
       }
   }
 
-  // dst[0:m, j0:j1) += src * a (* b where b is not null): a product's share of a gradient whose operand was dropped
-  // out, the same masks applied to the gradient on the way back.
-  static void MultiplyAdd(T* dst, int64_t dst_ld, const T* src, int64_t src_ld, const T* a, int64_t a_ld, const T* b,
-                          int64_t b_ld, int64_t m, int64_t j0, int64_t j1) {
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = j0; j < j1; j += kLanes) {
-        const int64_t c = j1 - j;
-        V v = S::LoadN(src + i * src_ld + j, c);
-        if (a) v *= S::LoadN(a + i * a_ld + j, c);
-        if (b) v *= S::LoadN(b + i * b_ld + j, c);
-        S::StoreN(dst + i * dst_ld + j, c, S::LoadN(dst + i * dst_ld + j, c) + v);
-      }
-  }
+
 
   // C[index[r], j0:j1) += B[r, j0:j1) for r in [0, k), in order of r: the gradient of a gathered (token) input
   // product, X^T B with X one-hot. The column sums of B over the rows go to col_sums[j] as in GemmSharedB.

@@ -83,10 +83,11 @@ class ScratchBuffer {
 };
 
 // One fused pass over a tile of a product's output [rows, n]: the sum of up to two products A_s op(B_s) (op(B_s)
-// packed), plus a broadcast bias row, up to two added matrices and up to one gathered row per output row, then an
-// elementwise epilogue, stored to up to three destinations. A tanh/relu forward cell is bias + two products -> phi
-// -> (state, output, final state); its backward cell is two added gradients + two products -> times phi'(z) -> dZ.
-// Nothing is written twice and no pass re-reads the tile.
+// packed), plus a broadcast bias row, that sum scaled elementwise by up to two matrices, plus up to two added
+// matrices and up to one gathered row per output row, then an elementwise epilogue, stored to up to three
+// destinations. A tanh/relu forward cell is bias + two products -> phi -> (state, output, final state); its backward
+// cell is two added gradients + two products -> times phi'(z) -> dZ. Nothing is written twice and no pass re-reads
+// the tile.
 enum class Epilogue : int { kNone = 0, kActivate = 1, kActivationGrad = 2 };
 enum class Activation : int { kTanh = 0, kRelu = 1 };
 
@@ -105,6 +106,11 @@ struct TileSpec {
   int64_t add_ld[2] = {0, 0};
   const T* const* gather = nullptr;      // row r of the tile adds gather[r][0:n], or null (token inputs)
   const T* gather_scale = nullptr;       // row r's gathered row times gather_scale[r] (input dropout), or null
+  // The products' sum times these matrices elementwise (row 0 = tile row 0), before the bias-free adds: a gradient
+  // through a product whose operand was dropped out (the masks, then the between-layer mask), or null. Only with
+  // no bias and no gather.
+  const T* scale[2] = {nullptr, nullptr};
+  int64_t scale_ld[2] = {0, 0};
   Epilogue epilogue = Epilogue::kNone;
   Activation activation = Activation::kTanh;
   const T* h = nullptr;  // kActivationGrad: the activation's outputs, row 0 = tile row 0
