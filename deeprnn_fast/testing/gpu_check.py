@@ -358,6 +358,21 @@ def _buffers(backend, p, dtype):
     return out, g
 
 
+def _run_recorded(backend, p, dtype, schedule, rec, records, log, prefix):
+    """_run_both_passes, or None after recording why it could not run: "n/a" (with a note) where the schedule's
+    weights cannot stay on chip for this shape, "ERROR" for any other failure."""
+    try:
+        return _run_both_passes(backend, p, dtype, schedule)
+    except (RuntimeError, ValueError) as e:
+        if "cannot stay on chip" in str(e):
+            rec.update(status="n/a", note=str(e))
+        else:
+            rec.update(status="ERROR", error=str(e))
+        records.append(rec)
+        log(f"{prefix} {rec['status']}: {e}")
+        return None
+
+
 def _run_both_passes(backend, p, dtype, schedule):
     """Forward then backward into NaN-poisoned outputs; returns (host results, forward info, backward info)."""
     out, g = _buffers(backend, p, dtype)
@@ -428,18 +443,10 @@ def check_correctness(backend, shapes, seed, log, deadline, sink=None):
                            "schedule": schedule}
                     prefix = (f"{shape[0]:>4} {shape[1]:>4} {shape[2]:>4} {shape[3]:>5} {shape[4]:>2} "
                               f"{rec['dtype']:7} {kind:6} {cell:4} {schedule:21}")
-                    try:
-                        got, info, binfo = _run_both_passes(backend, p, dtype, schedule)
-                    except (RuntimeError, ValueError) as e:
-                        if schedule == "persistent_resident" and "cannot stay on chip" in str(e):
-                            rec["status"] = "n/a"
-                            rec["note"] = str(e)
-                        else:
-                            rec["status"] = "ERROR"
-                            rec["error"] = str(e)
-                        records.append(rec)
-                        log(f"{prefix} {rec['status']}: {e}")
+                    ran = _run_recorded(backend, p, dtype, schedule, rec, records, log, prefix)
+                    if ran is None:
                         continue
+                    got, info, binfo = ran
                     errs = _errors(got, ref)
                     worst_name = max(errs, key=errs.get)
                     worst = errs[worst_name]
@@ -537,14 +544,10 @@ def check_modifiers(backend, seed, log, deadline, sink=None):
                 rec = {"shape": shape, "dtype": np.dtype(dtype).name, "activation": cell, "inputs": kind,
                        "schedule": schedule, "modifiers": variant[0]}
                 prefix = f"{str(shape):20} {rec['dtype']:7} {kind:6} {cell:4} {schedule:21} {variant[0]:28}"
-                try:
-                    got, info, binfo = _run_both_passes(backend, p, dtype, schedule)
-                except (RuntimeError, ValueError) as e:
-                    rec["status"] = "n/a" if "cannot stay on chip" in str(e) else "ERROR"
-                    rec["error"] = str(e)
-                    records.append(rec)
-                    log(f"{prefix} {rec['status']}: {e}")
+                ran = _run_recorded(backend, p, dtype, schedule, rec, records, log, prefix)
+                if ran is None:
                     continue
+                got, info, binfo = ran
                 errs = _errors(got, want)
                 worst_name = max(errs, key=errs.get)
                 ok = errs[worst_name] <= TOLERANCE[dtype]

@@ -319,13 +319,13 @@ struct BackwardPass {
     auto row_tiles = [](int64_t row_begin, int64_t row_end, int64_t n, int64_t parts) {
       return SplitRowRange(row_begin, row_end, NumPanels(n, P::kNr), parts, P::kMr);
     };
-    auto input_grad = [&](const Tile& tile, int64_t t, UnitScratch& ws) {
+    auto input_grad = [&](const Tile& tile, int64_t t) {
       const int64_t r0 = tile.row_begin;
       side_products(tile, x_side(0, t) + r0 * GW, wx_t[0], x_groups,
                     [&](int c) { return input_mask(0, c); }, nullptr,
                     a.grad_inputs + r0 * TT * D + t * D, TT * D, nullptr, 0, D);
     };
-    auto initial_state_grad = [&](int64_t l, const Tile& tile, UnitScratch& ws) {
+    auto initial_state_grad = [&](int64_t l, const Tile& tile) {
       const int64_t r0 = tile.row_begin;
       T* dst = a.grad_initial_states + l * NS * B * H;
       side_products(tile, h_side(l, 0) + r0 * GW, wh_t[l], h_groups, [&](int c) { return recurrent_mask(l, c); },
@@ -538,7 +538,7 @@ struct BackwardPass {
             if (w.kind == kCell) {
               cell(w.layer, s - w.layer, w.tile, ws);
             } else if (w.kind == kInputGrad) {
-              input_grad(w.tile, s + 1, ws);
+              input_grad(w.tile, s + 1);
             } else {
               cell_weight_grads(sink, w.layer, w.block, w.tile.panel_begin, w.tile.panel_end, s + 1 - w.layer,
                                 row_begin, rows, ws);
@@ -552,9 +552,8 @@ struct BackwardPass {
       // Each batch block runs the whole reverse wavefront, its dX and its dH_init on one thread.
       RunBlocksIntoSink(row_blocks, sink, parallel_for, [&](int64_t row_begin, int64_t row_end, Sink& partial) {
         wavefront(row_begin, row_end, false, partial, SerialFor);
-        UnitScratch ws;
         for (int64_t l = 0; l < L; ++l)
-          for (const Tile& tile : row_tiles(row_begin, row_end, H, 1)) initial_state_grad(l, tile, ws);
+          for (const Tile& tile : row_tiles(row_begin, row_end, H, 1)) initial_state_grad(l, tile);
       });
     } else {
       wavefront(0, B, true, sink, parallel_for);
@@ -562,10 +561,7 @@ struct BackwardPass {
       std::vector<std::function<void()>> tasks;
       for (int64_t l = 0; l < L; ++l)
         for (const Tile& tile : row_tiles(0, B, H, PartsForWork(2.0 * B * H * G * H)))
-          tasks.push_back([=, &initial_state_grad] {
-            UnitScratch ws;
-            initial_state_grad(l, tile, ws);
-          });
+          tasks.push_back([=, &initial_state_grad] { initial_state_grad(l, tile); });
       // Batched: dX for every step, and the weight gradients, one task per layer, block and panel group over all
       // T * B rows. Rows t = 0 pair grad with the initial states, the others with the previous step's states;
       // layer 0's dense inputs are first copied time major so that its rows line up with grad's. With dropout or
@@ -575,10 +571,7 @@ struct BackwardPass {
         if (want_dx)
           for (int64_t t = 0; t < TT; ++t)
             for (const Tile& tile : row_tiles(0, B, D, PartsForWork(2.0 * B * D * G * H)))
-              tasks.push_back([=, &input_grad] {
-                UnitScratch ws;
-                input_grad(tile, t, ws);
-              });
+              tasks.push_back([=, &input_grad] { input_grad(tile, t); });
         const bool per_step = dropout || tokens;
         if (!per_step) {
           inputs_tb.resize(TT * B * D);

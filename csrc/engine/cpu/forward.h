@@ -157,7 +157,6 @@ struct ForwardPass {
     auto cell_tile = [&](int64_t l, int64_t t, const Tile& tile, UnitScratch& ws) {
       const int64_t r0 = tile.row_begin, m = tile.row_end - r0;
       const int64_t j0 = tile.panel_begin * P::kNr, j1 = std::min(H, tile.panel_end * P::kNr);
-      const int64_t in = l == 0 ? D : H;
       const std::vector<RowRun> runs = TakenRuns(mask, TT, r0, tile.row_end, t, false, P::kMr);
       const bool top = l == L - 1, last = t == TT - 1;
 
