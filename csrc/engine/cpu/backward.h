@@ -530,6 +530,18 @@ struct BackwardPass {
           for (int64_t l = step.first_layer; l <= step.last_layer; ++l)
             for (const Tile& tile : cell_tiles) work.push_back({kCell, l, tile});
         }
+        // A block's next step reads, of the forward's arrays, the cells of step s - 1 (their activations, saved
+        // gates and dY) and layer 0's input at step s (its weight gradient): fetch them while this step runs.
+        if (!split && s >= 1) {
+          const WavefrontStep next = ActiveLayers(s - 1, TT, L);
+          for (int64_t l = next.first_layer; l <= next.last_layer; ++l) {
+            const int64_t t = s - 1 - l;
+            PrefetchRows(h(l, t) + row_begin * H, 1, rows * H, 0);
+            if (SS > 0) PrefetchRows(saved(l, t) + row_begin * SS * H, 1, rows * SS * H, 0);
+            if (l == L - 1 && a.grad_outputs) PrefetchRows(a.grad_outputs + (row_begin * TT + t) * H, rows, H, TT * H);
+          }
+          if (s < TT && !tokens) PrefetchRows(a.inputs.dense + (row_begin * TT + s) * D, rows, D, TT * D);
+        }
         step_for(static_cast<int64_t>(work.size()), [&](int64_t begin, int64_t end) {
           UnitScratch unit;
           UnitScratch& ws = split ? unit : serial;

@@ -6,6 +6,8 @@
 #ifndef DEEPRNN_ENGINE_CPU_PRODUCTS_H_
 #define DEEPRNN_ENGINE_CPU_PRODUCTS_H_
 
+#include <utility>
+
 #include "engine/cpu/simd.h"
 
 namespace deeprnn {
@@ -30,6 +32,10 @@ struct Products {
   __attribute__((always_inline)) static inline void Accumulate(V (&acc0)[kMr], V (&acc1)[kMr], int64_t kc,
                                                               const T* a, int64_t rs, int64_t cs, const T* panel,
                                                               int64_t ldp, int mr) {
+    if (rs == 1) {
+      AccumulateAdjacentRows(acc0, acc1, kc, a, cs, panel, ldp, mr, std::make_integer_sequence<int, kMr>{});
+      return;
+    }
     const T* row[kMr];
 #pragma GCC unroll 16
     for (int r = 0; r < kMr; ++r) row[r] = a + (r < mr ? r : mr - 1) * rs;
@@ -55,6 +61,35 @@ struct Products {
         }
       }
     }
+  }
+
+  // Accumulate for A(i, k) = a[i + k * cs], a tile's rows adjacent values (the weight gradients' transposed
+  // activations, and packed A): one pointer and constant offsets address all mr rows. The general loop keeps a
+  // pointer per row, and kMr of them do not fit the general-purpose registers beside the loop's own: they spill, and
+  // the reloads cost more than the FMAs (measured on AVX-512, whose kMr is 12). One loop per row count, so that the
+  // offsets are constants and a short tile reads no row past its last.
+  template <int MR>
+  __attribute__((always_inline)) static inline void AccumulateRows(V (&acc0)[kMr], V (&acc1)[kMr], int64_t kc,
+                                                                  const T* a, int64_t cs, const T* panel,
+                                                                  int64_t ldp) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const V b0 = S::Load(panel + k * ldp), b1 = S::Load(panel + k * ldp + kLanes);
+      const T* ak = a + k * cs;
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        const T av = ak[r];
+        acc0[r] += av * b0;
+        acc1[r] += av * b1;
+      }
+    }
+  }
+  template <int... R>
+  __attribute__((always_inline)) static inline void AccumulateAdjacentRows(V (&acc0)[kMr], V (&acc1)[kMr],
+                                                                          int64_t kc, const T* a, int64_t cs,
+                                                                          const T* panel, int64_t ldp, int mr,
+                                                                          std::integer_sequence<int, R...>) {
+    // mr in [1, kMr]: the loop for R + 1 == mr rows.
+    (void)((R + 1 == mr && (AccumulateRows<R + 1>(acc0, acc1, kc, a, cs, panel, ldp), true)) || ...);
   }
 
   // nr <= kNr values as two vectors, zero filled past nr (masked where the instruction set has masks).
