@@ -18,7 +18,20 @@ def _started_as_command_line():
     return "-m" in argv and argv[argv.index("-m") + 1:argv.index("-m") + 2] == ["deeprnn_fast"]
 
 
-try:
+def _exit_on_ctrl_c_while_starting(signum, frame):
+    """The command line's SIGINT handler while TensorFlow imports. Raising KeyboardInterrupt there is not enough: the
+    import runs Python callbacks from C (protobuf's descriptor pool, among others), which print the interrupt's
+    traceback and carry on, and the command then trains to the end. Nothing has been written yet, so it ends here."""
+    import os
+    import sys
+    sys.stderr.write("deeprnn-fast: interrupted while starting\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+def _import_the_tensorflow_parts():
+    global _tf, reference, build_info, stacked_gru, stacked_lstm, stacked_rnn
+    global StackedGRU, StackedLSTM, StackedRNN, from_keras
     try:
         import tensorflow as _tf  # noqa: F401
     except ImportError:  # pragma: no cover - exercised on TF-free GPU machines
@@ -30,9 +43,18 @@ try:
         # Importing the layers registers them with Keras (for .keras files) and loads the op library (for
         # SavedModels).
         from deeprnn_fast.layers import StackedGRU, StackedLSTM, StackedRNN, from_keras  # noqa: F401
-except KeyboardInterrupt:
-    if not _started_as_command_line():
-        raise
-    import sys as _sys
-    _sys.stderr.write("deeprnn-fast: interrupted while starting\n")
-    raise SystemExit(130) from None
+
+
+if _started_as_command_line():
+    import signal as _signal
+    import threading as _threading
+    _previous_sigint = None
+    if _threading.current_thread() is _threading.main_thread():
+        _previous_sigint = _signal.signal(_signal.SIGINT, _exit_on_ctrl_c_while_starting)
+    try:
+        _import_the_tensorflow_parts()
+    finally:
+        if _previous_sigint is not None:
+            _signal.signal(_signal.SIGINT, _previous_sigint)
+else:
+    _import_the_tensorflow_parts()
