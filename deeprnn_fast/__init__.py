@@ -48,13 +48,16 @@ def _import_the_tensorflow_parts():
 if _started_as_command_line():
     import signal as _signal
     import threading as _threading
-    _previous_sigint = None
-    if _threading.current_thread() is _threading.main_thread():
+    # Only the main thread can install handlers; a SIGINT that is ignored (a background job) stays ignored.
+    _takes_sigint = (_threading.current_thread() is _threading.main_thread() and
+                     _signal.getsignal(_signal.SIGINT) is not _signal.SIG_IGN)
+    if _takes_sigint:
         _previous_sigint = _signal.signal(_signal.SIGINT, _exit_on_ctrl_c_while_starting)
     try:
         _import_the_tensorflow_parts()
     finally:
-        if _previous_sigint is not None:
-            _signal.signal(_signal.SIGINT, _previous_sigint)
+        if _takes_sigint:  # None: a handler installed from C, which Python's own is the nearest to
+            _signal.signal(_signal.SIGINT,
+                           _signal.default_int_handler if _previous_sigint is None else _previous_sigint)
 else:
     _import_the_tensorflow_parts()

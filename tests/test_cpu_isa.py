@@ -78,7 +78,7 @@ CHECK = textwrap.dedent('''
         for dtype in ("float32", "float64"):
             # Ragged tails of every panel width (H = 37, 9), a deep narrow stack, batch blocks (B = 301), and
             # feature counts whose last register tile of the weight gradients has 2, 3, 10 or 11 rows (with the
-            # shapes above, every row count of AVX-512's 12-row tile occurs).
+            # other shapes here, every row count of AVX-512's 12-row tile occurs).
             for name, shape in (("ragged", (13, 4, 7, 37, 2)), ("narrow", (5, 3, 4, 9, 3)),
                                 ("blocks", (301, 3, 5, 9, 2)), ("tails", (6, 3, 10, 11, 2)),
                                 ("short tails", (6, 3, 2, 3, 2))):
