@@ -355,8 +355,10 @@ def report(results, before=None, modifiers=None):
              "w.r.t. all weights (not the inputs); float32; TensorFlow cases inside one `tf.function`, PyTorch "
              "eager. Time = median over the timed rounds. GFLOP = the step's matrix-product work for its cell "
              "(GRU 3x, LSTM 4x the tanh RNN's). Project speed-up = this row's time / its cell's project's (above 1: "
-             "the project is faster). Step peak = largest RSS growth during one training step (fresh process per "
-             "case, `benchmarks/peak_memory.py`); first-step peak includes tracing.", ""]
+             "the project is faster). Step peak = a training step's peak RSS above the process's before the case "
+             "built anything (libraries imported, inputs made; fresh process per case, "
+             "`benchmarks/peak_memory.py`): weights, compiled step, the step's tensors and what allocators keep "
+             "pooled; first-step peak = RSS growth during the first call, tracing included.", ""]
     if not any(r.implementation.startswith("torch") for c in results.configs.values() for r in c.rows.values()):
         lines += ["PyTorch peers: not in these files (skipped: torch not installed, `pip install .[bench]` / "
                   "`torch==2.13.0`; or deselected).", ""]

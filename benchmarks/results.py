@@ -151,15 +151,18 @@ def _add_case(results, path, bench, info):
     flops = info["train_step_flops"] if info.get("cell") else info["train_step_flops"] * {"tanh": 1, "gru": 3,
                                                                                           "lstm": 4}[cell]
     row = config.rows.setdefault(info["implementation"], Row(info["implementation"], info["role"], cell, flops))
-    row.kernel_isa = isa_of_kernels(info.get("kernel_isa")) or row.kernel_isa
     if info["kind"] == TRAIN_STEP:
+        # The set the timed kernels ran on (a memory record from another machine, read with them, does not say).
+        row.kernel_isa = isa_of_kernels(info.get("kernel_isa")) or row.kernel_isa
         threads = threads_of(info)
         if threads in row.timings:
             _warn(f"{bench['name']} at {threads} thread(s) appears more than once; keeping the last ({path})")
         stats = bench["stats"]
         row.timings[threads] = Timing(stats["median"], stats["min"], stats["rounds"])
     else:
-        row.step_peak_mib = info.get("step_peak_growth_mib")
+        # Records before 2026-12-02 have only the growth over the step's start, which misses pooled memory
+        # (peak_memory.py): they give no step peak rather than that figure under its name.
+        row.step_peak_mib = info.get("step_peak_mib")
         row.first_step_peak_mib = info.get("first_step_peak_growth_mib")
 
 

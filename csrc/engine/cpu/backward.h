@@ -16,10 +16,12 @@
 //    - streamed (large batches, small weights: the book's B = 1024, H = 32): while step s runs, the cells of step
 //      s + 1 are folded into the weight gradients and dX as long as their rows are in cache. grad is then needed
 //      for two steps only and is itself a rolling buffer (two slots per layer);
-//    - batched (wide layers, small batches): one product per layer and column block over all T * B rows after the
-//      wavefront (K large, efficient), where accumulating per step would re-read the weight gradients T times.
-//    Either way every element is accumulated in a fixed order (t descending, or over all rows), so the results do
-//    not depend on the threads.
+//    - chunked (wide layers, small batches): one product per layer and column block over the rows of a chunk of
+//      consecutive steps (WeightGradChunkSteps, ~512 rows: K large enough to be efficient), run beside the
+//      wavefront's next step as soon as the chunk is finished, where accumulating per step would re-read the weight
+//      gradients T times. grad is a ring of two chunks per layer, not all T steps (the step's memory).
+//    Either way every element is accumulated in a fixed order (t descending, by step or by chunk), so the results
+//    do not depend on the threads.
 // 3. Large batches with small weights run the streamed schedule as batch blocks (wavefront.h): each block of rows
 //    runs the reverse wavefront, its dX and its dH_init alone on one thread, into partial weight gradients that are
 //    then added in block order.
@@ -119,13 +121,15 @@ struct BackwardPass {
     const int64_t weight_bytes = static_cast<int64_t>(sizeof(T)) * LargestLayerWeights(shape, G);
     const bool streamed = StreamedWeightGrads(B, weight_bytes);
     const std::vector<RowBlock> row_blocks = BatchBlocks(B, weight_bytes, P::kMr);  // streamed when not empty
+    const int64_t chunk = WeightGradChunkSteps(B, TT);  // chunked schedule only
 
-    // The scratch: grad slots (all cells, or two per layer when streamed), then the rolling dh and dc buffers.
-    const int64_t grad_cells = streamed ? std::min<int64_t>(2, TT) : TT;
+    // The scratch: a ring of grad slots per layer (wavefront.h's GradCells), then the rolling dh and dc buffers. A
+    // chunk's cells sit in consecutive slots (chunks start at multiples of `chunk`, the ring holds two).
+    const int64_t grad_cells = GradCells(B, TT, weight_bytes);
     T* const grad_base = scratch;
     T* const dh_base = grad_base + L * grad_cells * B * GW;
     T* const dc_base = dh_base + L * 2 * B * H;
-    auto grad = [&](int64_t l, int64_t t) { return grad_base + (l * grad_cells + (streamed ? t % 2 : t)) * B * GW; };
+    auto grad = [&](int64_t l, int64_t t) { return grad_base + (l * grad_cells + t % grad_cells) * B * GW; };
     auto dh = [&](int64_t l, int64_t t) { return dh_base + (l * 2 + t % 2) * B * H; };
     auto dc = [&](int64_t l, int64_t t) { return dc_base + (l * 2 + t % 2) * B * H; };
     auto h = [&](int64_t l, int64_t t) { return a.activations + (l * TT + t) * B * H; };
@@ -316,6 +320,38 @@ struct BackwardPass {
                               grad(l, t) + row_begin * GW, &ws.gemm);
     };
 
+    // Chunked: block i's panels [p0, p1) of layer l's weight gradients over the chunk of steps starting at t0, whose
+    // grad rows are consecutive. Step 0 pairs grad with the initial states, the others with the previous step's
+    // states; layer 0's dense inputs come from inputs_tb, a time-major copy whose rows line up with grad's. With
+    // dropout or tokens, one step's rows at a time (the dropped operands are copied step by step).
+    std::vector<T> inputs_tb;
+    const bool chunk_per_step = dropout || tokens;
+    if (!streamed && !chunk_per_step) {
+      inputs_tb.resize(TT * B * D);
+      for (int64_t t = 0; t < TT; ++t)
+        for (int64_t b = 0; b < B; ++b)
+          std::copy_n(a.inputs.dense + (b * TT + t) * D, D, inputs_tb.data() + (t * B + b) * D);
+    }
+    auto chunk_weight_grads = [&](Sink& sink, int64_t l, int64_t i, int64_t p0, int64_t p1, int64_t t0,
+                                  UnitScratch& ws) {
+      const int64_t t1 = std::min(TT, t0 + chunk);
+      if (chunk_per_step) {
+        for (int64_t t = t1 - 1; t >= t0; --t) cell_weight_grads(sink, l, i, p0, p1, t, 0, B, ws);
+        return;
+      }
+      const int64_t in_rs = in_size(l);
+      const T* in = l == 0 ? inputs_tb.data() : h(l - 1, 0);
+      int64_t t = t0;
+      if (t == 0) {
+        accumulate_weight_grads(sink, l, i, p0, p1, {in, 1, in_rs}, nullptr, 0, nullptr, 0, B,
+                                {prev_state(l, 0, 0), 1, H}, grad(l, 0), &ws.gemm);
+        t = 1;
+      }
+      if (t < t1)
+        accumulate_weight_grads(sink, l, i, p0, p1, {in + t * B * in_rs, 1, in_rs}, nullptr, 0, nullptr, 0,
+                                (t1 - t) * B, {h(l, t - 1), 1, H}, grad(l, t), &ws.gemm);
+    };
+
     auto row_tiles = [](int64_t row_begin, int64_t row_end, int64_t n, int64_t parts) {
       return SplitRowRange(row_begin, row_end, NumPanels(n, P::kNr), parts, P::kMr);
     };
@@ -483,24 +519,27 @@ struct BackwardPass {
     };
 
     // Column-panel groups per weight block: every group re-reads the layer's activations, so few groups when the
-    // products are small (and streamed: several layers' units then run side by side), more when a batched product
-    // is large enough that a few tasks would leave cores idle at the end (each group about 0.5 GFLOP or more).
-    auto block_groups = [&](int64_t l, const WeightBlock& block, bool split) {
+    // products are small (and streamed: several layers' units then run side by side), more when a chunk's product
+    // over k_rows rows is large enough that a few tasks would leave cores idle at the end (each group about
+    // 0.5 GFLOP or more).
+    auto block_groups = [&](int64_t l, const WeightBlock& block, bool split, int64_t k_rows) {
       const int64_t block_panels = NumPanels(block.width, P::kNr);
       const int64_t few = std::max<int64_t>(1, 2 / (L * num_blocks));
       if (streamed) return std::min(block_panels, split ? few : int64_t{1});
-      const double flops = 2.0 * TT * B * (in_size(l) + H) * block.width;
+      const double flops = 2.0 * k_rows * (in_size(l) + H) * block.width;
       return std::min(block_panels, std::max<int64_t>(few, std::min<int64_t>(8, static_cast<int64_t>(flops / 5e8))));
     };
 
     // The reverse wavefront over rows [row_begin, row_end): each step's cells split into tiles (one per cell when
-    // `split` is false) that `step_for` runs; streamed, with the weight gradients of the step before into `sink`.
-    enum Kind : int { kCell, kWeights, kInputGrad };
+    // `split` is false) that `step_for` runs, beside the weight gradients (and layer 0's dX) of what the step before
+    // finished: streamed, its cells; chunked, the chunks it completed.
+    enum Kind : int { kCell, kWeights, kChunkWeights, kInputGrad };
     struct Unit {
       Kind kind;
       int64_t layer;
-      Tile tile;          // kCell, kInputGrad; kWeights: only its panels are used
-      int64_t block = 0;  // kWeights: which WeightBlock
+      Tile tile;          // kCell, kInputGrad; kWeights, kChunkWeights: only its panels are used
+      int64_t block = 0;  // kWeights, kChunkWeights: which WeightBlock
+      int64_t t = 0;      // kInputGrad: the step; kChunkWeights: the chunk's first step
     };
     auto wavefront = [&](int64_t row_begin, int64_t row_end, bool split, Sink& sink, const ParallelFor& step_for) {
       const int64_t rows = row_end - row_begin;
@@ -509,6 +548,11 @@ struct BackwardPass {
       const std::vector<Tile> input_grad_tiles =
           row_tiles(row_begin, row_end, D, split ? PartsForWork(2.0 * rows * D * G * H) : 1);
       std::vector<Unit> work;
+      struct PendingChunk {
+        std::vector<Unit> units;  // what is left of a layer's chunk: units [next, size) over steps_left steps
+        int64_t next = 0, steps_left = 0;
+      };
+      std::vector<PendingChunk> pending(L);
       UnitScratch serial;  // a block's, reused by all its steps
       for (int64_t s = NumWavefrontSteps(TT, L) - 1; s >= -1; --s) {
         work.clear();
@@ -517,13 +561,51 @@ struct BackwardPass {
           const WavefrontStep done = ActiveLayers(s + 1, TT, L);
           for (int64_t l = done.first_layer; l <= done.last_layer; ++l)
             for (int64_t i = 0; i < num_blocks; ++i) {
-              const int64_t groups = block_groups(l, blocks[i], split);
+              const int64_t groups = block_groups(l, blocks[i], split, rows);
               const int64_t block_panels = NumPanels(blocks[i].width, P::kNr);
               for (int64_t g = 0; g < groups; ++g)
                 work.push_back({kWeights, l, {0, 0, block_panels * g / groups, block_panels * (g + 1) / groups}, i});
             }
           if (want_dx && done.first_layer == 0)
-            for (const Tile& tile : input_grad_tiles) work.push_back({kInputGrad, 0, tile});
+            for (const Tile& tile : input_grad_tiles) work.push_back({kInputGrad, 0, tile, 0, s + 1});
+        }
+        // Chunked: a chunk that step s + 1 completed (its first step's cell) is folded in over the next `chunk`
+        // steps (down to step -1 at the end), a share of its units beside each step's cells: its half of the ring
+        // is not overwritten before then, and no step carries a whole chunk's products while a core waits.
+        if (!streamed && s + 1 < NumWavefrontSteps(TT, L)) {
+          const WavefrontStep done = ActiveLayers(s + 1, TT, L);
+          for (int64_t l = done.first_layer; l <= done.last_layer; ++l) {
+            const int64_t t0 = s + 1 - l;
+            if (t0 % chunk != 0) continue;
+            PendingChunk& p = pending[l];  // the chunk before it was done at step s + 1
+            p.units.clear();
+            p.next = 0;
+            p.steps_left = std::min(chunk, s + 2);
+            const int64_t k_rows = std::min(chunk, TT - t0) * rows;
+            for (int64_t i = 0; i < num_blocks; ++i) {
+              const int64_t block_panels = NumPanels(blocks[i].width, P::kNr);
+              // Enough units to give most of the chunk's steps one, but each of 8 panels or more: every unit
+              // packs its own copy of the chunk's operand rows (scalar gathers), which 1-panel units paid for
+              // more than for their products (measured on `small`, tanh: 16 one-panel units per chunk, ~20 %
+              // slower steps).
+              const int64_t spread = (p.steps_left + num_blocks - 1) / num_blocks;
+              const int64_t groups =
+                  std::min(std::max<int64_t>(1, block_panels / 8),
+                           std::max(spread, block_groups(l, blocks[i], split, k_rows)));
+              for (int64_t g = 0; g < groups; ++g)
+                p.units.push_back({kChunkWeights, l,
+                                   {0, 0, block_panels * g / groups, block_panels * (g + 1) / groups}, i, t0});
+            }
+            if (want_dx && l == 0)
+              for (int64_t t = t0; t < std::min(TT, t0 + chunk); ++t)
+                for (const Tile& tile : input_grad_tiles) p.units.push_back({kInputGrad, 0, tile, 0, t});
+          }
+        }
+        for (PendingChunk& p : pending) {
+          if (p.steps_left == 0) continue;
+          const int64_t take = (static_cast<int64_t>(p.units.size()) - p.next + p.steps_left - 1) / p.steps_left;
+          for (int64_t u = 0; u < take; ++u) work.push_back(p.units[p.next++]);
+          --p.steps_left;
         }
         if (s >= 0) {
           const WavefrontStep step = ActiveLayers(s, TT, L);
@@ -550,7 +632,9 @@ struct BackwardPass {
             if (w.kind == kCell) {
               cell(w.layer, s - w.layer, w.tile, ws);
             } else if (w.kind == kInputGrad) {
-              input_grad(w.tile, s + 1);
+              input_grad(w.tile, w.t);
+            } else if (w.kind == kChunkWeights) {
+              chunk_weight_grads(sink, w.layer, w.block, w.tile.panel_begin, w.tile.panel_end, w.t, ws);
             } else {
               cell_weight_grads(sink, w.layer, w.block, w.tile.panel_begin, w.tile.panel_end, s + 1 - w.layer,
                                 row_begin, rows, ws);
@@ -574,47 +658,6 @@ struct BackwardPass {
       for (int64_t l = 0; l < L; ++l)
         for (const Tile& tile : row_tiles(0, B, H, PartsForWork(2.0 * B * H * G * H)))
           tasks.push_back([=, &initial_state_grad] { initial_state_grad(l, tile); });
-      // Batched: dX for every step, and the weight gradients, one task per layer, block and panel group over all
-      // T * B rows. Rows t = 0 pair grad with the initial states, the others with the previous step's states;
-      // layer 0's dense inputs are first copied time major so that its rows line up with grad's. With dropout or
-      // tokens, one step's rows at a time (the dropped operands are copied step by step).
-      std::vector<T> inputs_tb;
-      if (!streamed) {
-        if (want_dx)
-          for (int64_t t = 0; t < TT; ++t)
-            for (const Tile& tile : row_tiles(0, B, D, PartsForWork(2.0 * B * D * G * H)))
-              tasks.push_back([=, &input_grad] { input_grad(tile, t); });
-        const bool per_step = dropout || tokens;
-        if (!per_step) {
-          inputs_tb.resize(TT * B * D);
-          for (int64_t t = 0; t < TT; ++t)
-            for (int64_t b = 0; b < B; ++b)
-              std::copy_n(a.inputs.dense + (b * TT + t) * D, D, inputs_tb.data() + (t * B + b) * D);
-        }
-        for (int64_t l = 0; l < L; ++l)
-          for (int64_t i = 0; i < num_blocks; ++i) {
-            const int64_t groups = block_groups(l, blocks[i], true);
-            const int64_t block_panels = NumPanels(blocks[i].width, P::kNr);
-            for (int64_t g = 0; g < groups; ++g) {
-              const int64_t p0 = block_panels * g / groups, p1 = block_panels * (g + 1) / groups;
-              tasks.push_back([=, &inputs_tb, &accumulate_weight_grads, &cell_weight_grads, &sink, &h, &grad,
-                               &prev_state] {
-                UnitScratch ws;
-                if (per_step) {
-                  for (int64_t t = 0; t < TT; ++t) cell_weight_grads(sink, l, i, p0, p1, t, 0, B, ws);
-                  return;
-                }
-                const T* in = l == 0 ? inputs_tb.data() : h(l - 1, 0);
-                const int64_t in_rs = in_size(l);
-                accumulate_weight_grads(sink, l, i, p0, p1, {in, 1, in_rs}, nullptr, 0, nullptr, 0, B,
-                                        {prev_state(l, 0, 0), 1, H}, grad(l, 0), &ws.gemm);
-                if (TT > 1)
-                  accumulate_weight_grads(sink, l, i, p0, p1, {in + B * in_rs, 1, in_rs}, nullptr, 0, nullptr, 0,
-                                          (TT - 1) * B, {h(l, 0), 1, H}, grad(l, 1), &ws.gemm);
-              });
-            }
-          }
-      }
       parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) tasks[i]();
       });

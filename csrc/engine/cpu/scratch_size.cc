@@ -1,5 +1,5 @@
-// The CPU backward pass's scratch (engine/cpu/backward.h): grad slots for every cell, or two per layer for the
-// streamed schedule, then the rolling dh and dc buffers of two cells per layer.
+// The CPU backward pass's scratch (engine/cpu/backward.h): the ring of grad slots per layer (GradCells cells), then
+// the rolling dh and dc buffers of two cells per layer.
 #include "cells/gru/cell.h"
 #include "cells/lstm/cell.h"
 #include "cells/rnn/cell.h"
@@ -14,8 +14,7 @@ template <typename Cell>
 int64_t ScratchSizeOf(const Shape& shape, int element_bytes) {
   const CellLayout layout = Cell::kLayout;
   const int64_t weight_bytes = element_bytes * LargestLayerWeights(shape, layout.gates);
-  const bool streamed = StreamedWeightGrads(shape.batch, weight_bytes);
-  const int64_t cells = streamed ? std::min<int64_t>(2, shape.time) : shape.time;
+  const int64_t cells = GradCells(shape.batch, shape.time, weight_bytes);
   const int64_t cell_values = shape.batch * shape.hidden;
   int64_t size = shape.layers * cells * cell_values * Cell::kGradSlots;
   size += shape.layers * 2 * cell_values;                             // dh (also the tanh/relu cell's, for masks)

@@ -83,6 +83,27 @@ inline bool StreamedWeightGrads(int64_t batch, int64_t weight_bytes) {
   return batch >= 128 && weight_bytes <= kSmallWeightBytes;
 }
 
+// The other weight-gradient schedule (wide layers, small batches) runs its products over the cells of a chunk of
+// consecutive steps at once, as soon as the reverse wavefront has finished the chunk: about kChunkRows rows of K
+// (steps x batch), enough for the products to run near their peak, and the grad slots of two chunks per layer in
+// memory instead of all T steps' (the chunk being folded in, and the one the wavefront is filling). Measured on
+// `wide` (B = 64, T = 64, H = 1024, L = 2, LSTM): all steps' grad slots were 128 MiB of the step's peak.
+constexpr int64_t kChunkRows = 512;
+constexpr int64_t kMinChunkSteps = 4;
+
+// Steps per chunk of the chunked weight gradients: chunks are [k C, (k + 1) C), the last one shorter.
+inline int64_t WeightGradChunkSteps(int64_t batch, int64_t time) {
+  const int64_t steps = std::max<int64_t>(kMinChunkSteps, (kChunkRows + batch - 1) / std::max<int64_t>(batch, 1));
+  return std::max<int64_t>(1, std::min(time, steps));
+}
+
+// Cells per layer whose grad slots the backward keeps: a ring, cell (l, t) in slot t mod GradCells. Streamed: two
+// steps; chunked: two chunks (or all steps, where that is no more).
+inline int64_t GradCells(int64_t batch, int64_t time, int64_t weight_bytes) {
+  if (StreamedWeightGrads(batch, weight_bytes)) return std::min<int64_t>(2, time);
+  return std::min(time, 2 * WeightGradChunkSteps(batch, time));
+}
+
 // Batch blocks. The rows of the batch never meet in the recurrence (only the weight gradients sum over them), so a
 // large batch can be cut into blocks of rows that each run the whole wavefront on their own, one block per work
 // unit: no synchronisation between steps, and a block's cells stay in cache from one step to the next. That beats
