@@ -1,7 +1,7 @@
 """Peak memory of one training step per configuration x implementation, each measured in a fresh process by
 peak_memory.py (see there for the method).
 
-The figures go to the benchmark's extra_info (step_peak_growth_mib, step_peak_growths_mib,
+The figures go to the benchmark's extra_info (baseline_mib, step_peak_mib, step_peak_growth_mib, step_peak_growths_mib,
 first_step_peak_growth_mib, built_mib), which report.py reads; the time pytest-benchmark records for these cases is
 the subprocess's wall time (TensorFlow's import included) and is no speed figure.
 """
