@@ -27,10 +27,11 @@
 //    then added in block order.
 //
 // Modifiers (deeprnn/stacked.h). Dropout: a product whose operand was dropped out sends its gradient back through the
-// same masks (each gate's group of a side separately where the masks are per gate), and the weight gradients read
-// the dropped operands. A mask: a row that does not take step t passes its whole dh (and dc) to step t - 1 and has no
-// grad slots, so with a mask every cell has a direct h path; a masked step whose output is a constant (zeros) passes
-// no dY; row chunks that take neither step t nor t + 1 skip the products.
+// same masks (each gate's group of a side separately where the masks are per gate), as a scale on that product in
+// the tile's one pass (TileProduct::scale), and the weight gradients read the dropped operands. A mask: a row that
+// does not take step t passes its whole dh (and dc) to step t - 1 and has no grad slots, so with a mask every cell
+// has a direct h path (the tanh/relu cell's masked epilogue writes both); a masked step whose output is a constant
+// (zeros) passes no dY; row chunks that take neither step t nor t + 1 skip the products.
 #ifndef DEEPRNN_ENGINE_CPU_BACKWARD_H_
 #define DEEPRNN_ENGINE_CPU_BACKWARD_H_
 
@@ -98,8 +99,9 @@ struct BackwardPass {
     const uint8_t* mask = mod.mask;
     const bool dropout = mod.any_dropout();
     const std::vector<int64_t> first_taken = FirstTakenSteps(mask, B, TT);
-    // The tanh/relu cell's dZ comes out of the products' epilogue, unless masks or dropout need dh on its own.
-    const bool fused = Cell::kFusedEpilogue && mask == nullptr && !dropout;
+    // The tanh/relu cell's dZ comes out of the products' epilogue (dropout included: each product through its
+    // masks; with a mask, the masked epilogue, which also writes the dh that rows not taking the step pass on).
+    const bool fused = Cell::kFusedEpilogue;
     const bool direct_h = Cell::kDirectH || mask != nullptr;
     const int x_copies = mod.input_dropout ? mod.input_masks : 1;
     const int h_copies = mod.recurrent_dropout ? mod.recurrent_masks : 1;
@@ -170,51 +172,36 @@ struct BackwardPass {
     auto x_side = [&](int64_t l, int64_t t) { return grad(l, t) + Cell::kXSide.first_slot * H; };
     auto h_side = [&](int64_t l, int64_t t) { return grad(l, t) + Cell::kHSide.first_slot * H; };
 
-    // dst[tile rows, tile units] (+)= sum over groups of (side_rows[.., group] op(B)[group rows]) * mask rows * extra
-    // rows: a data gradient through a side's products, each group through its dropout mask (none: one product).
-    // `side_rows` is the tile's row 0 of the side's columns (row stride GW); the masks are [B, n] matrices, the tile's
-    // rows taken from row_begin. With `add`, dst starts from it (add_ld) instead of being overwritten.
+    // Appends to `spec` the products of one side of the grad slots in a data gradient: the whole side at once, or
+    // one group per gate where that side's dropout masks are per gate, each through its mask and `extra` (the
+    // between-layer mask), [B, n] matrices read from row row_begin, where there are any. `side_rows` is the tile's
+    // row 0 of the side's columns (row stride GW); parts[k] holds product k's view of op(B) (it must outlive the tile).
+    static_assert(2 * G <= kMaxTileProducts, "a backward tile holds both sides' products, one per gate");
+    auto add_side = [&](TileSpec<T>& spec, PackedB<T>* parts, const T* side_rows, const PackedB<T>& b,
+                        const std::vector<Group>& gs, const std::function<const T*(int)>& mask_of, const T* extra,
+                        int64_t row_begin, int64_t n) {
+      const T* extra_rows = extra ? extra + row_begin * n : nullptr;
+      for (const Group& g : gs) {
+        const T* mk = mask_of(g.copy);
+        const int k = spec.num_products;
+        parts[k] = gs.size() == 1 ? b : b.rows(g.k0, g.k);
+        spec.AddProduct({side_rows + g.k0, GW, 1}, &parts[k], mk ? mk + row_begin * n : nullptr, n, extra_rows, n);
+      }
+    };
+    // dst[tile rows, tile units] = add + a side's products through their masks (add_side): a data gradient.
     auto side_products = [&](const Tile& tile, const T* side_rows, const PackedB<T>& b,
                              const std::vector<Group>& gs, const std::function<const T*(int)>& mask_of,
                              const T* extra, T* dst, int64_t dst_ld, const T* add, int64_t add_ld, int64_t n) {
-      const int64_t r0 = tile.row_begin, m = tile.row_end - r0;
-      const bool masked = extra != nullptr || mask_of(gs[0].copy) != nullptr;
-      if (!masked) {
-        TileSpec<T> spec;
-        spec.products[0] = {{side_rows, GW, 1}, &b};
-        spec.num_products = 1;
-        if (add) {
-          spec.add[0] = add;
-          spec.add_ld[0] = add_ld;
-        }
-        spec.dst[0] = dst;
-        spec.dst_ld[0] = dst_ld;
-        P::CellTile(spec, m, n, tile.panel_begin, tile.panel_end);
-        return;
+      TileSpec<T> spec;
+      PackedB<T> parts[kMaxTileProducts];
+      add_side(spec, parts, side_rows, b, gs, mask_of, extra, tile.row_begin, n);
+      if (add) {
+        spec.add[0] = add;
+        spec.add_ld[0] = add_ld;
       }
-      // Each group's product times its masks, added to what dst holds so far (`add` before the first group).
-      for (size_t k = 0; k < gs.size(); ++k) {
-        const Group& g = gs[k];
-        const PackedB<T> part = b.rows(g.k0, g.k);
-        TileSpec<T> spec;
-        spec.products[0] = {{side_rows + g.k0, GW, 1}, &part};
-        spec.num_products = 1;
-        const T* mk = mask_of(g.copy);
-        spec.scale[0] = (mk ? mk : extra) + r0 * n;
-        spec.scale_ld[0] = n;
-        if (mk && extra) {
-          spec.scale[1] = extra + r0 * n;
-          spec.scale_ld[1] = n;
-        }
-        const T* so_far = k == 0 ? add : dst;
-        if (so_far) {
-          spec.add[0] = so_far;
-          spec.add_ld[0] = k == 0 ? add_ld : dst_ld;
-        }
-        spec.dst[0] = dst;
-        spec.dst_ld[0] = dst_ld;
-        P::CellTile(spec, m, n, tile.panel_begin, tile.panel_end);
-      }
+      spec.dst[0] = dst;
+      spec.dst_ld[0] = dst_ld;
+      P::CellTile(spec, tile.row_end - tile.row_begin, n, tile.panel_begin, tile.panel_end);
     };
 
     // The weight gradients in column blocks of the grad slots: consecutive slots whose gates follow each other on
@@ -404,6 +391,20 @@ struct BackwardPass {
       // Row chunks that take neither step t nor t + 1 have no products to compute: their dh is the adds alone.
       const std::vector<RowRun> product_runs = TakenRuns(mask, TT, r0, tile.row_end, t, true, P::kMr);
       const std::vector<RowRun> pointwise_runs = TakenRuns(mask, TT, r0, tile.row_end, t, false, P::kMr);
+      // The masked epilogue of a fused cell over rows [i0, i0 + rows) of the tile: dZ to the grad slot, the dh a
+      // row not taking step t passes on to dh_rows.
+      auto masked_epilogue = [&](TileSpec<T>& spec, int64_t i0) {
+        spec.epilogue = Epilogue::kMaskedActivationGrad;
+        if constexpr (Cell::kFusedEpilogue) spec.activation = Cell::kActivation;
+        spec.h = h(l, t) + (r0 + i0) * H;
+        spec.h_ld = H;
+        spec.takes = mask + (r0 + i0) * TT + t;
+        spec.takes_stride = TT;
+        spec.dst[0] = grad_rows + i0 * GW;
+        spec.dst_ld[0] = GW;
+        spec.dst[1] = dh_rows + i0 * H;
+        spec.dst_ld[1] = H;
+      };
       for (const RowRun& run : Complement(product_runs, m)) {
         TileSpec<T> spec;
         if (dy) {
@@ -414,64 +415,52 @@ struct BackwardPass {
           spec.add[1] = carried + run.begin * H;
           spec.add_ld[1] = H;
         }
-        spec.dst[0] = dh_rows + run.begin * H;
-        spec.dst_ld[0] = H;
+        if (fused) {
+          masked_epilogue(spec, run.begin);
+        } else {
+          spec.dst[0] = dh_rows + run.begin * H;
+          spec.dst_ld[0] = H;
+        }
         P::CellTile(spec, run.end - run.begin, H, tile.panel_begin, tile.panel_end);
       }
       for (const RowRun& run : product_runs) {
-        const Tile sub = {r0 + run.begin, r0 + run.end, tile.panel_begin, tile.panel_end};
-        const int64_t i0 = run.begin, rows = run.end - run.begin;
-        if (!dropout) {
-          TileSpec<T> spec;
-          if (t + 1 < TT) spec.products[spec.num_products++] = {{h_side(l, t + 1) + sub.row_begin * GW, GW, 1}, &wh_t[l]};
-          if (l + 1 < L)
-            spec.products[spec.num_products++] = {{x_side(l + 1, t) + sub.row_begin * GW, GW, 1}, &wx_t[l + 1]};
-          if (dy) {
-            spec.add[0] = dy + i0 * dy_ld;
-            spec.add_ld[0] = dy_ld;
-          }
-          if (carried) {
-            spec.add[1] = carried + i0 * H;
-            spec.add_ld[1] = H;
-          }
-          if constexpr (Cell::kFusedEpilogue) {
-            if (fused) {
-              spec.epilogue = Epilogue::kActivationGrad;
-              spec.activation = Cell::kActivation;
-              spec.h = h(l, t) + sub.row_begin * H;
-              spec.h_ld = H;
-              spec.dst[0] = grad_rows + i0 * GW;
-              spec.dst_ld[0] = GW;
-              P::CellTile(spec, rows, H, tile.panel_begin, tile.panel_end);
-              continue;
-            }
-          }
-          spec.dst[0] = dh_rows + i0 * H;
-          spec.dst_ld[0] = H;
-          P::CellTile(spec, rows, H, tile.panel_begin, tile.panel_end);
-          continue;
-        }
-        // Dropout: the adds first, then each side's products through their masks.
-        TileSpec<T> adds;
+        const int64_t row0 = r0 + run.begin, i0 = run.begin, rows = run.end - run.begin;
+        TileSpec<T> spec;
+        PackedB<T> parts[kMaxTileProducts];
+        if (t + 1 < TT)
+          add_side(spec, parts, h_side(l, t + 1) + row0 * GW, wh_t[l], h_groups,
+                   [&](int c) { return recurrent_mask(l, c); }, nullptr, row0, H);
+        if (l + 1 < L)
+          add_side(spec, parts, x_side(l + 1, t) + row0 * GW, wx_t[l + 1], x_groups,
+                   [&](int c) { return input_mask(l + 1, c); }, between(l, t), row0, H);
         if (dy) {
-          adds.add[0] = dy + i0 * dy_ld;
-          adds.add_ld[0] = dy_ld;
+          spec.add[0] = dy + i0 * dy_ld;
+          spec.add_ld[0] = dy_ld;
         }
         if (carried) {
-          adds.add[1] = carried + i0 * H;
-          adds.add_ld[1] = H;
+          spec.add[1] = carried + i0 * H;
+          spec.add_ld[1] = H;
         }
-        adds.dst[0] = dh_rows + i0 * H;
-        adds.dst_ld[0] = H;
-        P::CellTile(adds, rows, H, tile.panel_begin, tile.panel_end);
-        if (t + 1 < TT)
-          side_products(sub, h_side(l, t + 1) + sub.row_begin * GW, wh_t[l], h_groups,
-                        [&](int c) { return recurrent_mask(l, c); }, nullptr, dh_rows + i0 * H, H,
-                        dh_rows + i0 * H, H, H);
-        if (l + 1 < L)
-          side_products(sub, x_side(l + 1, t) + sub.row_begin * GW, wx_t[l + 1], x_groups,
-                        [&](int c) { return input_mask(l + 1, c); }, between(l, t), dh_rows + i0 * H, H,
-                        dh_rows + i0 * H, H, H);
+        if constexpr (Cell::kFusedEpilogue) {
+          if (fused && mask) {
+            masked_epilogue(spec, i0);
+            P::CellTile(spec, rows, H, tile.panel_begin, tile.panel_end);
+            continue;
+          }
+          if (fused) {
+            spec.epilogue = Epilogue::kActivationGrad;
+            spec.activation = Cell::kActivation;
+            spec.h = h(l, t) + row0 * H;
+            spec.h_ld = H;
+            spec.dst[0] = grad_rows + i0 * GW;
+            spec.dst_ld[0] = GW;
+            P::CellTile(spec, rows, H, tile.panel_begin, tile.panel_end);
+            continue;
+          }
+        }
+        spec.dst[0] = dh_rows + i0 * H;
+        spec.dst_ld[0] = H;
+        P::CellTile(spec, rows, H, tile.panel_begin, tile.panel_end);
       }
       if (fused) return;
 

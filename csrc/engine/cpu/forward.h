@@ -46,12 +46,18 @@ struct ForwardPass {
 
   // Shifts every row pointer of a tile's product pass down by `rows`: the same pass over a run of its rows.
   static TileSpec<T> FromRow(TileSpec<T> spec, int64_t rows) {
-    for (int s = 0; s < spec.num_products; ++s) spec.products[s].a.data += rows * spec.products[s].a.rs;
+    for (int s = 0; s < spec.num_products; ++s) {
+      TileProduct<T>& prod = spec.products[s];
+      prod.a.data += rows * prod.a.rs;
+      for (int c = 0; c < 2; ++c)
+        if (prod.scale[c]) prod.scale[c] += rows * prod.scale_ld[c];
+    }
     for (int s = 0; s < 2; ++s)
       if (spec.add[s]) spec.add[s] += rows * spec.add_ld[s];
     if (spec.gather) spec.gather += rows;
     if (spec.gather_scale) spec.gather_scale += rows;
     if (spec.h) spec.h += rows * spec.h_ld;
+    if (spec.takes) spec.takes += rows * spec.takes_stride;
     for (int d = 0; d < 3; ++d)
       if (spec.dst[d]) spec.dst[d] += rows * spec.dst_ld[d];
     return spec;

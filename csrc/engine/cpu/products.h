@@ -130,19 +130,38 @@ struct Products {
         }
         for (int s = 0; s < spec.num_products; ++s) {
           const TileProduct<T>& prod = spec.products[s];
+          if (prod.scale[0]) continue;
           Accumulate(acc0, acc1, prod.b->k, prod.a.data + i * prod.a.rs, prod.a.rs, prod.a.cs,
                      prod.b->data + p * prod.b->stride(), kNr, mr);
+        }
+        // A scaled product: the sum so far set aside (in L1, not a pass over the tile), the product accumulated
+        // on its own, scaled row by row, and the sum added back.
+        for (int s = 0; s < spec.num_products; ++s) {
+          const TileProduct<T>& prod = spec.products[s];
+          if (!prod.scale[0]) continue;
+          V kept0[kMr], kept1[kMr];
+#pragma GCC unroll 16
+          for (int r = 0; r < kMr; ++r) {
+            kept0[r] = acc0[r];
+            kept1[r] = acc1[r];
+            acc0[r] = acc1[r] = V{};
+          }
+          Accumulate(acc0, acc1, prod.b->k, prod.a.data + i * prod.a.rs, prod.a.rs, prod.a.cs,
+                     prod.b->data + p * prod.b->stride(), kNr, mr);
+          for (int r = 0; r < mr; ++r) {
+            for (int c = 0; c < 2 && prod.scale[c]; ++c) {
+              V m0, m1;
+              LoadRow(prod.scale[c] + (i + r) * prod.scale_ld[c] + j0, nr, m0, m1);
+              acc0[r] *= m0;
+              acc1[r] *= m1;
+            }
+            acc0[r] += kept0[r];
+            acc1[r] += kept1[r];
+          }
         }
         for (int r = 0; r < mr; ++r) {
           const int64_t row = i + r;
           V v0 = acc0[r], v1 = acc1[r];
-          for (int s = 0; s < 2; ++s) {
-            if (!spec.scale[s]) continue;
-            V m0, m1;
-            LoadRow(spec.scale[s] + row * spec.scale_ld[s] + j0, nr, m0, m1);
-            v0 *= m0;
-            v1 *= m1;
-          }
           for (int s = 0; s < 2; ++s) {
             if (!spec.add[s]) continue;
             V a0, a1;
@@ -168,6 +187,17 @@ struct Products {
             LoadRow(spec.h + row * spec.h_ld + j0, nr, h0, h1);
             v0 = ActivationGradV(spec.activation, v0, h0);
             v1 = ActivationGradV(spec.activation, v1, h1);
+          } else if (spec.epilogue == Epilogue::kMaskedActivationGrad) {
+            const bool takes = spec.takes[row * spec.takes_stride] != 0;
+            V h0, h1, g0 = V{}, g1 = V{};
+            if (takes) {
+              LoadRow(spec.h + row * spec.h_ld + j0, nr, h0, h1);
+              g0 = ActivationGradV(spec.activation, v0, h0);
+              g1 = ActivationGradV(spec.activation, v1, h1);
+            }
+            StoreRow(spec.dst[0] + row * spec.dst_ld[0] + j0, nr, g0, g1);
+            StoreRow(spec.dst[1] + row * spec.dst_ld[1] + j0, nr, takes ? V{} : v0, takes ? V{} : v1);
+            continue;
           }
           for (int d = 0; d < 3; ++d)
             if (spec.dst[d]) StoreRow(spec.dst[d] + row * spec.dst_ld[d] + j0, nr, v0, v1);

@@ -82,41 +82,60 @@ class ScratchBuffer {
   int64_t size_ = 0;
 };
 
-// One fused pass over a tile of a product's output [rows, n]: the sum of up to two products A_s op(B_s) (op(B_s)
-// packed), plus a broadcast bias row, that sum scaled elementwise by up to two matrices, plus up to two added
-// matrices and up to one gathered row per output row, then an elementwise epilogue, stored to up to three
-// destinations. A tanh/relu forward cell is bias + two products -> phi -> (state, output, final state); its backward
-// cell is two added gradients + two products -> times phi'(z) -> dZ. Nothing is written twice and no pass re-reads
-// the tile.
-enum class Epilogue : int { kNone = 0, kActivate = 1, kActivationGrad = 2 };
+// One fused pass over a tile of a product's output [rows, n]: the sum of up to kMaxTileProducts products
+// A_s op(B_s) (op(B_s) packed), each optionally scaled elementwise by up to two matrices, plus a broadcast bias row,
+// up to two added matrices and up to one gathered row per output row, then an elementwise epilogue, stored to up to
+// three destinations. A tanh/relu forward cell is bias + two products -> phi -> (state, output, final state); its
+// backward cell is two added gradients + two products (each through its dropout masks, if any) -> times phi'(z) ->
+// dZ. Nothing is written twice and no pass re-reads the tile.
+// kMaskedActivationGrad: a masked backward step. A row that takes the step stores dZ = result * phi'(z) to dst[0]
+// and zero to dst[1] (its h_{t-1} gets its gradient through the products only); a row that does not stores zero
+// to dst[0] and the result, its whole dh, to dst[1] (passed on to step t - 1).
+enum class Epilogue : int { kNone = 0, kActivate = 1, kActivationGrad = 2, kMaskedActivationGrad = 3 };
 enum class Activation : int { kTanh = 0, kRelu = 1 };
 
 template <typename T>
 struct TileProduct {
-  GemmA<T> a;          // rows of the tile's A, row 0 = the tile's first row
+  GemmA<T> a;           // rows of the tile's A, row 0 = the tile's first row
   const PackedB<T>* b;  // op(B), packed
+  // The product's result times these [rows, n] matrices elementwise (row 0 = the tile's first row), or null: the
+  // gradient through a product whose operand was dropped out (its dropout mask, then the between-layer mask).
+  const T* scale[2] = {nullptr, nullptr};
+  int64_t scale_ld[2] = {0, 0};
 };
+
+// Both sides of a GRU or LSTM backward cell with one dropout mask per gate: 2 x 4 products.
+constexpr int kMaxTileProducts = 8;
 
 template <typename T>
 struct TileSpec {
-  TileProduct<T> products[2];
+  TileProduct<T> products[kMaxTileProducts];
   int num_products = 0;
   const T* bias = nullptr;               // [n] broadcast to every row, or null
   const T* add[2] = {nullptr, nullptr};  // matrices added to the result (row 0 = tile row 0), or null
   int64_t add_ld[2] = {0, 0};
   const T* const* gather = nullptr;      // row r of the tile adds gather[r][0:n], or null (token inputs)
   const T* gather_scale = nullptr;       // row r's gathered row times gather_scale[r] (input dropout), or null
-  // The products' sum times these matrices elementwise (row 0 = tile row 0), before the bias-free adds: a gradient
-  // through a product whose operand was dropped out (the masks, then the between-layer mask), or null. Only with
-  // no bias and no gather.
-  const T* scale[2] = {nullptr, nullptr};
-  int64_t scale_ld[2] = {0, 0};
   Epilogue epilogue = Epilogue::kNone;
   Activation activation = Activation::kTanh;
-  const T* h = nullptr;  // kActivationGrad: the activation's outputs, row 0 = tile row 0
+  const T* h = nullptr;  // k*ActivationGrad: the activation's outputs, row 0 = tile row 0
   int64_t h_ld = 0;
+  const uint8_t* takes = nullptr;  // kMaskedActivationGrad: row r takes the step if takes[r * takes_stride] != 0
+  int64_t takes_stride = 0;
   T* dst[3] = {nullptr, nullptr, nullptr};  // overwritten; dst[0] is required
   int64_t dst_ld[3] = {0, 0, 0};
+
+  // Appends a product through up to two scales (null: none). The engine's tiles have at most 2 G products.
+  void AddProduct(const GemmA<T>& a, const PackedB<T>* b, const T* scale0 = nullptr, int64_t scale0_ld = 0,
+                  const T* scale1 = nullptr, int64_t scale1_ld = 0) {
+    TileProduct<T>& prod = products[num_products++];
+    prod.a = a;
+    prod.b = b;
+    prod.scale[0] = scale0 ? scale0 : scale1;
+    prod.scale_ld[0] = scale0 ? scale0_ld : scale1_ld;
+    prod.scale[1] = scale0 ? scale1 : nullptr;
+    prod.scale_ld[1] = scale0 ? scale1_ld : 0;
+  }
 };
 
 // Values of scratch the weight-gradient product needs for `panels` column panels of width nr and register tiles of
