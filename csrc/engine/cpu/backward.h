@@ -391,19 +391,21 @@ struct BackwardPass {
       // Row chunks that take neither step t nor t + 1 have no products to compute: their dh is the adds alone.
       const std::vector<RowRun> product_runs = TakenRuns(mask, TT, r0, tile.row_end, t, true, P::kMr);
       const std::vector<RowRun> pointwise_runs = TakenRuns(mask, TT, r0, tile.row_end, t, false, P::kMr);
-      // The masked epilogue of a fused cell over rows [i0, i0 + rows) of the tile: dZ to the grad slot, the dh a
-      // row not taking step t passes on to dh_rows.
-      auto masked_epilogue = [&](TileSpec<T>& spec, int64_t i0) {
-        spec.epilogue = Epilogue::kMaskedActivationGrad;
+      // The fused cell's epilogue over the tile's rows from i0: dZ into the grad slots; with a mask, the masked
+      // epilogue, which also writes the dh that a row not taking step t passes on.
+      auto fused_epilogue = [&](TileSpec<T>& spec, int64_t i0) {
         if constexpr (Cell::kFusedEpilogue) spec.activation = Cell::kActivation;
+        spec.epilogue = mask ? Epilogue::kMaskedActivationGrad : Epilogue::kActivationGrad;
         spec.h = h(l, t) + (r0 + i0) * H;
         spec.h_ld = H;
-        spec.takes = mask + (r0 + i0) * TT + t;
-        spec.takes_stride = TT;
         spec.dst[0] = grad_rows + i0 * GW;
         spec.dst_ld[0] = GW;
-        spec.dst[1] = dh_rows + i0 * H;
-        spec.dst_ld[1] = H;
+        if (mask) {
+          spec.takes = mask + (r0 + i0) * TT + t;
+          spec.takes_stride = TT;
+          spec.dst[1] = dh_rows + i0 * H;
+          spec.dst_ld[1] = H;
+        }
       };
       for (const RowRun& run : Complement(product_runs, m)) {
         TileSpec<T> spec;
@@ -416,7 +418,7 @@ struct BackwardPass {
           spec.add_ld[1] = H;
         }
         if (fused) {
-          masked_epilogue(spec, run.begin);
+          fused_epilogue(spec, run.begin);
         } else {
           spec.dst[0] = dh_rows + run.begin * H;
           spec.dst_ld[0] = H;
@@ -441,25 +443,12 @@ struct BackwardPass {
           spec.add[1] = carried + i0 * H;
           spec.add_ld[1] = H;
         }
-        if constexpr (Cell::kFusedEpilogue) {
-          if (fused && mask) {
-            masked_epilogue(spec, i0);
-            P::CellTile(spec, rows, H, tile.panel_begin, tile.panel_end);
-            continue;
-          }
-          if (fused) {
-            spec.epilogue = Epilogue::kActivationGrad;
-            spec.activation = Cell::kActivation;
-            spec.h = h(l, t) + row0 * H;
-            spec.h_ld = H;
-            spec.dst[0] = grad_rows + i0 * GW;
-            spec.dst_ld[0] = GW;
-            P::CellTile(spec, rows, H, tile.panel_begin, tile.panel_end);
-            continue;
-          }
+        if (fused) {
+          fused_epilogue(spec, i0);
+        } else {
+          spec.dst[0] = dh_rows + i0 * H;
+          spec.dst_ld[0] = H;
         }
-        spec.dst[0] = dh_rows + i0 * H;
-        spec.dst_ld[0] = H;
         P::CellTile(spec, rows, H, tile.panel_begin, tile.panel_end);
       }
       if (fused) return;
