@@ -30,7 +30,7 @@ def _exit_on_ctrl_c_while_starting(signum, frame):
 
 
 def _import_the_tensorflow_parts():
-    global _tf, reference, build_info, stacked_gru, stacked_lstm, stacked_rnn
+    global _tf, reference, build_info, dropout_mask, stacked_gru, stacked_lstm, stacked_rnn
     global StackedGRU, StackedLSTM, StackedRNN, from_keras
     try:
         import tensorflow as _tf  # noqa: F401
@@ -39,7 +39,7 @@ def _import_the_tensorflow_parts():
 
     if _tf is not None:
         from deeprnn_fast import reference  # noqa: F401
-        from deeprnn_fast.ops import build_info, stacked_gru, stacked_lstm, stacked_rnn  # noqa: F401
+        from deeprnn_fast.ops import build_info, dropout_mask, stacked_gru, stacked_lstm, stacked_rnn  # noqa: F401
         # Importing the layers registers them with Keras (for .keras files) and loads the op library (for
         # SavedModels).
         from deeprnn_fast.layers import StackedGRU, StackedLSTM, StackedRNN, from_keras  # noqa: F401

@@ -3,6 +3,7 @@
 Every error names the argument and the shape or dtype that was expected, so that bad input never reaches a kernel.
 Dimensions that are unknown at trace time are left to the op kernel, which checks them again at run time.
 """
+import numbers
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -223,6 +224,16 @@ def rnn_activation(activation):
     if activation not in RNN_ACTIVATIONS:
         raise ValueError(f"activation must be one of {RNN_ACTIVATIONS}; got {activation!r}")
     return activation
+
+
+def dropout_rate(name, value):
+    """A dropout rate: a real number in [0, 1), as a float; TypeError / ValueError naming the argument otherwise."""
+    # A bool or a string would pass float() (True is 1.0, "0.5" 0.5), None would fail inside it without the name.
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a fraction in [0, 1) (a number); got {value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be a fraction in [0, 1); got {value!r}")
+    return float(value)
 
 
 @dataclass

@@ -14,11 +14,12 @@ one warning, when the compiled library is unavailable, and, on a GPU, when the C
 import threading
 import warnings
 
+import numpy as np
 import tensorflow as tf
 
 from deeprnn_fast import _gpu_self_check_tf, _library, _validate, _xla, reference
 
-__all__ = ["stacked_rnn", "stacked_gru", "stacked_lstm", "build_info", "SecondOrderGradientError"]
+__all__ = ["stacked_rnn", "stacked_gru", "stacked_lstm", "dropout_mask", "build_info", "SecondOrderGradientError"]
 
 
 class SecondOrderGradientError(NotImplementedError, LookupError):
@@ -200,6 +201,54 @@ def stacked_lstm(inputs, kernels, recurrent_kernels, biases, initial_states=None
       Differentiable with respect to every float tensor argument.
     """
     return _fused("lstm", inputs, kernels, recurrent_kernels, biases, initial_states, modifiers)
+
+
+def dropout_mask(shape, rate, seed, dtype=tf.float32):
+    """A dropout mask: 0 where an element is dropped, 1 / (1 - rate) where it is kept, each element kept with
+    probability 1 - rate, independently of the others. What the layers multiply with for every dropout they apply.
+
+    The mask is exactly `deeprnn_fast.reference.dropout_mask(shape, rate, seed, dtype)`: TensorFlow's stateless
+    uniform bits for `seed` (`tf.random.stateless_uniform(..., dtype=tf.uint32)`, Philox4x32-10), thresholded. The
+    compiled op draws the same bits several times faster than TensorFlow's random ops on the CPU; in an XLA-compiled
+    function, without the library, or on a GPU, the reference draws them, so every path gives the same masks.
+
+    Args:
+      shape: the mask's shape (a list or a 1-D integer tensor).
+      rate: the probability of dropping an element, a Python number in [0, 1).
+      seed: a stateless seed: [2] int32/int64 (a Keras SeedGenerator's next()), or a keras.random.SeedGenerator,
+        which is advanced as Keras' own random ops advance it.
+      dtype: float32 or float64.
+    """
+    rate = _validate.dropout_rate("rate", rate)
+    if np.float32(rate) >= 1:
+        raise ValueError(f"rate must be a fraction in [0, 1); got {rate!r}, which is 1 in float32")
+    dtype = tf.as_dtype(dtype)
+    if dtype not in (tf.float32, tf.float64):
+        raise TypeError(f"dropout_mask's dtype must be float32 or float64; got {dtype.name}")
+    if hasattr(seed, "next") and callable(seed.next):  # a keras.random.SeedGenerator
+        seed = seed.next()
+    seed = tf.convert_to_tensor(seed)
+    if seed.dtype not in (tf.int32, tf.int64) or seed.shape.rank not in (None, 1) or seed.shape[0] not in (None, 2):
+        raise ValueError(f"dropout_mask's seed must be a [2] int32 or int64 tensor; got {seed.dtype.name} "
+                         f"{seed.shape}")
+    if _xla.in_xla_context() or _gpus_present():
+        return reference.dropout_mask(shape, rate, seed, dtype)
+    try:
+        lib = _library.library()
+    except _library.LibraryUnavailable:
+        return reference.dropout_mask(shape, rate, seed, dtype)
+    return lib.deeprnn_fast_dropout_mask(shape, seed, rate=rate, dtype=dtype)
+
+
+_gpus = []
+
+
+def _gpus_present():
+    """Whether this process sees a GPU (asked once). The mask op has a CPU kernel only: with a GPU about, TensorFlow's
+    own stateless ops draw the same masks where the model runs, without a copy from the host."""
+    if not _gpus:
+        _gpus.append(bool(tf.config.list_logical_devices("GPU")))
+    return _gpus[0]
 
 
 for _function in (stacked_rnn, stacked_gru, stacked_lstm):

@@ -10,12 +10,18 @@ step keeps every layer's states and repeats the last output, zeros before the fi
 `zero_output_for_mask`), `input_dropout` / `recurrent_dropout` (per layer [masks, B, width] masks, one or one per
 gate, multiplying the cell's input / h_{t-1} in its products, as Keras' cells do) and `between_dropout`
 [L - 1, T, B, H] (a fresh mask per step on each layer's output on its way into the next, as torch.nn.RNN).
+
+`dropout_mask` is the plain-TensorFlow form of the op the layers draw those masks with: the same bits, the same
+masks.
 """
+import math
+
+import numpy as np
 import tensorflow as tf
 
 from deeprnn_fast import _validate, _xla
 
-__all__ = ["stacked_rnn", "stacked_gru", "stacked_lstm"]
+__all__ = ["stacked_rnn", "stacked_gru", "stacked_lstm", "dropout_mask"]
 
 
 def _phi(name):
@@ -195,3 +201,19 @@ def stacked_lstm(inputs, kernels, recurrent_kernels, biases, initial_states=None
         return (o * tf.tanh(c), c)
 
     return _run(args, mods, step)
+
+
+def dropout_threshold(rate):
+    """The 32-bit number below which an element is dropped: ceil(rate * 2^32), with rate rounded to float32 as the
+    op's attribute is (the product is exact in float64)."""
+    return min(math.ceil(float(np.float32(rate)) * 2.0 ** 32), 2 ** 32 - 1)
+
+
+def dropout_mask(shape, rate, seed, dtype=tf.float32):
+    """deeprnn_fast.dropout_mask in plain TensorFlow: TensorFlow's stateless uniform bits for `seed`, kept where they
+    reach dropout_threshold(rate), kept elements scaled by 1 / (1 - rate) (computed in `dtype`)."""
+    dtype = tf.as_dtype(dtype)
+    bits = tf.random.stateless_uniform(shape, seed=seed, minval=None, maxval=None, dtype=tf.uint32)
+    one = tf.constant(1, dtype)
+    scale = one / (one - tf.cast(tf.constant(np.float32(rate)), dtype))
+    return tf.where(bits >= tf.constant(dropout_threshold(rate), tf.uint32), scale, tf.zeros([], dtype))
