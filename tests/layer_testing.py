@@ -93,3 +93,16 @@ def make_keras_pair(ours_class, cell_class, rng, input_shape, units, num_layers,
     theirs.build(input_shape)
     theirs.set_weights(random_weights(ours, rng))
     return ours, theirs
+
+
+class HandedOutBetweenMasks:
+    """A replacement for a layer's _between_layer_masks that hands out `masks` (L - 1 arrays [B, T, H], batch major
+    as the tests draw them) as the layer takes them, one [L - 1, T, B, H] tensor; `calls` counts its calls."""
+
+    def __init__(self, masks):
+        self.masks = tf.constant(np.stack([np.asarray(m) for m in masks]).transpose(0, 2, 1, 3))
+        self.calls = 0
+
+    def __call__(self, batch, time, dtype):
+        self.calls += 1
+        return tf.cast(self.masks, dtype)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from layer_testing import assert_all_close, random_weights
+from layer_testing import HandedOutBetweenMasks, assert_all_close, random_weights
 from deeprnn_fast.layers import StackedGRU, StackedLSTM, StackedRNN
 
 CELLS = {"rnn": (StackedRNN, keras.layers.SimpleRNNCell, 1), "gru": (StackedGRU, keras.layers.GRUCell, 3),
@@ -122,8 +122,8 @@ def test_the_step_by_step_loop_computes_what_the_fused_op_computes(cell):
     ours, theirs = keras_pair(rng, cell, dropout=0.3, recurrent_dropout=0.2, between_layer_dropout=0.4,
                               return_sequences=True, return_state=True, go_backwards=True)
     inject_masks(rng, ours, theirs)
-    between = tf.constant((rng.random((B, T, H)) > 0.4).astype(np.float32) / 0.6)
-    ours._between_layer_mask = lambda like: between
+    between = (rng.random((B, T, H)) > 0.4).astype(np.float32) / 0.6
+    ours._between_layer_masks = HandedOutBetweenMasks([between] * (ours.num_layers - 1))
     x = rng.uniform(-1, 1, (B, T, D)).astype(np.float32)
     fused = gradients(ours, x, MASK)
     ours._fused_unsupported_reason = lambda: "forced by the test"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from layer_testing import assert_all_close, keras_stack, make_pair, random_weights
+from layer_testing import HandedOutBetweenMasks, assert_all_close, keras_stack, make_pair, random_weights
 from deeprnn_fast.layers import StackedGRU, StackedRNN
 
 
@@ -43,14 +43,13 @@ def test_dropout_between_layers_in_training(stepwise):
     layer.build(x.shape)
     weights = random_weights(layer, rng)
     masks = [(rng.random((3, 5, 6)) > 0.4).astype(np.float32) / 0.6 for _ in range(2)]
-    handed_out = iter(masks)
-    layer._between_layer_mask = lambda like: tf.constant(next(handed_out))
+    layer._between_layer_masks = handed_out = HandedOutBetweenMasks(masks)
     if stepwise:
         layer._fused_unsupported_reason = lambda: "forced by the test"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore" if stepwise else "error")
         out = layer(x, mask=np.ones((3, 5), bool), training=True)
-    assert next(handed_out, None) is None, "a mask between layers was not used"
+    assert handed_out.calls == 1, "the masks between layers were not used"
     assert_all_close(out, keras_layer_by_layer(weights, x, masks, 6))
 
 
@@ -66,11 +65,16 @@ def test_dropout_acts_in_training_only_and_never_on_a_single_layer():
 
 
 def test_dropout_masks_are_fresh_for_every_step_and_scaled():
-    layer = StackedRNN(8, 2, between_layer_dropout=0.25, seed=3)
-    mask = np.asarray(layer._between_layer_mask(tf.ones([16, 40, 8])))
-    assert set(np.unique(mask)) == {0.0, np.float32(1 / 0.75)}
-    assert abs((mask == 0).mean() - 0.25) < 0.04
-    assert not all(np.array_equal(mask[:, 0], mask[:, t]) for t in range(1, 40)), "one mask for all steps"
+    layer = StackedRNN(8, 3, between_layer_dropout=0.25, seed=3)
+    masks = np.asarray(layer._between_layer_masks(16, 40, tf.float32))  # [L - 1, T, B, H]
+    assert masks.shape == (2, 40, 16, 8)
+    assert set(np.unique(masks)) == {0.0, np.float32(1 / 0.75)}
+    assert abs((masks == 0).mean() - 0.25) < 0.04
+    for mask in masks:
+        assert not all(np.array_equal(mask[0], mask[t]) for t in range(1, 40)), "one mask for all steps"
+    assert not np.array_equal(masks[0], masks[1]), "one mask for all layers"
+    again = np.asarray(layer._between_layer_masks(16, 40, tf.float32))
+    assert not np.array_equal(masks, again), "the same masks for every call"
 
 
 # ---- recurrent_dropout (Keras' semantics) --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from layer_testing import assert_all_close, flat, loss_gradients, random_weights
+from layer_testing import HandedOutBetweenMasks, assert_all_close, flat, loss_gradients, random_weights
 from deeprnn_fast.layers import StackedGRU, from_keras
 
 # The step-by-step loop announces itself once per layer (tested below); elsewhere it is noise.
@@ -228,10 +228,9 @@ def test_dropout_between_layers_in_training():
     layer.build(x.shape)
     weights = random_weights(layer, rng)
     masks = [(rng.random((3, 5, 6)) > 0.4).astype(np.float32) / 0.6 for _ in range(2)]
-    handed_out = iter(masks)
-    layer._between_layer_mask = lambda like: tf.constant(next(handed_out))
+    layer._between_layer_masks = handed_out = HandedOutBetweenMasks(masks)
     out = layer(x, training=True)
-    assert next(handed_out, None) is None, "a mask between layers was not used"
+    assert handed_out.calls == 1, "the masks between layers were not used"
     # The same stack as separate one-layer Keras GRUs with the masks multiplied in between.
     expected, layer_input = [], x
     for l in range(3):

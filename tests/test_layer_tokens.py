@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from layer_testing import assert_all_close, random_weights
+from layer_testing import HandedOutBetweenMasks, assert_all_close, random_weights
 from deeprnn_fast.layers import StackedGRU, StackedLSTM, StackedRNN, from_keras
 
 LAYERS = [StackedRNN, StackedGRU, StackedLSTM]
@@ -74,10 +74,9 @@ def test_token_layer_with_dropout_between_layers():
     rng = np.random.default_rng(83)
     tokens, one_hot = token_and_one_hot_layers(StackedLSTM, rng, num_layers=3, between_layer_dropout=0.4,
                                                return_sequences=True)
-    masks = [tf.constant((rng.random((4, 5, 5)) > 0.4).astype(np.float32) / 0.6) for _ in range(2)]
+    masks = [(rng.random((4, 5, 5)) > 0.4).astype(np.float32) / 0.6 for _ in range(2)]
     for layer in (tokens, one_hot):
-        handed_out = iter(masks)
-        layer._between_layer_mask = lambda like, handed_out=handed_out: next(handed_out)
+        layer._between_layer_masks = HandedOutBetweenMasks(masks)
     ids = rng.integers(0, VOCABULARY, (4, 5))
     assert_all_close(tokens(ids, training=True), one_hot(tf.one_hot(ids, VOCABULARY), training=True))
 

@@ -19,7 +19,6 @@ the between-layer dropout as `dropout`; `from_config` loads it as `between_layer
 did. Version 2 (this one) stores `dropout` (Keras'), `recurrent_dropout` and `between_layer_dropout`.
 """
 import inspect
-import numbers
 import warnings
 
 import keras
@@ -28,6 +27,7 @@ import tensorflow as tf
 # get_weights() of a stateful layer has the same entries as that of a stateless one (and of keras.layers.RNN).
 from keras.src.utils.tracking import DotNotTrackScope
 
+from deeprnn_fast import _validate
 from deeprnn_fast.layers import _fused
 from deeprnn_fast.layers._call_arguments import CallArgumentChecks
 from deeprnn_fast.layers._stepwise import run_stacked_cells
@@ -93,15 +93,6 @@ def check_use_cudnn(layer_name, value):
     return value
 
 
-def _check_rate(name, value):
-    # A bool or a string would pass float() (True is 1.0, "0.5" 0.5), None would fail inside it without the name.
-    if isinstance(value, (bool, str, bytes)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a fraction in [0, 1) (a number); got {value!r}")
-    if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be a fraction in [0, 1); got {value!r}")
-    return float(value)
-
-
 _FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
@@ -161,9 +152,9 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
         self.kernel_constraint = keras.constraints.get(kernel_constraint)
         self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
         self.bias_constraint = keras.constraints.get(bias_constraint)
-        self.dropout = _check_rate("dropout", dropout)
-        self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
-        self.between_layer_dropout = _check_rate("between_layer_dropout", between_layer_dropout)
+        self.dropout = _validate.dropout_rate("dropout", dropout)
+        self.recurrent_dropout = _validate.dropout_rate("recurrent_dropout", recurrent_dropout)
+        self.between_layer_dropout = _validate.dropout_rate("between_layer_dropout", between_layer_dropout)
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
@@ -371,15 +362,14 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
 
         between = None
         if training and self.between_layer_dropout > 0 and self.num_layers > 1:
-            like = tf.ones(tf.stack([batch, tf.shape(x)[1], self.units]), dtype)
-            between = [self._between_layer_mask(like) for _ in range(self.num_layers - 1)]
+            between = self._between_layer_masks(batch, tf.shape(x)[1], dtype)
         return _Modifiers(mask, self.zero_output_for_mask, keras_masks("input", self.dropout, widths),
                           keras_masks("recurrent", self.recurrent_dropout, [self.units] * self.num_layers), between)
 
     def _run_stepwise(self, x, weights, states, modifiers):
         steps = [self._cell_step(weights[l],
-                                 None if modifiers.input_masks is None else modifiers.input_masks[l],
-                                 None if modifiers.recurrent_masks is None else modifiers.recurrent_masks[l])
+                                 None if modifiers.input_masks is None else _listed(modifiers.input_masks[l]),
+                                 None if modifiers.recurrent_masks is None else _listed(modifiers.recurrent_masks[l]))
                  for l in range(self.num_layers)]
         return run_stacked_cells(steps, x, states, modifiers.mask, self.zero_output_for_mask, modifiers.between)
 
@@ -404,17 +394,20 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
             self._fallbacks_warned.add(message)
             warnings.warn(message, stacklevel=4)
 
-    def _between_layer_mask(self, like):
-        """Dropout between layers: a fresh [B, T, H] mask of 0 and 1 / (1 - rate), independent for every step."""
-        return keras.random.dropout(tf.ones_like(like), rate=self.between_layer_dropout, seed=self.seed_generator)
+    def _between_layer_masks(self, batch, time, dtype):
+        """Dropout between layers: one [L - 1, T, B, H] tensor of 0 and 1 / (1 - rate) (time major, as the fused op
+        takes it), a fresh mask for every layer and step, drawn in one call. Tests replace this to hand both sides
+        one set of masks."""
+        shape = tf.stack([self.num_layers - 1, time, batch, self.units])
+        return _dropout_mask(shape, self.between_layer_dropout, self.seed_generator, dtype)
 
     def _cell_dropout_masks(self, layer, kind, ones, count):
         """Keras' dropout ("input": `dropout` on the cell's input; "recurrent": `recurrent_dropout` on h_{t-1}) of
-        layer `layer`: `count` masks shaped as `ones` [B, width], drawn as Keras' DropoutRNNCell draws them (once per
-        call, from the seed generator), the same for every step. Tests replace this to hand both sides one set of
-        masks."""
+        layer `layer`: `count` masks shaped as `ones` [B, width], as one [count, B, width] tensor (or a list of
+        `count` [B, width] tensors), drawn as Keras' DropoutRNNCell draws them: once per call, from the seed
+        generator, the same for every step. Tests replace this to hand both sides one set of masks."""
         rate = self.dropout if kind == "input" else self.recurrent_dropout
-        return [keras.random.dropout(ones, rate=rate, seed=self.seed_generator) for _ in range(count)]
+        return _dropout_mask(tf.concat([[count], tf.shape(ones)], 0), rate, self.seed_generator, ones.dtype)
 
     # ---- weights and config -----------------------------------------------------------------------------------
 
@@ -468,8 +461,9 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
 
 
 class _Modifiers:
-    """A call's mask and dropout masks, for the step-by-step loop (per layer lists of [B, width] tensors, between-
-    layer masks [B, T, H]) and, by fused(), as the fused op's keyword arguments."""
+    """A call's mask and dropout masks, for the step-by-step loop (Keras' masks per layer: [count, B, width] or a
+    list of count [B, width] tensors; the between-layer masks: one [L - 1, T, B, H] tensor) and, by fused(), as the
+    fused op's keyword arguments."""
 
     def __init__(self, mask, zero_output_for_mask, input_masks, recurrent_masks, between):
         self.mask, self.zero_output_for_mask = mask, zero_output_for_mask
@@ -481,12 +475,27 @@ class _Modifiers:
             result["mask"] = self.mask
             result["zero_output_for_mask"] = self.zero_output_for_mask
         if self.input_masks is not None:
-            result["input_dropout"] = [tf.stack(m) for m in self.input_masks]
+            result["input_dropout"] = [_stacked(m) for m in self.input_masks]
         if self.recurrent_masks is not None:
-            result["recurrent_dropout"] = [tf.stack(m) for m in self.recurrent_masks]
+            result["recurrent_dropout"] = [_stacked(m) for m in self.recurrent_masks]
         if self.between is not None:
-            result["between_dropout"] = tf.stack([tf.transpose(m, [1, 0, 2]) for m in self.between])
+            result["between_dropout"] = self.between
         return result
+
+
+def _dropout_mask(shape, rate, seed_generator, dtype):
+    from deeprnn_fast import ops  # lazily, as in layers/_fused.py: the package may still be loading
+    return ops.dropout_mask(shape, rate, seed_generator, dtype)
+
+
+def _stacked(masks):
+    """A layer's Keras dropout masks as the fused op takes them, [count, B, width], from a tensor or a list."""
+    return tf.stack(masks) if isinstance(masks, (list, tuple)) else masks
+
+
+def _listed(masks):
+    """A layer's Keras dropout masks as the step-by-step cells take them, a list of [B, width] tensors."""
+    return list(masks) if isinstance(masks, (list, tuple)) else tf.unstack(masks)
 
 
 def _poisoned_kernel(kernel):

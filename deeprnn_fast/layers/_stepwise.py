@@ -27,8 +27,9 @@ def run_stacked_cells(cell_steps, inputs, initial_states, mask=None, zero_output
       initial_states: L tuples of S tensors [B, H].
       mask: None, or a bool tensor [B, T] in processing order; False marks a step to skip.
       zero_output_for_mask: the output at a masked step is zero instead of the previous output.
-      between_layer_masks: None, or L-1 tensors [B, T, H] multiplied into layer l's output before it enters layer
-        l + 1 (dropout between layers). The states carried in time are never multiplied.
+      between_layer_masks: None, or one [L-1, T, B, H] tensor (time major, as the fused op takes it), mask l
+        multiplied into layer l's output before it enters layer l + 1 (dropout between layers). The states carried
+        in time are never multiplied.
 
     Returns:
       (outputs [B, T, H] in processing order, list of L tuples of S final states [B, H]).
@@ -44,8 +45,8 @@ def run_stacked_cells(cell_steps, inputs, initial_states, mask=None, zero_output
 
     input_ta = unstacked(time_major)
     mask_ta = unstacked(tf.transpose(tf.cast(mask, tf.bool))) if mask is not None else None
-    drop_tas = ([unstacked(tf.transpose(m, [1, 0, 2])) for m in between_layer_masks]
-                if between_layer_masks else None)
+    drop_tas = ([unstacked(between_layer_masks[l]) for l in range(num_layers - 1)]
+                if between_layer_masks is not None else None)
     top = initial_states[-1][0]
     output_ta = tf.TensorArray(top.dtype, size=steps, element_shape=top.shape)
 
