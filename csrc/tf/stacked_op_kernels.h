@@ -6,6 +6,7 @@
 #define DEEPRNN_FAST_TF_STACKED_OP_KERNELS_H_
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "deeprnn/stacked.h"
@@ -13,6 +14,7 @@
 #include "tensorflow/core/framework/tensor.h"
 #include "tf/input_checks.h"
 #include "tf/launchers.h"
+#include "tf/reused_tensor.h"
 
 namespace deeprnn_fast {
 
@@ -67,10 +69,15 @@ class StackedForwardOp : public tensorflow::OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output("outputs", {s.batch, s.time, s.hidden}, &outputs));
     OP_REQUIRES_OK(ctx, ctx->allocate_output("final_states", tensorflow::TensorShape(internal::StatesShape(layout, s)),
                                              &final_states));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output("activations", {s.layers, s.time, s.batch, s.hidden}, &activations));
+    // What only the gradient reads comes from blocks this kernel keeps (tf/reused_tensor.h says why).
+    const tensorflow::DataType dtype = tensorflow::DataTypeToEnum<T>::value;
+    OP_REQUIRES_OK(ctx, internal::AllocateLargeOutput<kReuse>(ctx, "activations",
+                                                              {s.layers, s.time, s.batch, s.hidden}, dtype,
+                                                              &reused_activations_, &activations));
     if (layout.saved_slots > 0)
-      OP_REQUIRES_OK(ctx, ctx->allocate_output("gates", {s.layers, s.time, s.batch, layout.saved_slots * s.hidden},
-                                               &saved));
+      OP_REQUIRES_OK(ctx, internal::AllocateLargeOutput<kReuse>(
+                              ctx, "gates", {s.layers, s.time, s.batch, layout.saved_slots * s.hidden}, dtype,
+                              &reused_saved_, &saved));
     const std::vector<const T*> k = internal::Pointers<T>(kernels), rk = internal::Pointers<T>(recurrent_kernels),
                                 b = internal::Pointers<T>(biases);
     const tensorflow::Tensor* initial_states;
@@ -90,8 +97,10 @@ class StackedForwardOp : public tensorflow::OpKernel {
   }
 
  private:
+  static constexpr bool kReuse = std::is_same<Device, CpuDevice>::value;
   deeprnn::Cell cell_;
   bool zero_output_for_mask_;
+  internal::ReusedTensor reused_activations_, reused_saved_;
 };
 
 template <typename Device, typename T>
@@ -157,8 +166,12 @@ class StackedGradOp : public tensorflow::OpKernel {
                                              tensorflow::TensorShape(internal::StatesShape(layout, s)),
                                              &grad_initial_states));
     tensorflow::Tensor scratch;
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DataTypeToEnum<T>::value,
-                                           {Launcher<Device, T>::BackwardScratchSize(cell_, s)}, &scratch));
+    const tensorflow::TensorShape scratch_shape({Launcher<Device, T>::BackwardScratchSize(cell_, s)});
+    if (kReuse) {
+      OP_REQUIRES_OK(ctx, reused_scratch_.Get(ctx, tensorflow::DataTypeToEnum<T>::value, scratch_shape, &scratch));
+    } else {
+      OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DataTypeToEnum<T>::value, scratch_shape, &scratch));
+    }
 
     const std::vector<const T*> k = internal::Pointers<T>(kernels), rk = internal::Pointers<T>(recurrent_kernels);
     const tensorflow::Tensor* initial_states;
@@ -181,9 +194,11 @@ class StackedGradOp : public tensorflow::OpKernel {
   }
 
  private:
+  static constexpr bool kReuse = std::is_same<Device, CpuDevice>::value;
   deeprnn::Cell cell_;
   bool compute_grad_inputs_;
   bool zero_output_for_mask_;
+  internal::ReusedTensor reused_scratch_;  // the backward's scratch, also from a kept block on the CPU
 };
 
 }  // namespace deeprnn_fast
