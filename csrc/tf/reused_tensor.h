@@ -12,8 +12,8 @@ namespace internal {
 // Why: TensorFlow's CPU allocator takes large blocks from glibc's malloc, which maps a block of more than 32 MiB
 // (its largest mmap threshold) fresh from the kernel on every allocation and unmaps it when freed, so each call
 // page-faults and zero-fills the whole block before the kernel writes it. The GRU's saved gates on the book's shape
-// are 34 MB (the LSTM's 42): faulting them in was about half of the fused GRU forward pass (28 -> 18 ms, AVX2 EPYC,
-// 2026-12-04). The kernel keeps the tensor it handed out last and hands it out again when its buffer's reference
+// are 34 MB (the LSTM's 42): faulting them in was about half of the fused GRU forward pass (28-36 -> 15-17 ms, AVX2
+// EPYC, 2026-12-04). The kernel keeps the tensor it handed out last and hands it out again when its buffer's reference
 // count is back to one (only this holder): the memory is then nobody else's, and writing it cannot change a tensor
 // anyone can see. While another holder remains (the gradient of the previous step still pending, a concurrent call,
 // a user keeping the output) a fresh tensor is allocated as before.

@@ -28,20 +28,26 @@ constexpr int kRounds = 10;
 constexpr int kBlocks = 16;             // counters per batch
 constexpr int kBatch = 4 * kBlocks;     // numbers per batch
 
-// The 4 x kBlocks numbers of the blocks first_block .. first_block + kBlocks - 1 (block b at the stream's counter
-// plus b, a 128-bit sum), in TensorFlow's order: bits[4 j + w] = word w of block first_block + j.
-void PhiloxBatchGeneric(const PhiloxStream& stream, uint64_t first_block, uint32_t* bits) {
-  uint32_t x0[kBlocks], x1[kBlocks], x2[kBlocks], x3[kBlocks];
+// The counters of the blocks first_block .. first_block + kBlocks - 1, word by word: block b is at the stream's
+// counter plus b, a 128-bit sum.
+void BlockCounters(const PhiloxStream& stream, uint64_t first_block, uint32_t (&c)[4][kBlocks]) {
   const uint64_t low = uint64_t(stream.counter[1]) << 32 | stream.counter[0];
   const uint64_t high = uint64_t(stream.counter[3]) << 32 | stream.counter[2];
   for (int j = 0; j < kBlocks; ++j) {
-    const uint64_t c = low + first_block + uint64_t(j);
-    const uint64_t h = high + (c < low ? 1 : 0);
-    x0[j] = uint32_t(c);
-    x1[j] = uint32_t(c >> 32);
-    x2[j] = uint32_t(h);
-    x3[j] = uint32_t(h >> 32);
+    const uint64_t lo = low + first_block + uint64_t(j);
+    const uint64_t hi = high + (lo < low ? 1 : 0);
+    c[0][j] = uint32_t(lo);
+    c[1][j] = uint32_t(lo >> 32);
+    c[2][j] = uint32_t(hi);
+    c[3][j] = uint32_t(hi >> 32);
   }
+}
+
+// The 4 x kBlocks numbers of those blocks, in TensorFlow's order: bits[4 j + w] = word w of block first_block + j.
+void PhiloxBatchGeneric(const PhiloxStream& stream, uint64_t first_block, uint32_t* bits) {
+  uint32_t c[4][kBlocks];
+  BlockCounters(stream, first_block, c);
+  uint32_t *x0 = c[0], *x1 = c[1], *x2 = c[2], *x3 = c[3];
   uint32_t k0 = stream.key[0], k1 = stream.key[1];
   for (int r = 0; r < kRounds; ++r) {
     // Kept a loop: GCC vectorises it only while it is one (fully unrolled, it tries the rounds' loop and fails).
@@ -82,16 +88,7 @@ __attribute__((target("avx2"))) void PhiloxBatchAvx2(const PhiloxStream& stream,
                                                      uint32_t* bits) {
   constexpr int kGroups = kBlocks / 8;
   alignas(32) uint32_t c[4][kBlocks];
-  const uint64_t low = uint64_t(stream.counter[1]) << 32 | stream.counter[0];
-  const uint64_t high = uint64_t(stream.counter[3]) << 32 | stream.counter[2];
-  for (int j = 0; j < kBlocks; ++j) {
-    const uint64_t lo = low + first_block + uint64_t(j);
-    const uint64_t hi = high + (lo < low ? 1 : 0);
-    c[0][j] = uint32_t(lo);
-    c[1][j] = uint32_t(lo >> 32);
-    c[2][j] = uint32_t(hi);
-    c[3][j] = uint32_t(hi >> 32);
-  }
+  BlockCounters(stream, first_block, c);
   __m256i x[kGroups][4];
   for (int g = 0; g < kGroups; ++g)
     for (int w = 0; w < 4; ++w) x[g][w] = _mm256_load_si256(reinterpret_cast<const __m256i*>(&c[w][8 * g]));
@@ -145,22 +142,6 @@ void PhiloxBatch(const PhiloxStream& stream, uint64_t first_block, uint32_t* bit
   batch(stream, first_block, bits);
 }
 
-// One block, scalar: only for the seed scrambling.
-void PhiloxBlock(const uint32_t key[2], const uint32_t counter[4], uint32_t out[4]) {
-  uint32_t x[4] = {counter[0], counter[1], counter[2], counter[3]};
-  uint32_t k0 = key[0], k1 = key[1];
-  for (int r = 0; r < kRounds; ++r) {
-    const uint64_t p0 = uint64_t(kM0) * x[0];
-    const uint64_t p1 = uint64_t(kM1) * x[2];
-    const uint32_t y[4] = {uint32_t(p1 >> 32) ^ x[1] ^ k0, uint32_t(p1), uint32_t(p0 >> 32) ^ x[3] ^ k1,
-                           uint32_t(p0)};
-    std::copy(y, y + 4, x);
-    k0 += kW0;
-    k1 += kW1;
-  }
-  std::copy(x, x + 4, out);
-}
-
 // Calls emit(bits of the batch, first index of the batch, from, to) over the batches covering [begin, end), where
 // [from, to) is the part of the batch inside the range.
 template <typename Emit>
@@ -177,11 +158,12 @@ void ForEachBatch(const PhiloxStream& stream, int64_t begin, int64_t end, Emit e
 PhiloxStream PhiloxStreamOfSeed(int64_t seed0, int64_t seed1) {
   // TensorFlow's GenerateKey (core/kernels/stateless_random_ops.cc): one Philox block of the seed under a fixed key
   // gives the stream's key and the high half of its counter, so that neither half of the seed has to be strong.
+  // (The first block of one batch; the batch's other blocks are a few nanoseconds, once per mask.)
   const uint64_t s0 = uint64_t(seed0), s1 = uint64_t(seed1);
-  const uint32_t fixed_key[2] = {0x3ec8f720u, 0x02461e29u};
-  const uint32_t seed_counter[4] = {uint32_t(s0), uint32_t(s0 >> 32), uint32_t(s1), uint32_t(s1 >> 32)};
-  uint32_t mix[4];
-  PhiloxBlock(fixed_key, seed_counter, mix);
+  const PhiloxStream of_seed{{0x3ec8f720u, 0x02461e29u}, {uint32_t(s0), uint32_t(s0 >> 32), uint32_t(s1),
+                                                          uint32_t(s1 >> 32)}};
+  uint32_t mix[kBatch];
+  PhiloxBatchGeneric(of_seed, 0, mix);
   return PhiloxStream{{mix[0], mix[1]}, {0, 0, mix[2], mix[3]}};
 }
 
