@@ -1,7 +1,8 @@
-// Partial vectors through copies, for the instruction sets without masked loads and stores (the baseline, AVX2, and
-// the AVX-512 engine compiled for AVX2): GCC turns each small fixed-size memcpy into a few moves. An `Isa` type
-// (simd.h) derives from CopiedPartialVectors<itself> for LoadPartial, StorePartial and a plain, cached Stream with
-// no Fence; one with streaming stores defines its own Stream and Fence, which hide these.
+// Partial vectors through copies, for the instruction sets without masked loads and stores (the baseline, and the
+// AVX-512 engine compiled for AVX2; AVX2 itself hides LoadPartial with its masked load and keeps StorePartial): GCC
+// turns each small fixed-size memcpy into a few moves. An `Isa` type (simd.h) derives from
+// CopiedPartialVectors<itself> for LoadPartial, StorePartial and a plain, cached Stream with no Fence; one with
+// streaming stores or masked loads defines its own, which hide these.
 //
 // Under the ISA rule of simd.h: a template over the instruction set, included after the translation unit's
 // `#pragma GCC target`, so that each set's copies are distinct functions compiled for that set.
