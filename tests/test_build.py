@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sysconfig
 
 import pytest
 from tensorflow.python.framework import kernels
@@ -70,20 +71,15 @@ def _isa_object(name):
     return found[-1] if found else None
 
 
-@pytest.mark.skipif(shutil.which("objdump") is None or shutil.which("nm") is None, reason="needs objdump and nm")
-@pytest.mark.parametrize("name", WIDER_ISA_OBJECTS)
-def test_no_shared_symbol_of_a_wider_instruction_set(name):
-    # The engine is compiled once per instruction set (csrc/engine/cpu/isa_*.cc, the ISA rule in simd.h). A weak
-    # symbol (an inline or template function the linker keeps one copy of) that is not specific to its instruction
-    # set must hold baseline code: if the copy compiled with AVX2 or AVX-512 won, every caller would run it, also on
-    # a processor without those instructions.
-    obj = _isa_object(name)
-    if obj is None:
-        pytest.skip(f"no object file of {name}.cc under build/ (built elsewhere)")
-    weak = {line.split()[-1] for line in subprocess.run(["nm", obj], capture_output=True, text=True,
+def _weak_symbols_with_vector_code(path):
+    """(weak symbols of the object or library at `path` that are not specific to an instruction set yet hold VEX/EVEX
+    instructions, its disassembly). A weak symbol is an inline or template function the linker keeps one copy of:
+    if that copy came from a translation unit compiled for AVX2 or AVX-512, every caller would run it, also on a
+    processor without those instructions. The engine's own per-set functions carry their `Isa` type in the name."""
+    weak = {line.split()[-1] for line in subprocess.run(["nm", path], capture_output=True, text=True,
                                                           check=True).stdout.splitlines()
             if line.split()[-2:-1] in (["W"], ["V"])}
-    disassembly = subprocess.run(["objdump", "-d", "--no-show-raw-insn", obj], capture_output=True, text=True,
+    disassembly = subprocess.run(["objdump", "-d", "--no-show-raw-insn", path], capture_output=True, text=True,
                                  check=True).stdout
     offenders, current = set(), None
     for line in disassembly.splitlines():
@@ -92,10 +88,39 @@ def test_no_shared_symbol_of_a_wider_instruction_set(name):
             current = header.group(1)
         elif current in weak and "Isa" not in current and re.search(r"\tv[a-z]", line):
             offenders.add(current)
+    return offenders, disassembly
+
+
+needs_binutils = pytest.mark.skipif(shutil.which("objdump") is None or shutil.which("nm") is None,
+                                    reason="needs objdump and nm")
+
+
+@needs_binutils
+@pytest.mark.parametrize("name", WIDER_ISA_OBJECTS)
+def test_no_shared_symbol_of_a_wider_instruction_set(name):
+    # The engine is compiled once per instruction set (csrc/engine/cpu/isa_*.cc, the ISA rule in simd.h); the
+    # object files name the translation unit that broke the rule (where the build kept them: setup.py's in-place
+    # builds do, `pip install -e .` builds in a temporary directory, and the next test covers that case).
+    obj = _isa_object(name)
+    if obj is None:
+        pytest.skip(f"no object file of {name}.cc under build/ (built elsewhere)")
+    offenders, disassembly = _weak_symbols_with_vector_code(obj)
     assert not offenders, f"weak symbols of {name}.cc with vector instructions: {sorted(offenders)[:5]}"
     # And the instruction set really is there, where it should be.
     if name == "isa_avx512":
         assert "zmm" in disassembly
+
+
+@needs_binutils
+@pytest.mark.parametrize("module", ["_stacked_rnn_ops", "_kernels"])
+def test_no_shared_symbol_of_the_linked_library_holds_wider_vector_code(module):
+    # The same rule on what the linker kept, wherever the objects went: the op library and the TF-free binding.
+    path = os.path.join(os.path.dirname(deeprnn_fast.__file__), module + sysconfig.get_config_var("EXT_SUFFIX"))
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is not built")
+    offenders, disassembly = _weak_symbols_with_vector_code(path)
+    assert not offenders, f"weak symbols of {module} with vector instructions: {sorted(offenders)[:5]}"
+    assert "zmm" in disassembly and "ymm" in disassembly, "the AVX-512 and AVX2 engines are not both linked in"
 
 
 def test_cuda_kernels_compile_for_both_targets_without_spills():
