@@ -64,9 +64,9 @@ def inject_masks(rng, ours, theirs, batch=B, dtype=np.float32):
             else:
                 keras_cell.get_recurrent_dropout_mask = lambda h, value=value: value
 
-    def handed_out(l, kind, ones, count):
+    def handed_out(l, kind, batch, width, dtype, count):
         asked.append((l, kind, count))
-        assert ones.shape[1] == given[l, kind][0].shape[1]
+        assert width == given[l, kind][0].shape[1]
         return given[l, kind]
 
     ours._cell_dropout_masks = handed_out
@@ -210,7 +210,7 @@ def test_token_inputs_with_dropout_match_one_hot_inputs(cell):
                                      .astype(np.float32) / 0.7) for _ in range(count)]
              for l in range(L) for kind in ("input", "recurrent")}
     for layer in (tokens, one_hot):
-        layer._cell_dropout_masks = lambda l, kind, ones, count: masks[l, kind]
+        layer._cell_dropout_masks = lambda l, kind, batch, width, dtype, count: masks[l, kind]
     ids = rng.integers(0, vocabulary, (B, T))
     with warnings.catch_warnings():
         warnings.simplefilter("error")

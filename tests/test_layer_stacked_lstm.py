@@ -316,7 +316,7 @@ def test_recurrent_dropout_matches_keras_given_the_same_masks():
     ours, theirs = make_pair(rng, x.shape, 6, 2, recurrent_dropout=0.3, return_sequences=True, return_state=True)
     masks = [[tf.constant((rng.random((3, 6)) > 0.3).astype(np.float32) / 0.7) for _ in range(4)] for _ in range(2)]
     handed_out = iter(masks)
-    ours._cell_dropout_masks = lambda l, kind, ones, count: next(handed_out)
+    ours._cell_dropout_masks = lambda l, kind, batch, width, dtype, count: next(handed_out)
     for cell, mask in zip(theirs.cell.cells, masks):
         cell.get_recurrent_dropout_mask = lambda prev, mask=mask: mask
     with warnings.catch_warnings():

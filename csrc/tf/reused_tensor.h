@@ -42,7 +42,16 @@ class ReusedTensor {
   tensorflow::Tensor held_ TF_GUARDED_BY(mu_);
 };
 
-// An output from `reused` on the CPU (where its block is large enough to matter), a plain allocate_output elsewhere.
+// A temporary from `reused` where kReuse (the CPU, where its block is large enough to matter), a plain
+// allocate_temp elsewhere.
+template <bool kReuse>
+absl::Status AllocateLargeTemp(tensorflow::OpKernelContext* ctx, tensorflow::DataType dtype,
+                               const tensorflow::TensorShape& shape, ReusedTensor* reused, tensorflow::Tensor* out) {
+  if (!kReuse) return ctx->allocate_temp(dtype, shape, out);
+  return reused->Get(ctx, dtype, shape, out);
+}
+
+// An output from `reused` where kReuse, a plain allocate_output elsewhere.
 template <bool kReuse>
 absl::Status AllocateLargeOutput(tensorflow::OpKernelContext* ctx, const char* name,
                                  const tensorflow::TensorShape& shape, tensorflow::DataType dtype,

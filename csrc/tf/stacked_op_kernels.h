@@ -20,6 +20,10 @@ namespace deeprnn_fast {
 
 namespace internal {
 
+// Whether the op kernels on `Device` hand out their large blocks from kept ones (tf/reused_tensor.h): the CPU only.
+template <typename Device>
+constexpr bool kKeepsLargeBlocks = std::is_same<Device, CpuDevice>::value;
+
 // The cell of an op: fixed by the op's name, and for the tanh/relu RNN's ops by their `activation` attribute.
 inline absl::Status CellOfOp(tensorflow::OpKernelConstruction* ctx, deeprnn::Cell* cell) {
   const std::string& op = ctx->def().op();
@@ -70,12 +74,12 @@ class StackedForwardOp : public tensorflow::OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output("final_states", tensorflow::TensorShape(internal::StatesShape(layout, s)),
                                              &final_states));
     // What only the gradient reads comes from blocks this kernel keeps (tf/reused_tensor.h says why).
+    constexpr bool kKeep = internal::kKeepsLargeBlocks<Device>;
     const tensorflow::DataType dtype = tensorflow::DataTypeToEnum<T>::value;
-    OP_REQUIRES_OK(ctx, internal::AllocateLargeOutput<kReuse>(ctx, "activations",
-                                                              {s.layers, s.time, s.batch, s.hidden}, dtype,
-                                                              &reused_activations_, &activations));
+    OP_REQUIRES_OK(ctx, internal::AllocateLargeOutput<kKeep>(ctx, "activations", {s.layers, s.time, s.batch, s.hidden},
+                                                             dtype, &reused_activations_, &activations));
     if (layout.saved_slots > 0)
-      OP_REQUIRES_OK(ctx, internal::AllocateLargeOutput<kReuse>(
+      OP_REQUIRES_OK(ctx, internal::AllocateLargeOutput<kKeep>(
                               ctx, "gates", {s.layers, s.time, s.batch, layout.saved_slots * s.hidden}, dtype,
                               &reused_saved_, &saved));
     const std::vector<const T*> k = internal::Pointers<T>(kernels), rk = internal::Pointers<T>(recurrent_kernels),
@@ -97,7 +101,6 @@ class StackedForwardOp : public tensorflow::OpKernel {
   }
 
  private:
-  static constexpr bool kReuse = std::is_same<Device, CpuDevice>::value;
   deeprnn::Cell cell_;
   bool zero_output_for_mask_;
   internal::ReusedTensor reused_activations_, reused_saved_;
@@ -167,11 +170,8 @@ class StackedGradOp : public tensorflow::OpKernel {
                                              &grad_initial_states));
     tensorflow::Tensor scratch;
     const tensorflow::TensorShape scratch_shape({Launcher<Device, T>::BackwardScratchSize(cell_, s)});
-    if (kReuse) {
-      OP_REQUIRES_OK(ctx, reused_scratch_.Get(ctx, tensorflow::DataTypeToEnum<T>::value, scratch_shape, &scratch));
-    } else {
-      OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DataTypeToEnum<T>::value, scratch_shape, &scratch));
-    }
+    OP_REQUIRES_OK(ctx, internal::AllocateLargeTemp<internal::kKeepsLargeBlocks<Device>>(
+                            ctx, tensorflow::DataTypeToEnum<T>::value, scratch_shape, &reused_scratch_, &scratch));
 
     const std::vector<const T*> k = internal::Pointers<T>(kernels), rk = internal::Pointers<T>(recurrent_kernels);
     const tensorflow::Tensor* initial_states;
@@ -194,7 +194,6 @@ class StackedGradOp : public tensorflow::OpKernel {
   }
 
  private:
-  static constexpr bool kReuse = std::is_same<Device, CpuDevice>::value;
   deeprnn::Cell cell_;
   bool compute_grad_inputs_;
   bool zero_output_for_mask_;

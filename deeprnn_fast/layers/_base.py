@@ -357,8 +357,7 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
         def keras_masks(kind, rate, widths):
             if not (training and rate > 0):
                 return None
-            return [self._cell_dropout_masks(l, kind, tf.ones(tf.stack([batch, width]), dtype), count)
-                    for l, width in enumerate(widths)]
+            return [self._cell_dropout_masks(l, kind, batch, width, dtype, count) for l, width in enumerate(widths)]
 
         between = None
         if training and self.between_layer_dropout > 0 and self.num_layers > 1:
@@ -401,13 +400,13 @@ class StackedRecurrentBase(CallArgumentChecks, keras.layers.Layer):
         shape = tf.stack([self.num_layers - 1, time, batch, self.units])
         return _dropout_mask(shape, self.between_layer_dropout, self.seed_generator, dtype)
 
-    def _cell_dropout_masks(self, layer, kind, ones, count):
+    def _cell_dropout_masks(self, layer, kind, batch, width, dtype, count):
         """Keras' dropout ("input": `dropout` on the cell's input; "recurrent": `recurrent_dropout` on h_{t-1}) of
-        layer `layer`: `count` masks shaped as `ones` [B, width], as one [count, B, width] tensor (or a list of
+        layer `layer`: `count` masks [batch, width] of `dtype`, as one [count, B, width] tensor (or a list of
         `count` [B, width] tensors), drawn as Keras' DropoutRNNCell draws them: once per call, from the seed
         generator, the same for every step. Tests replace this to hand both sides one set of masks."""
         rate = self.dropout if kind == "input" else self.recurrent_dropout
-        return _dropout_mask(tf.concat([[count], tf.shape(ones)], 0), rate, self.seed_generator, ones.dtype)
+        return _dropout_mask(tf.stack([count, batch, width]), rate, self.seed_generator, dtype)
 
     # ---- weights and config -----------------------------------------------------------------------------------
 

@@ -18,8 +18,9 @@ struct IsaAvx2 : CopiedPartialVectors<IsaAvx2> {
   static constexpr bool kStreamingStores = true;
   // n in [1, lanes): the first n lanes through a masked load, which reads (and faults on) nothing past p + n. The
   // copy through the stack that it replaces stalls on every call (a wide load of narrow stores cannot be forwarded),
-  // and partial rows are common here: the book's 28 input features are 3.5 vectors (layer 0's dropped inputs took
-  // ~20 cycles a row). Partial stores stay copies: a spilled vector read back narrow forwards.
+  // and partial rows are common here: the book's 28 input features are 3.5 vectors (the copy was hot in a profile of
+  // layer 0's dropped inputs; the step's time did not move measurably). Partial stores stay copies: a spilled vector
+  // read back narrow forwards.
   template <typename V, typename T>
   static V LoadPartial(const T* p, int n) {
     if constexpr (sizeof(T) == 4) {
