@@ -252,18 +252,35 @@ struct BackwardPass {
     // Block i's panels [p0, p1) of layer l's weight gradients over k_rows rows: in (the layer's input at those rows,
     // read transposed; for layer 0 with tokens, `token_rows` instead: the token of each row, index_stride apart, and
     // `token_scale` its input dropout, scale_stride apart), prev [k_rows, H] (read transposed), grad_rows [k_rows,
-    // GW].
+    // GW]. Only part `part` of `parts` of the outputs' rows (PartRows); part 0 also takes the bias gradient and the
+    // token rows.
     auto accumulate_weight_grads = [&](Sink& sink, int64_t l, int64_t i, int64_t p0, int64_t p1, const GemmA<T>& in,
                                        const int32_t* token_rows, int64_t index_stride, const T* token_scale,
                                        int64_t scale_stride, int64_t k_rows, const GemmA<T>& prev,
-                                       const T* grad_rows, ScratchBuffer<T>* scratch) {
+                                       const T* grad_rows, ScratchBuffer<T>* scratch, int64_t part = 0,
+                                       int64_t parts = 1) {
       const WeightBlock& block = blocks[i];
       GemmOutput<T> outs[2];
       int num_outs = 0;
-      const bool scatter = block.x_column >= 0 && l == 0 && tokens;
-      if (block.x_column >= 0 && !scatter) outs[num_outs++] = {in, in_size(l), sink.array(2 * l) + block.x_column, G * H};
+      const bool scatter = block.x_column >= 0 && l == 0 && tokens && part == 0;
+      const bool dense_x = block.x_column >= 0 && !(l == 0 && tokens);
+      if (dense_x) outs[num_outs++] = {in, in_size(l), sink.array(2 * l) + block.x_column, G * H};
       if (block.h_column >= 0) outs[num_outs++] = {prev, H, sink.array(2 * l + 1) + block.h_column, G * H};
-      double* sums = sink.sums(l * num_blocks + i);
+      if (parts > 1) {
+        const int64_t rows[2] = {num_outs > 0 ? outs[0].m : 0, num_outs > 1 ? outs[1].m : 0};
+        const std::vector<RowRange> mine = PartRows(rows, num_outs, part, parts, P::kMr);
+        int kept = 0;
+        for (int o = 0; o < num_outs; ++o) {
+          if (mine[o].end <= mine[o].begin) continue;
+          GemmOutput<T> out = outs[o];
+          out.a.data += mine[o].begin * out.a.rs;
+          out.c += mine[o].begin * out.ldc;
+          out.m = mine[o].end - mine[o].begin;
+          outs[kept++] = out;
+        }
+        num_outs = kept;
+      }
+      double* sums = part == 0 ? sink.sums(l * num_blocks + i) : nullptr;
       if (num_outs > 0)
         P::GemmSharedB(outs, num_outs, k_rows, grad_rows + block.column, GW, block.width, p0, p1,
                        scratch->get(GemmScratchSize(p1 - p0, P::kNr, P::kMr, sizeof(T))), sums);
@@ -320,7 +337,7 @@ struct BackwardPass {
           std::copy_n(a.inputs.dense + (b * TT + t) * D, D, inputs_tb.data() + (t * B + b) * D);
     }
     auto chunk_weight_grads = [&](Sink& sink, int64_t l, int64_t i, int64_t p0, int64_t p1, int64_t t0,
-                                  UnitScratch& ws) {
+                                  int64_t part, int64_t parts, UnitScratch& ws) {
       const int64_t t1 = std::min(TT, t0 + chunk);
       if (chunk_per_step) {
         for (int64_t t = t1 - 1; t >= t0; --t) cell_weight_grads(sink, l, i, p0, p1, t, 0, B, ws);
@@ -331,12 +348,12 @@ struct BackwardPass {
       int64_t t = t0;
       if (t == 0) {
         accumulate_weight_grads(sink, l, i, p0, p1, {in, 1, in_rs}, nullptr, 0, nullptr, 0, B,
-                                {prev_state(l, 0, 0), 1, H}, grad(l, 0), &ws.gemm);
+                                {prev_state(l, 0, 0), 1, H}, grad(l, 0), &ws.gemm, part, parts);
         t = 1;
       }
       if (t < t1)
         accumulate_weight_grads(sink, l, i, p0, p1, {in + t * B * in_rs, 1, in_rs}, nullptr, 0, nullptr, 0,
-                                (t1 - t) * B, {h(l, t - 1), 1, H}, grad(l, t), &ws.gemm);
+                                (t1 - t) * B, {h(l, t - 1), 1, H}, grad(l, t), &ws.gemm, part, parts);
     };
 
     auto row_tiles = [](int64_t row_begin, int64_t row_end, int64_t n, int64_t parts) {
@@ -518,6 +535,7 @@ struct BackwardPass {
       Tile tile;          // kCell, kInputGrad; kWeights, kChunkWeights: only its panels are used
       int64_t block = 0;  // kWeights, kChunkWeights: which WeightBlock
       int64_t t = 0;      // kInputGrad: the step; kChunkWeights: the chunk's first step
+      int64_t part = 0, parts = 1;  // kChunkWeights: which part of the outputs' rows (ChunkRowParts)
     };
     auto wavefront = [&](int64_t row_begin, int64_t row_end, bool split, Sink& sink, const ParallelFor& step_for) {
       const int64_t rows = row_end - row_begin;
@@ -570,9 +588,19 @@ struct BackwardPass {
               const int64_t groups =
                   std::min(std::max<int64_t>(1, block_panels / 8),
                            std::max(spread, block_groups(l, blocks[i], split, k_rows)));
+              // Each column group in row parts (ChunkRowParts); with dropout or tokens (one step's rows at a
+              // time, through copies of the dropped operands that every part would repeat) in one.
+              const WeightBlock& block = blocks[i];
+              const int64_t x_rows = block.x_column >= 0 && !(l == 0 && tokens) ? in_size(l) : 0;
+              const int64_t h_rows = block.h_column >= 0 ? H : 0;
+              const int64_t output_tiles = (x_rows + P::kMr - 1) / P::kMr + (h_rows + P::kMr - 1) / P::kMr;
+              const double group_flops = 2.0 * k_rows * (x_rows + h_rows) * block.width / groups;
+              const int64_t parts = chunk_per_step ? 1 : ChunkRowParts(group_flops, output_tiles);
               for (int64_t g = 0; g < groups; ++g)
-                p.units.push_back({kChunkWeights, l,
-                                   {0, 0, block_panels * g / groups, block_panels * (g + 1) / groups}, i, t0});
+                for (int64_t q = 0; q < parts; ++q)
+                  p.units.push_back({kChunkWeights, l,
+                                     {0, 0, block_panels * g / groups, block_panels * (g + 1) / groups}, i, t0, q,
+                                     parts});
             }
             if (want_dx && l == 0)
               for (int64_t t = t0; t < std::min(TT, t0 + chunk); ++t)
@@ -612,7 +640,8 @@ struct BackwardPass {
             } else if (w.kind == kInputGrad) {
               input_grad(w.tile, w.t);
             } else if (w.kind == kChunkWeights) {
-              chunk_weight_grads(sink, w.layer, w.block, w.tile.panel_begin, w.tile.panel_end, w.t, ws);
+              chunk_weight_grads(sink, w.layer, w.block, w.tile.panel_begin, w.tile.panel_end, w.t, w.part,
+                                 w.parts, ws);
             } else {
               cell_weight_grads(sink, w.layer, w.block, w.tile.panel_begin, w.tile.panel_end, s + 1 - w.layer,
                                 row_begin, rows, ws);
