@@ -92,6 +92,7 @@ CHECK = textwrap.dedent('''
             errors[f"{cell}-{dtype}-chunked-tokens"] = case(cell, (100, 15, 11, 20, 2), dtype, tokens=True)
             errors[f"{cell}-{dtype}-masks-dropout"] = case(cell, (9, 5, 6, 21, 2), dtype, modified=True)
             errors[f"{cell}-{dtype}-chunked-masks-dropout"] = case(cell, (100, 15, 6, 21, 2), dtype, modified=True)
+            errors[f"{cell}-{dtype}-row-parts-masks-dropout"] = case(cell, (32, 17, 40, 192, 2), dtype, modified=True)
     print(json.dumps({"isa": _kernels.cpu_isa(), "errors": errors}))
 ''')
 

@@ -249,37 +249,47 @@ struct BackwardPass {
     }
     Sink sink(grad_arrays, sum_sizes);
 
+    // The rows of dWx(l) and dWh(l) that part `part` of `parts` of block i's weight gradients covers: PartRows over
+    // the outputs the block has (dWx's rows first; layer 0's token rows are not a product's), and an empty range
+    // for one it lacks.
+    auto part_rows = [&](int64_t l, int64_t i, int64_t part, int64_t parts) {
+      const WeightBlock& block = blocks[i];
+      const bool dense_x = block.x_column >= 0 && !(l == 0 && tokens), has_h = block.h_column >= 0;
+      std::array<RowRange, 2> out = {RowRange{0, dense_x ? in_size(l) : 0}, RowRange{0, has_h ? H : 0}};
+      if (parts == 1) return out;
+      int64_t rows[2];
+      int num = 0;
+      if (dense_x) rows[num++] = in_size(l);
+      if (has_h) rows[num++] = H;
+      const std::vector<RowRange> mine = PartRows(rows, num, part, parts, P::kMr);
+      int o = 0;
+      if (dense_x) out[0] = mine[o++];
+      if (has_h) out[1] = mine[o++];
+      return out;
+    };
+
     // Block i's panels [p0, p1) of layer l's weight gradients over k_rows rows: in (the layer's input at those rows,
     // read transposed; for layer 0 with tokens, `token_rows` instead: the token of each row, index_stride apart, and
     // `token_scale` its input dropout, scale_stride apart), prev [k_rows, H] (read transposed), grad_rows [k_rows,
-    // GW]. Only part `part` of `parts` of the outputs' rows (PartRows); part 0 also takes the bias gradient and the
-    // token rows.
+    // GW]. Only the rows of part `part` of `parts` (part_rows); part 0 also takes the bias gradient and the token
+    // rows.
     auto accumulate_weight_grads = [&](Sink& sink, int64_t l, int64_t i, int64_t p0, int64_t p1, const GemmA<T>& in,
                                        const int32_t* token_rows, int64_t index_stride, const T* token_scale,
                                        int64_t scale_stride, int64_t k_rows, const GemmA<T>& prev,
                                        const T* grad_rows, ScratchBuffer<T>* scratch, int64_t part = 0,
                                        int64_t parts = 1) {
       const WeightBlock& block = blocks[i];
+      const std::array<RowRange, 2> mine = part_rows(l, i, part, parts);
       GemmOutput<T> outs[2];
       int num_outs = 0;
       const bool scatter = block.x_column >= 0 && l == 0 && tokens && part == 0;
-      const bool dense_x = block.x_column >= 0 && !(l == 0 && tokens);
-      if (dense_x) outs[num_outs++] = {in, in_size(l), sink.array(2 * l) + block.x_column, G * H};
-      if (block.h_column >= 0) outs[num_outs++] = {prev, H, sink.array(2 * l + 1) + block.h_column, G * H};
-      if (parts > 1) {
-        const int64_t rows[2] = {num_outs > 0 ? outs[0].m : 0, num_outs > 1 ? outs[1].m : 0};
-        const std::vector<RowRange> mine = PartRows(rows, num_outs, part, parts, P::kMr);
-        int kept = 0;
-        for (int o = 0; o < num_outs; ++o) {
-          if (mine[o].end <= mine[o].begin) continue;
-          GemmOutput<T> out = outs[o];
-          out.a.data += mine[o].begin * out.a.rs;
-          out.c += mine[o].begin * out.ldc;
-          out.m = mine[o].end - mine[o].begin;
-          outs[kept++] = out;
-        }
-        num_outs = kept;
-      }
+      auto add_output = [&](const GemmA<T>& a, const RowRange& r, int64_t array, int64_t column) {
+        if (r.end <= r.begin) return;
+        outs[num_outs++] = {{a.data + r.begin * a.rs, a.rs, a.cs}, r.end - r.begin,
+                            sink.array(array) + r.begin * G * H + column, G * H};
+      };
+      add_output(in, mine[0], 2 * l, block.x_column);
+      add_output(prev, mine[1], 2 * l + 1, block.h_column);
       double* sums = part == 0 ? sink.sums(l * num_blocks + i) : nullptr;
       if (num_outs > 0)
         P::GemmSharedB(outs, num_outs, k_rows, grad_rows + block.column, GW, block.width, p0, p1,
@@ -292,7 +302,8 @@ struct BackwardPass {
     // The weight gradients of block i of cell (l, t) over batch rows [row_begin, row_begin + rows): with dropout,
     // the dropped operands are first copied into the unit's scratch.
     auto cell_weight_grads = [&](Sink& sink, int64_t l, int64_t i, int64_t p0, int64_t p1, int64_t t,
-                                 int64_t row_begin, int64_t rows, UnitScratch& ws) {
+                                 int64_t row_begin, int64_t rows, UnitScratch& ws, int64_t part = 0,
+                                 int64_t parts = 1) {
       const WeightBlock& block = blocks[i];
       const int64_t in = in_size(l);
       GemmA<T> x = l == 0 ? GemmA<T>{tokens ? nullptr : a.inputs.dense + row_begin * TT * D + t * D, 1, TT * D}
@@ -305,6 +316,8 @@ struct BackwardPass {
       const T* drop_between = block.x_column >= 0 && l > 0 ? between(l - 1, t) : nullptr;
       const T* drop_h = block.h_column >= 0 ? recurrent_mask(l, hc) : nullptr;
       if ((drop_x || drop_between) || drop_h) {
+        // Only the columns the part's products read: its rows of dWx and dWh (part_rows).
+        const std::array<RowRange, 2> mine = part_rows(l, i, part, parts);
         T* copies = ws.operands.get(rows * (in + H));
         if (drop_x && tokens && l == 0) {
           for (int64_t r = 0; r < rows; ++r) copies[r] = drop_x[(row_begin + r) * D + token_rows[r * TT]];
@@ -312,16 +325,17 @@ struct BackwardPass {
         } else if (drop_x || drop_between) {
           const T* first = drop_x ? drop_x + row_begin * in : drop_between + row_begin * H;
           const T* second = drop_x && drop_between ? drop_between + row_begin * H : nullptr;
-          P::Multiply(copies, in, x.data, x.cs, first, in, second, H, rows, 0, in);
+          P::Multiply(copies, in, x.data, x.cs, first, in, second, H, rows, mine[0].begin, mine[0].end);
           x = {copies, 1, in};
         }
         if (drop_h) {
-          P::Multiply(copies + rows * in, H, hp.data, H, drop_h + row_begin * H, H, nullptr, 0, rows, 0, H);
+          P::Multiply(copies + rows * in, H, hp.data, H, drop_h + row_begin * H, H, nullptr, 0, rows, mine[1].begin,
+                      mine[1].end);
           hp = {copies + rows * in, 1, H};
         }
       }
       accumulate_weight_grads(sink, l, i, p0, p1, x, token_rows, TT, token_scale, 1, rows, hp,
-                              grad(l, t) + row_begin * GW, &ws.gemm);
+                              grad(l, t) + row_begin * GW, &ws.gemm, part, parts);
     };
 
     // Chunked: block i's panels [p0, p1) of layer l's weight gradients over the chunk of steps starting at t0, whose
@@ -340,7 +354,7 @@ struct BackwardPass {
                                   int64_t part, int64_t parts, UnitScratch& ws) {
       const int64_t t1 = std::min(TT, t0 + chunk);
       if (chunk_per_step) {
-        for (int64_t t = t1 - 1; t >= t0; --t) cell_weight_grads(sink, l, i, p0, p1, t, 0, B, ws);
+        for (int64_t t = t1 - 1; t >= t0; --t) cell_weight_grads(sink, l, i, p0, p1, t, 0, B, ws, part, parts);
         return;
       }
       const int64_t in_rs = in_size(l);
@@ -588,14 +602,14 @@ struct BackwardPass {
               const int64_t groups =
                   std::min(std::max<int64_t>(1, block_panels / 8),
                            std::max(spread, block_groups(l, blocks[i], split, k_rows)));
-              // Each column group in row parts (ChunkRowParts); with dropout or tokens (one step's rows at a
-              // time, through copies of the dropped operands that every part would repeat) in one.
+              // Each column group in row parts (ChunkRowParts). With dropout, every part copies the dropped
+              // operands of its steps again: B (in + H) values a step, against the part's ~32 MFLOP.
               const WeightBlock& block = blocks[i];
               const int64_t x_rows = block.x_column >= 0 && !(l == 0 && tokens) ? in_size(l) : 0;
               const int64_t h_rows = block.h_column >= 0 ? H : 0;
               const int64_t output_tiles = (x_rows + P::kMr - 1) / P::kMr + (h_rows + P::kMr - 1) / P::kMr;
               const double group_flops = 2.0 * k_rows * (x_rows + h_rows) * block.width / groups;
-              const int64_t parts = chunk_per_step ? 1 : ChunkRowParts(group_flops, output_tiles);
+              const int64_t parts = ChunkRowParts(group_flops, output_tiles);
               for (int64_t g = 0; g < groups; ++g)
                 for (int64_t q = 0; q < parts; ++q)
                   p.units.push_back({kChunkWeights, l,

@@ -5,6 +5,7 @@
 #define DEEPRNN_ENGINE_CPU_ENGINE_DEPS_H_
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
