@@ -80,19 +80,20 @@ CHECK = textwrap.dedent('''
             # counts whose last register tile of the weight gradients has 2, 3, 10 or 11 rows (with the other
             # shapes here, every row count of AVX-512's 12-row tile occurs), and chunked weight gradients whose
             # ring of grad slots wraps (B = 100: chunks of 6 steps, [0, 6), [6, 12), [12, 15), in a ring of 12), and
-            # chunk products cut into row parts (B = 32: a 16-step chunk's 512 rows against 40 + 192 and 192 + 192
-            # weight rows, 46 and 75 MFLOP a layer: 2 and 3 parts of kChunkPartFlops, wavefront.h, with a part
-            # boundary inside dWx's rows and one inside dWh's).
+            # chunk products cut into row parts (B = 32: a 16-step chunk's 512 rows against 40 + 256 and 256 + 256
+            # weight rows, 78 and 134 MFLOP a layer for tanh: 3 and 5 parts of kChunkPartFlops, wavefront.h, with
+            # part boundaries inside dWx's rows and dWh's; the GRU's and LSTM's grad slots are 4 KB rows there),
+            # and rows of 4 KB or 8 KB for every cell (H = 512), whose grad slots the backward pads.
             for name, shape in (("ragged", (13, 4, 7, 37, 2)), ("narrow", (5, 3, 4, 9, 3)),
                                 ("blocks", (301, 3, 5, 9, 2)), ("tails", (6, 3, 10, 11, 2)),
                                 ("short tails", (6, 3, 2, 3, 2)), ("chunks", (100, 15, 7, 16, 2)),
-                                ("row parts", (32, 17, 40, 192, 2))):
+                                ("row parts", (32, 17, 40, 256, 2)), ("4 KB rows", (3, 4, 5, 512, 2))):
                 errors[f"{cell}-{dtype}-{name}"] = case(cell, shape, dtype)
             errors[f"{cell}-{dtype}-tokens"] = case(cell, (260, 3, 11, 20, 2), dtype, tokens=True)
             errors[f"{cell}-{dtype}-chunked-tokens"] = case(cell, (100, 15, 11, 20, 2), dtype, tokens=True)
             errors[f"{cell}-{dtype}-masks-dropout"] = case(cell, (9, 5, 6, 21, 2), dtype, modified=True)
             errors[f"{cell}-{dtype}-chunked-masks-dropout"] = case(cell, (100, 15, 6, 21, 2), dtype, modified=True)
-            errors[f"{cell}-{dtype}-row-parts-masks-dropout"] = case(cell, (32, 17, 40, 192, 2), dtype, modified=True)
+            errors[f"{cell}-{dtype}-row-parts-masks-dropout"] = case(cell, (32, 17, 40, 256, 2), dtype, modified=True)
     print(json.dumps({"isa": _kernels.cpu_isa(), "errors": errors}))
 ''')
 

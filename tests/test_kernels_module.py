@@ -35,7 +35,9 @@ def _run_cpu(p, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize("shape", [(2, 5, 3, 7, 3), (1, 4, 6, 16, 2), (3, 1, 2, 5, 1), (4, 6, 5, 33, 1),
-                                   (2, 2, 3, 4, 4), (2, 0, 3, 4, 2), (0, 3, 2, 4, 2)])
+                                   (2, 2, 3, 4, 4), (2, 0, 3, 4, 2), (0, 3, 2, 4, 2),
+                                   # rows of 4 KB: the backward pads its grad slots' rows (GradRowStride)
+                                   (2, 3, 4, 1024, 2)])
 def test_cpu_passes_match_oracle(dtype, activation, shape):
     rng = np.random.default_rng()
     p = oracle.random_problem(rng, *shape, dtype=dtype, activation=activation)

@@ -173,6 +173,9 @@ template <typename T>
 void StackedBackwardCpu(const BackwardArgs<T>& args, T* scratch, const ParallelFor& parallel_for);
 
 int64_t StackedBackwardCpuScratchSize(Cell cell, const Shape& shape, int element_bytes);
+// The row stride, in values, of the grad slots at the start of that scratch ([L, cells, B, stride]): the cell's
+// grad slots times H, padded by a cache line where that is a multiple of 4 KB.
+int64_t StackedBackwardCpuGradRowStride(Cell cell, int64_t hidden, int element_bytes);
 
 // The instruction set the CPU passes run on: "avx512", "avx2" or "generic" (baseline x86-64 or any other target),
 // the best the processor has, chosen once per process. DEEPRNN_FAST_CPU_ISA=avx512|avx2|generic forces one (an

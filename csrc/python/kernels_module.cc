@@ -410,9 +410,11 @@ void BackwardCpu(const Problem& p, const BackwardHandles& h, bool optional) {
   py::gil_scoped_release release;
   std::vector<T> scratch(static_cast<size_t>(deeprnn::StackedBackwardCpuScratchSize(p.cell, p.shape, sizeof(T))));
   deeprnn::StackedBackwardCpu<T>(args, scratch.data(), deeprnn::SerialFor);
-  if (grad_slots != nullptr) {
-    const size_t cells = static_cast<size_t>(p.shape.layers * p.shape.time * p.shape.batch * p.shape.hidden);
-    std::copy_n(scratch.data(), std::min(cells, scratch.size()), grad_slots);
+  if (grad_slots != nullptr) {  // the scratch's rows are `ld` apart (padded where a multiple of 4 KB)
+    const int64_t H = p.shape.hidden, ld = deeprnn::StackedBackwardCpuGradRowStride(p.cell, H, sizeof(T));
+    const int64_t rows = std::min(p.shape.layers * p.shape.time * p.shape.batch,
+                                  static_cast<int64_t>(scratch.size()) / ld);
+    for (int64_t r = 0; r < rows; ++r) std::copy_n(scratch.data() + r * ld, H, grad_slots + r * H);
   }
 }
 
