@@ -32,7 +32,7 @@ CHECK = textwrap.dedent('''
     REFERENCE = {"tanh": reference.stacked_rnn, "relu": reference.stacked_rnn, "gru": reference.stacked_gru,
                  "lstm": reference.stacked_lstm}
 
-    def case(cell, shape, dtype, tokens=False, modified=False, seed=0):
+    def case(cell, shape, dtype, tokens=False, modified=False, masked=False, seed=0):
         B, T, D, H, L = shape
         rng = np.random.default_rng(seed)
         layout = _validate.CELLS[cell]
@@ -51,6 +51,8 @@ CHECK = textwrap.dedent('''
                         recurrent_dropout=[keep(1, B, H) for _ in range(L)])
             if L > 1:
                 mods["between_dropout"] = keep(L - 1, T, B, H)
+        elif masked:  # a mask alone: the states' own operand copies carry the masked rows (no dropped copies)
+            mods = dict(mask=rng.random((B, T)) > 0.25)
 
         def run(fn, dt):
             as_t = lambda a: tf.constant(a, dt)
@@ -83,17 +85,20 @@ CHECK = textwrap.dedent('''
             # chunk products cut into row parts (B = 32: a 16-step chunk's 512 rows against 40 + 256 and 256 + 256
             # weight rows, 78 and 134 MFLOP a layer for tanh: 3 and 5 parts of kChunkPartFlops, wavefront.h, with
             # part boundaries inside dWx's rows and dWh's; the GRU's and LSTM's grad slots are 4 KB rows there),
-            # and rows of 4 KB or 8 KB for every cell (H = 512), whose grad slots the backward pads.
+            # and rows of 4 KB or 8 KB (H = 1024; T D = 1024 for the batch-major inputs): the forward reads padded
+            # copies of h and of the inputs (AliasFreeRowStride), the backward pads its grad slots.
             for name, shape in (("ragged", (13, 4, 7, 37, 2)), ("narrow", (5, 3, 4, 9, 3)),
                                 ("blocks", (301, 3, 5, 9, 2)), ("tails", (6, 3, 10, 11, 2)),
                                 ("short tails", (6, 3, 2, 3, 2)), ("chunks", (100, 15, 7, 16, 2)),
-                                ("row parts", (32, 17, 40, 256, 2)), ("4 KB rows", (3, 4, 5, 512, 2))):
+                                ("row parts", (32, 17, 40, 256, 2)), ("4 KB rows", (3, 8, 128, 1024, 2))):
                 errors[f"{cell}-{dtype}-{name}"] = case(cell, shape, dtype)
             errors[f"{cell}-{dtype}-tokens"] = case(cell, (260, 3, 11, 20, 2), dtype, tokens=True)
             errors[f"{cell}-{dtype}-chunked-tokens"] = case(cell, (100, 15, 11, 20, 2), dtype, tokens=True)
             errors[f"{cell}-{dtype}-masks-dropout"] = case(cell, (9, 5, 6, 21, 2), dtype, modified=True)
             errors[f"{cell}-{dtype}-chunked-masks-dropout"] = case(cell, (100, 15, 6, 21, 2), dtype, modified=True)
             errors[f"{cell}-{dtype}-row-parts-masks-dropout"] = case(cell, (32, 17, 40, 256, 2), dtype, modified=True)
+            errors[f"{cell}-{dtype}-4KB-rows-masks-dropout"] = case(cell, (3, 8, 128, 1024, 2), dtype, modified=True)
+            errors[f"{cell}-{dtype}-4KB-rows-masks"] = case(cell, (3, 8, 128, 1024, 2), dtype, masked=True)
     print(json.dumps({"isa": _kernels.cpu_isa(), "errors": errors}))
 ''')
 

@@ -36,7 +36,7 @@ def _run_cpu(p, dtype):
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize("shape", [(2, 5, 3, 7, 3), (1, 4, 6, 16, 2), (3, 1, 2, 5, 1), (4, 6, 5, 33, 1),
                                    (2, 2, 3, 4, 4), (2, 0, 3, 4, 2), (0, 3, 2, 4, 2),
-                                   # rows of 4 KB: the backward pads its grad slots' rows (GradRowStride)
+                                   # rows of 4 KB: the backward pads its grad slots' rows (AliasFreeRowStride)
                                    (2, 3, 4, 1024, 2)])
 def test_cpu_passes_match_oracle(dtype, activation, shape):
     rng = np.random.default_rng()

@@ -52,7 +52,7 @@ struct GruCell::Cpu {
           store_gate(g + 2 * H + c, kLanes, n);
           store_gate(g + 3 * H + c, kLanes, q);
         }
-        for (int d = 0; d < 3; ++d)
+        for (int d = 0; d < cpu::kStateDestinations; ++d)
           if (tile.out[0][d]) {
             T* row = tile.out[0][d] + i * tile.out_ld[0][d] + j;
             for (int v = 0; v < 4; ++v) S::Store(row + v * kLanes, h[v]);
@@ -69,7 +69,7 @@ struct GruCell::Cpu {
         store_gate(g + H + j, c, r);
         store_gate(g + 2 * H + j, c, n);
         store_gate(g + 3 * H + j, c, q);
-        for (int d = 0; d < 3; ++d)
+        for (int d = 0; d < cpu::kStateDestinations; ++d)
           if (tile.out[0][d]) S::StoreN(tile.out[0][d] + i * tile.out_ld[0][d] + j, c, h);
       }
     }

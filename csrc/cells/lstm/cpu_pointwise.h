@@ -35,7 +35,7 @@ struct LstmCell::Cpu {
       else
         S::StoreN(g + s * H + j, count, gates[s]);
     }
-    for (int d = 0; d < 3; ++d) {
+    for (int d = 0; d < cpu::kStateDestinations; ++d) {
       if (tile.out[1][d]) S::StoreN(tile.out[1][d] + i * tile.out_ld[1][d] + j, count, c);
       if (tile.out[0][d]) S::StoreN(tile.out[0][d] + i * tile.out_ld[0][d] + j, count, h);
     }

@@ -81,7 +81,7 @@ struct BackwardPass {
   static void Run(const BackwardArgs<T>& a, T* scratch, const ParallelFor& parallel_for) {
     const Shape& shape = a.shape;
     const int64_t B = shape.batch, TT = shape.time, D = shape.input, H = shape.hidden, L = shape.layers;
-    const int64_t GW = GradRowStride(GS * H, sizeof(T));  // one row of grad slots, and the padding after it
+    const int64_t GW = AliasFreeRowStride(GS * H, sizeof(T));  // one row of grad slots, and the padding after it
     auto in_size = [&](int64_t l) { return l == 0 ? D : H; };
     for (int64_t l = 0; l < L; ++l) {
       std::fill_n(a.grad_weights.kernels[l], in_size(l) * G * H, T(0));

@@ -58,7 +58,7 @@ struct ForwardPass {
     if (spec.gather_scale) spec.gather_scale += rows;
     if (spec.h) spec.h += rows * spec.h_ld;
     if (spec.takes) spec.takes += rows * spec.takes_stride;
-    for (int d = 0; d < 3; ++d)
+    for (int d = 0; d < kTileDestinations; ++d)
       if (spec.dst[d]) spec.dst[d] += rows * spec.dst_ld[d];
     return spec;
   }
@@ -67,7 +67,7 @@ struct ForwardPass {
     if (pass.saved) pass.saved += rows * pass.saved_ld;
     for (int s = 0; s < 2; ++s) {
       if (pass.prev[s]) pass.prev[s] += rows * pass.prev_ld[s];
-      for (int d = 0; d < 3; ++d)
+      for (int d = 0; d < kStateDestinations; ++d)
         if (pass.out[s][d]) pass.out[s][d] += rows * pass.out_ld[s][d];
     }
     return pass;
@@ -116,36 +116,56 @@ struct ForwardPass {
     // The dropped operands (see the top of this file): copy c of layer l's recurrent operand made from h(l, t), and
     // of its input operand made from h(l - 1, t), in the buffer of t's parity (t = -1, the initial state: parity 1).
     // Layer 0's dense inputs are dropped by each tile that reads them (they have no producing tile).
+    // Their rows are HP apart: H, or more where H values are a multiple of 4 KB (AliasFreeRowStride), and then the
+    // tiles also read h as a copy with HP-apart rows: padded(l, t) in the buffer of t's parity, written by the tile
+    // that produces h(l, t) as one more destination (the initial states before the wavefront). Layer 0's dense
+    // inputs, whose rows are T D apart, are read from a time-major copy where that stride is a multiple of 4 KB.
     const bool drop_x = mod.input_dropout != nullptr || mod.between_dropout != nullptr;
     const bool drop_h = mod.recurrent_dropout != nullptr;
-    std::vector<T> dropped_h(drop_h ? L * 2 * h_copies * B * H : 0);
-    std::vector<T> dropped_x(drop_x ? L * 2 * x_copies * B * H : 0);
+    const int64_t HP = AliasFreeRowStride(H, sizeof(T));
+    const bool pad = HP != H;
+    std::vector<T> dropped_h(drop_h ? L * 2 * h_copies * B * HP : 0);
+    std::vector<T> dropped_x(drop_x ? L * 2 * x_copies * B * HP : 0);
+    std::vector<T> padded(pad ? L * 2 * B * HP : 0);
     auto parity = [](int64_t t) { return (t + 2) % 2; };
     auto dropped_h_of = [&](int64_t l, int64_t t, int c) {
-      return dropped_h.data() + ((l * 2 + parity(t)) * h_copies + c) * B * H;
+      return dropped_h.data() + ((l * 2 + parity(t)) * h_copies + c) * B * HP;
     };
     auto dropped_x_of = [&](int64_t l, int64_t t, int c) {
-      return dropped_x.data() + ((l * 2 + parity(t)) * x_copies + c) * B * H;
+      return dropped_x.data() + ((l * 2 + parity(t)) * x_copies + c) * B * HP;
     };
+    auto padded_of = [&](int64_t l, int64_t t) { return padded.data() + (l * 2 + parity(t)) * B * HP; };
     if (drop_h)
       for (int64_t l = 0; l < L; ++l)
         for (int c = 0; c < h_copies; ++c)
-          P::Multiply(dropped_h_of(l, -1, c), H, a.initial_states + l * NS * B * H, H,
+          P::Multiply(dropped_h_of(l, -1, c), HP, a.initial_states + l * NS * B * H, H,
                       mod.recurrent_dropout[l] + c * B * H, H, nullptr, 0, B, 0, H);
+    if (pad)
+      for (int64_t l = 0; l < L; ++l)
+        for (int64_t b = 0; b < B; ++b)
+          std::copy_n(a.initial_states + (l * NS * B + b) * H, H, padded_of(l, -1) + b * HP);
+    const int64_t DP = AliasFreeRowStride(D, sizeof(T));
+    std::vector<T> inputs_tm;
+    if (!tokens && AliasFreeRowStride(TT * D, sizeof(T)) != TT * D) {
+      inputs_tm.resize(TT * B * DP);
+      for (int64_t t = 0; t < TT; ++t)
+        for (int64_t b = 0; b < B; ++b)
+          std::copy_n(a.inputs.dense + (b * TT + t) * D, D, inputs_tm.data() + (t * B + b) * DP);
+    }
     // What cell (l, t)'s tile writes of them once its states are final: its rows and units of h(l, t) times the
     // masks of the two cells that read it.
     auto drop_outputs = [&](int64_t l, int64_t t, int64_t r0, int64_t m, int64_t j0, int64_t j1) {
       const T* h_rows = a.activations + (l * TT + t) * B * H + r0 * H;
       if (drop_h)
         for (int c = 0; c < h_copies; ++c)
-          P::Multiply(dropped_h_of(l, t, c) + r0 * H, H, h_rows, H, mod.recurrent_dropout[l] + (c * B + r0) * H, H,
+          P::Multiply(dropped_h_of(l, t, c) + r0 * HP, HP, h_rows, H, mod.recurrent_dropout[l] + (c * B + r0) * H, H,
                       nullptr, 0, m, j0, j1);
       if (!drop_x || l + 1 == L) return;
       const T* between = mod.between_dropout ? mod.between_dropout + (l * TT + t) * B * H + r0 * H : nullptr;
       for (int c = 0; c < x_copies; ++c) {
         const T* drop = mod.input_dropout ? mod.input_dropout[l + 1] + (c * B + r0) * H : nullptr;
-        P::Multiply(dropped_x_of(l + 1, t, c) + r0 * H, H, h_rows, H, drop ? drop : between, H, drop ? between : nullptr,
-                    H, m, j0, j1);
+        P::Multiply(dropped_x_of(l + 1, t, c) + r0 * HP, HP, h_rows, H, drop ? drop : between, H,
+                    drop ? between : nullptr, H, m, j0, j1);
       }
     };
 
@@ -171,8 +191,10 @@ struct ForwardPass {
       GemmA<T> x[4], h[4];
       const T** gathered = nullptr;  // [2m]: each row's kernel row, then the same shifted to the slot's gate
       const T* scales[4] = {nullptr, nullptr, nullptr, nullptr};
-      const T* x_base = l == 0 ? a.inputs.dense + r0 * TT * D + t * D : state(l - 1, t, 0) + r0 * H;
-      const int64_t x_ld = l == 0 ? TT * D : H;
+      const T* x_base = l > 0 ? (pad ? padded_of(l - 1, t) + r0 * HP : state(l - 1, t, 0) + r0 * H)
+                        : !inputs_tm.empty() ? inputs_tm.data() + (t * B + r0) * DP
+                                             : a.inputs.dense + r0 * TT * D + t * D;
+      const int64_t x_ld = l > 0 ? (pad ? HP : H) : !inputs_tm.empty() ? DP : TT * D;
       if (l == 0 && tokens) {
         gathered = ws.gathered.get(2 * m);
         for (int64_t i = 0; i < m; ++i)
@@ -193,12 +215,14 @@ struct ForwardPass {
           x[c] = {copies + c * m * D, D, 1};
         }
       } else if (l > 0 && drop_x) {
-        for (int c = 0; c < x_copies; ++c) x[c] = {dropped_x_of(l, t, c) + r0 * H, H, 1};
+        for (int c = 0; c < x_copies; ++c) x[c] = {dropped_x_of(l, t, c) + r0 * HP, HP, 1};
       } else {
         x[0] = {x_base, x_ld, 1};
       }
       if (drop_h) {
-        for (int c = 0; c < h_copies; ++c) h[c] = {dropped_h_of(l, t - 1, c) + r0 * H, H, 1};
+        for (int c = 0; c < h_copies; ++c) h[c] = {dropped_h_of(l, t - 1, c) + r0 * HP, HP, 1};
+      } else if (pad) {
+        h[0] = {padded_of(l, t - 1) + r0 * HP, HP, 1};
       } else {
         h[0] = {state(l, t - 1, 0) + r0 * H, H, 1};
       }
@@ -234,6 +258,10 @@ struct ForwardPass {
           spec.dst[2] = a.final_states + (l * NS * B + r0) * H;
           spec.dst_ld[2] = H;
         }
+        if (pad) {
+          spec.dst[3] = padded_of(l, t) + r0 * HP;
+          spec.dst_ld[3] = HP;
+        }
         for (const RowRun& run : runs)
           P::CellTile(FromRow(spec, run.begin), run.end - run.begin, H, tile.panel_begin, tile.panel_end);
       } else {
@@ -258,6 +286,10 @@ struct ForwardPass {
           pass.out[0][1] = a.outputs + (r0 * TT + t) * H;
           pass.out_ld[0][1] = TT * H;
         }
+        if (pad) {
+          pass.out[0][3] = padded_of(l, t) + r0 * HP;
+          pass.out_ld[0][3] = HP;
+        }
         for (const RowRun& run : runs) {
           for (int p = 0; p < NP; ++p) {
             TileSpec<T> spec;
@@ -279,6 +311,7 @@ struct ForwardPass {
           const T* prev = state(l, t - 1, s) + b * state_ld(t - 1, s);
           std::copy(prev + j0, prev + j1, state(l, t, s) + b * state_ld(t, s) + j0);
           if (last) std::copy(prev + j0, prev + j1, a.final_states + ((l * NS + s) * B + b) * H + j0);
+          if (s == 0 && pad) std::copy(prev + j0, prev + j1, padded_of(l, t) + b * HP + j0);
         }
         if (top) {
           T* out = a.outputs + (b * TT + t) * H;

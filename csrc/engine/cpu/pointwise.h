@@ -8,6 +8,8 @@
 namespace deeprnn {
 namespace cpu {
 
+constexpr int kStateDestinations = 4;
+
 template <typename T>
 struct PointwiseForward {
   const T* pre = nullptr;  // the pre-activation slots, slot p at column p * hidden
@@ -19,8 +21,9 @@ struct PointwiseForward {
   bool stream_saved = false;
   const T* prev[2] = {nullptr, nullptr};  // the previous states (h, and c for a second state)
   int64_t prev_ld[2] = {0, 0};
-  T* out[2][3] = {{nullptr, nullptr, nullptr}, {nullptr, nullptr, nullptr}};  // new state s to out[s][0..2]
-  int64_t out_ld[2][3] = {{0, 0, 0}, {0, 0, 0}};
+  // New state s to out[s][0..3]: the state, the output, the final state, the padded operand copy (forward.h).
+  T* out[2][kStateDestinations] = {};
+  int64_t out_ld[2][kStateDestinations] = {};
   int64_t hidden = 0;
 };
 

@@ -199,7 +199,7 @@ struct Products {
             StoreRow(spec.dst[1] + row * spec.dst_ld[1] + j0, nr, takes ? V{} : v0, takes ? V{} : v1);
             continue;
           }
-          for (int d = 0; d < 3; ++d)
+          for (int d = 0; d < kTileDestinations; ++d)
             if (spec.dst[d]) StoreRow(spec.dst[d] + row * spec.dst_ld[d] + j0, nr, v0, v1);
         }
       }

@@ -16,7 +16,7 @@ int64_t ScratchSizeOf(const Shape& shape, int element_bytes) {
   const int64_t weight_bytes = element_bytes * LargestLayerWeights(shape, layout.gates);
   const int64_t cells = GradCells(shape.batch, shape.time, weight_bytes);
   const int64_t cell_values = shape.batch * shape.hidden;
-  int64_t size = shape.layers * cells * shape.batch * GradRowStride(Cell::kGradSlots * shape.hidden, element_bytes);
+  int64_t size = shape.layers * cells * shape.batch * AliasFreeRowStride(Cell::kGradSlots * shape.hidden, element_bytes);
   size += shape.layers * 2 * cell_values;                             // dh (also the tanh/relu cell's, for masks)
   if (layout.states > 1) size += shape.layers * 2 * cell_values;      // dc
   return size;
@@ -26,7 +26,7 @@ int64_t ScratchSizeOf(const Shape& shape, int element_bytes) {
 
 int64_t StackedBackwardCpuGradRowStride(Cell cell, int64_t hidden, int element_bytes) {
   const int slots = cell == Cell::kGru ? GruCell::kGradSlots : cell == Cell::kLstm ? LstmCell::kGradSlots : 1;
-  return GradRowStride(slots * hidden, element_bytes);
+  return AliasFreeRowStride(slots * hidden, element_bytes);
 }
 
 int64_t StackedBackwardCpuScratchSize(Cell cell, const Shape& shape, int element_bytes) {

@@ -85,8 +85,8 @@ class ScratchBuffer {
 // One fused pass over a tile of a product's output [rows, n]: the sum of up to kMaxTileProducts products
 // A_s op(B_s) (op(B_s) packed), each optionally scaled elementwise by up to two matrices, plus a broadcast bias row,
 // up to two added matrices and up to one gathered row per output row, then an elementwise epilogue, stored to up to
-// three destinations. A tanh/relu forward cell is bias + two products -> phi -> (state, output, final state); its
-// backward cell is two added gradients + two products (each through its dropout masks, if any) -> times phi'(z) ->
+// kTileDestinations destinations. A tanh/relu forward cell is bias + two products -> phi -> (state, output, final
+// state, padded copy); its backward cell is two added gradients + two products (each through its dropout masks, if any) -> times phi'(z) ->
 // dZ. Nothing is written twice and no pass re-reads the tile.
 // kMaskedActivationGrad: a masked backward step. A row that takes the step stores dZ = result * phi'(z) to dst[0]
 // and zero to dst[1] (its h_{t-1} gets its gradient through the products only); a row that does not stores zero
@@ -106,6 +106,8 @@ struct TileProduct {
 
 // Both sides of a GRU or LSTM backward cell with one dropout mask per gate: 2 x 4 products.
 constexpr int kMaxTileProducts = 8;
+// Where a tile's result goes (TileSpec::dst).
+constexpr int kTileDestinations = 4;
 
 template <typename T>
 struct TileSpec {
@@ -122,8 +124,10 @@ struct TileSpec {
   int64_t h_ld = 0;
   const uint8_t* takes = nullptr;  // kMaskedActivationGrad: row r takes the step if takes[r * takes_stride] != 0
   int64_t takes_stride = 0;
-  T* dst[3] = {nullptr, nullptr, nullptr};  // overwritten; dst[0] is required
-  int64_t dst_ld[3] = {0, 0, 0};
+  // Overwritten; dst[0] is required. The forward's: the state, the output, the final state and the state's
+  // padded operand copy (forward.h).
+  T* dst[kTileDestinations] = {nullptr, nullptr, nullptr, nullptr};
+  int64_t dst_ld[kTileDestinations] = {0, 0, 0, 0};
 
   // Appends a product through up to two scales (null: none). The engine's tiles have at most 2 G products.
   void AddProduct(const GemmA<T>& a, const PackedB<T>* b, const T* scale0 = nullptr, int64_t scale0_ld = 0,

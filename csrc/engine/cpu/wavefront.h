@@ -138,12 +138,12 @@ inline std::vector<RowRange> PartRows(const int64_t* rows, int num, int64_t part
   return out;
 }
 
-// The row stride of the backward's grad slots (`values` a row): padded by a cache line where it is a multiple of
-// 4 KB. The data gradients read those rows as the A operand of a register tile, kMr rows at a time at the same
-// column: rows 4 KB apart all fall into one set of the 8-way L1 and evict each other at every line (the tanh cell's
-// at H = 1024, the GRU's and LSTM's four slots at H = 256). The same kernel ran the forward at H = 1040 at 80
-// GFLOP/s and at H = 1024 at 69 (one Zen 4 core, 2026-12-04).
-inline int64_t GradRowStride(int64_t values, int64_t element_bytes) {
+// The row stride for a matrix of `values` a row that register tiles read as their A operand, kMr rows at a time at
+// the same column: padded by a cache line where it is a multiple of 4 KB, since rows 4 KB apart all fall into one set
+// of the 8-way L1 and evict each other at every line. The backward's grad slots (the tanh cell's at H = 1024, the
+// GRU's and LSTM's four slots at H = 256) and the forward's operand copies take it. One Zen 4 core ran the same
+// forward at H = 1040 at 80 GFLOP/s and at H = 1024 at 69 (2026-12-04).
+inline int64_t AliasFreeRowStride(int64_t values, int64_t element_bytes) {
   return values * element_bytes % 4096 == 0 ? values + 64 / element_bytes : values;
 }
 
